@@ -1,0 +1,105 @@
+"""``oafetch run``: a batch from a file (or stdin) with progress, summary and clean Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from oafetch.config import Config
+from oafetch.errors import InputError
+from oafetch.runstats import RunStats
+from oafetch.works import InputLine, read_input
+
+log = logging.getLogger("oafetch")
+
+_active: list[threading.Event] = []
+
+
+def request_stop() -> None:
+    """Ask every running batch to stop admitting works and abandon in-flight downloads."""
+    for event in list(_active):
+        event.set()
+
+
+def _lines(args: argparse.Namespace, config: Config) -> Iterator[InputLine]:
+    if getattr(args, "openalex_filter", None):
+        from oafetch.resolvers.openalex_query import openalex_works
+
+        return openalex_works(config, args.openalex_filter)
+    if not args.input:
+        raise InputError("no input: give a file of identifiers, - for stdin, or --openalex-filter")
+    return read_input(args.input, fmt=args.format, column=args.column)
+
+
+def _summary_table(stats: RunStats, elapsed: float) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(stderr=False)
+    data = stats.as_dict()
+    table = Table(title=f"oafetch run {stats.run_id}", show_header=True)
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    for outcome, count in sorted(data["outcomes"].items()):
+        table.add_row(f"outcome {outcome}", str(count))
+    for reason, count in sorted(data["reasons"].items(), key=lambda kv: -kv[1]):
+        table.add_row(f"  reason {reason}", str(count))
+    for resolver, count in sorted(data["success_by_resolver"].items(), key=lambda kv: -kv[1]):
+        table.add_row(f"  stored via {resolver}", str(count))
+    table.add_row("yield", f"{data['yield_pct']:.1f} %")
+    table.add_row("bytes stored", f"{data['bytes_stored'] / 1e6:.1f} MB")
+    table.add_row("time", f"{elapsed:.1f} s")
+    console.print(table)
+
+
+def run_batch(args: argparse.Namespace, config: Config) -> int:
+    """Run the batch the arguments describe; return the exit code."""
+    from oafetch.downloader import Downloader
+
+    lines = _lines(args, config)
+    started = time.time()
+    dry = bool(args.dry_run or args.list_only)
+    with Downloader(config, resume=args.resume) as dl:
+        _active.append(dl.cancel)
+        try:
+            results = dl.run(lines, dry_run=dry, max_works=args.max)
+            _drive(results, dl.stats, quiet=getattr(args, "quiet", False))
+        finally:
+            _active.remove(dl.cancel)
+        stats = dl.stats
+        interrupted = dl.cancel.is_set()
+    _summary_table(stats, time.time() - started)
+    print(f"outputs in {config.out_dir}/ (manifest.jsonl, attempts.csv, summary.json"
+          + (", telemetry.sqlite, spans.jsonl)" if config.telemetry.enabled else ")"))
+    if interrupted:
+        print("interrupted: run `oafetch run` again with the same --out to resume", file=sys.stderr)
+        return 130
+    return 0
+
+
+def _drive(results: Iterator[Any], stats: RunStats, *, quiet: bool) -> None:
+    if sys.stderr.isatty() and not quiet:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        columns = (TextColumn("[bold]oafetch"), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("{task.fields[rate]:.1f}/s yield {task.fields[yield_]:.0f}%"),
+                   TimeElapsedColumn())
+        with Progress(*columns, transient=True) as progress:
+            task = progress.add_task("works", total=None, rate=0.0, yield_=0.0)
+            start = time.monotonic()
+            for _ in results:
+                elapsed = max(1e-6, time.monotonic() - start)
+                progress.update(task, completed=stats.done, rate=stats.done / elapsed,
+                                yield_=stats.yield_pct)
+        return
+    last = time.monotonic()
+    for _ in results:
+        now = time.monotonic()
+        if now - last >= 5 and not quiet:
+            last = now
+            log.info("progress: %d works done, yield %.1f%%", stats.done, stats.yield_pct)

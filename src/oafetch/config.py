@@ -1,0 +1,311 @@
+"""One frozen configuration tree, loaded from ``oafetch.toml`` + ``OAFETCH_*`` env + flags.
+
+Precedence, in one place (:meth:`Config.settings_customise_sources`): keyword arguments (the
+CLI's flags) > environment (``OAFETCH_MAILTO``, ``OAFETCH_HTTP__READ_TIMEOUT_S`` …, nested with
+``__``) > the TOML file > defaults. Every object is frozen. A bad value fails at start with a
+:class:`~oafetch.errors.ConfigError` naming the key, the rule and the value.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import os
+import tomllib
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
+from pydantic_settings import (
+    BaseSettings,
+    InitSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from oafetch._version import __version__
+from oafetch.errors import ConfigError
+from oafetch.rates import DEFAULT_RATES, RatePolicy, parse_rate
+
+PROJECT_URL = "https://github.com/oafetch/oafetch"
+KIB = 1024
+MIB = 1024 * KIB
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class HttpConfig(_Frozen):
+    """The shared HTTP client: identity, timeouts, pool limits, redirects."""
+
+    user_agent: str | None = None  # default: "oafetch/<ver> (+<url>; mailto:<mailto>)"
+    connect_timeout_s: float = Field(10.0, gt=0, le=600)
+    read_timeout_s: float = Field(30.0, gt=0, le=3600)
+    write_timeout_s: float = Field(30.0, gt=0, le=3600)
+    pool_timeout_s: float = Field(30.0, gt=0, le=3600)
+    max_connections: int = Field(64, ge=1, le=4096)
+    max_keepalive_connections: int = Field(32, ge=0, le=4096)
+    max_redirects: int = Field(10, ge=0, le=50)
+    verify_tls: bool = True
+    # Refuse redirects from public hosts into loopback/private/link-local addresses (SSRF).
+    block_private_redirects: bool = True
+
+
+class PolitenessConfig(_Frozen):
+    """Rate limiting switches; per-host policies live in the ``[rates]`` table."""
+
+    enabled: bool = True
+    default_rate: str = "1/s"
+    max_wait_s: float = Field(60.0, ge=0, le=86400)  # a longer wait defers the request (rate-budget)
+    adapt_to_headers: bool = True  # slow down to x-rate-limit-* headers when they ask for less
+
+    @field_validator("default_rate")
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        parse_rate(value)
+        return value
+
+
+class RetryConfig(_Frozen):
+    """Retries for 429/502/503/504, timeouts and connection errors; capped in count and time."""
+
+    attempts: int = Field(4, ge=1, le=20)
+    total_s: float = Field(120.0, gt=0, le=3600)
+    backoff_initial_s: float = Field(0.5, ge=0, le=60)
+    backoff_max_s: float = Field(30.0, ge=0, le=600)
+    jitter_s: float = Field(0.5, ge=0, le=60)
+    retry_after_cap_s: float = Field(60.0, ge=0, le=3600)
+
+
+class BreakerConfig(_Frozen):
+    """Per-host circuit breakers: ``fail_max`` consecutive 5xx/transport failures open it."""
+
+    enabled: bool = True
+    fail_max: int = Field(5, ge=1, le=1000)
+    reset_timeout_s: float = Field(60.0, gt=0, le=86400)
+
+
+class DownloadConfig(_Frozen):
+    """What a body must be to be stored."""
+
+    max_bytes: int = Field(512 * MIB, ge=1)
+    min_pdf_bytes: int = Field(1 * KIB, ge=0)
+    accept: tuple[Literal["pdf", "html", "xml"], ...] = ("pdf",)
+    fsync: bool = True  # durable: fsync before the rename that publishes a file
+    chunk_bytes: int = Field(256 * KIB, ge=4 * KIB, le=64 * MIB)
+    content_addressed: bool = False  # store as <sha256[:2]>/<sha256>.pdf instead of by work id
+
+    @field_validator("accept")
+    @classmethod
+    def _accept(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError("must list at least one kind (pdf, html, xml)")
+        return value
+
+
+class RobotsConfig(_Frozen):
+    """robots.txt for landing and artifact fetches (never for documented API endpoints)."""
+
+    enabled: bool = True
+    ttl_s: float = Field(86400.0, gt=0)
+    error_ttl_s: float = Field(600.0, gt=0)  # how long a 5xx/unreachable robots.txt disallows
+    max_crawl_delay_s: float = Field(60.0, ge=0)
+
+
+class TelemetryConfig(_Frozen):
+    """Where telemetry goes. The local store (SQLite + JSONL) is the embedded default."""
+
+    enabled: bool = True
+    sqlite: bool = True  # <out>/telemetry.sqlite
+    jsonl: bool = True  # <out>/spans.jsonl
+    otlp_endpoint: str | None = None  # default: OTEL_EXPORTER_OTLP_ENDPOINT
+    otlp_timeout_s: float = Field(2.0, gt=0, le=60)
+    metrics_port: int | None = Field(None, ge=0, le=65535)  # Prometheus endpoint for a live run
+    metrics_host: str = "127.0.0.1"
+    service_name: str = "oafetch"
+
+
+class ResolverSettings(BaseModel):
+    """``[resolvers.<name>]``: ``enabled``, ``base_url``, credentials and endpoint keys.
+
+    Further keys are the endpoints a source needs; each resolver validates its own keys.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    enabled: bool = True
+    base_url: str | None = None
+    api_key: SecretStr | None = None
+    email: str | None = None
+    timeout_s: float | None = Field(None, gt=0, le=600)
+
+
+class TierConfig(_Frozen):
+    """One tier of the fallback chain."""
+
+    name: str
+    sources: tuple[str, ...]
+    parallel: bool = True
+
+
+class FallbackConfig(_Frozen):
+    """The fallback orchestrator's tiers and budgets (empty ``tiers``: the built-in default)."""
+
+    tiers: tuple[TierConfig, ...] = ()
+    total_budget_s: float = Field(180.0, gt=0, le=86400)
+    max_attempts: int = Field(24, ge=1, le=1000)
+    per_source_timeout_s: float = Field(60.0, gt=0, le=3600)
+    max_rate_wait_s: float = Field(30.0, ge=0, le=86400)
+
+
+_toml_data: ContextVar[dict[str, Any]] = ContextVar("oafetch_toml_data", default={})
+
+
+class Config(BaseSettings):
+    """Everything oafetch can be told. Build with :meth:`Config.load` or keyword arguments."""
+
+    model_config = SettingsConfigDict(
+        frozen=True,
+        extra="forbid",
+        env_prefix="OAFETCH_",
+        env_nested_delimiter="__",
+    )
+
+    mailto: str | None = None
+    out_dir: Path = Path("oafetch-out")
+    workers: int = Field(8, ge=1, le=512)
+    http: HttpConfig = HttpConfig()
+    politeness: PolitenessConfig = PolitenessConfig()
+    rates: dict[str, str] = Field(default_factory=dict)
+    retry: RetryConfig = RetryConfig()
+    breaker: BreakerConfig = BreakerConfig()
+    download: DownloadConfig = DownloadConfig()
+    robots: RobotsConfig = RobotsConfig()
+    telemetry: TelemetryConfig = TelemetryConfig()
+    resolvers: dict[str, ResolverSettings] = Field(default_factory=dict)
+    fallback: FallbackConfig = FallbackConfig()
+    slo: dict[str, float] = Field(default_factory=dict)
+
+    @field_validator("mailto")
+    @classmethod
+    def _mailto(cls, value: str | None) -> str | None:
+        if value is not None and (value.count("@") != 1 or " " in value.strip()):
+            raise ValueError("must be an email address like you@example.org")
+        return value.strip() if value else value
+
+    @field_validator("rates")
+    @classmethod
+    def _rates(cls, value: dict[str, str]) -> dict[str, str]:
+        for host, text in value.items():
+            try:
+                parse_rate(text)
+            except ValueError as exc:
+                raise ValueError(f"rate {host!r}: {exc} (got {text!r})") from None
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # flags > env > oafetch.toml > defaults
+        return init_settings, env_settings, InitSettingsSource(settings_cls, _toml_data.get())
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str] | None = None, **overrides: Any) -> Config:
+        """Load ``path`` (default: ``./oafetch.toml`` if it exists), env and ``overrides``.
+
+        ``None`` overrides are ignored, so CLI flags that were not given do not mask the file.
+
+        Raises:
+            ConfigError: the file is unreadable or a value breaks a rule.
+        """
+        data: dict[str, Any] = {}
+        file = Path(path) if path is not None else Path("oafetch.toml")
+        if path is not None or file.exists():
+            try:
+                data = tomllib.loads(file.read_text(encoding="utf-8"))
+            except FileNotFoundError:
+                raise ConfigError(f"config file {file} does not exist") from None
+            except (OSError, UnicodeDecodeError) as exc:
+                raise ConfigError(f"config file {file} cannot be read: {exc}") from None
+            except tomllib.TOMLDecodeError as exc:
+                raise ConfigError(f"config file {file} is not valid TOML: {exc}") from None
+        token = _toml_data.set(data)
+        try:
+            return cls(**{k: v for k, v in overrides.items() if v is not None})
+        except ValidationError as exc:
+            raise _config_error(exc, source=str(file) if data else None) from None
+        finally:
+            _toml_data.reset(token)
+
+    # -- derived values ------------------------------------------------------------------------
+    @property
+    def user_agent(self) -> str:
+        """The User-Agent every request carries: tool, version, project URL and mailto."""
+        if self.http.user_agent:
+            return self.http.user_agent
+        contact = f"; mailto:{self.mailto}" if self.mailto else ""
+        return f"oafetch/{__version__} (+{PROJECT_URL}{contact})"
+
+    def rate_policy(self, key: str) -> RatePolicy:
+        """The configured policy for a host (or rate group) key, else the default rate."""
+        text = self.rates.get(key) or DEFAULT_RATES.get(key) or self.politeness.default_rate
+        return parse_rate(text)
+
+    def resolver(self, name: str) -> ResolverSettings:
+        """Settings for one resolver (defaults when the table is absent)."""
+        return self.resolvers.get(name) or ResolverSettings()
+
+    @property
+    def config_hash(self) -> str:
+        """A short hash of everything that changes what is fetched (not paths, not secrets)."""
+        dumped = self.model_dump(mode="json", exclude={"out_dir", "workers", "telemetry"})
+        for settings in dumped.get("resolvers", {}).values():
+            settings.pop("api_key", None)
+        blob = json.dumps(dumped, sort_keys=True, default=str).encode()
+        return hashlib.sha256(blob).hexdigest()[:12]
+
+
+def _config_error(exc: ValidationError, source: str | None) -> ConfigError:
+    lines = []
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"])
+        value = err.get("input")
+        if err["type"] == "extra_forbidden":
+            lines.append(f"unknown key {key!r}{_suggest(err['loc'])}")
+            continue
+        rule = err["msg"].removeprefix("Value error, ")
+        if "(got " in rule:  # the rule already quotes the offending value
+            lines.append(f"{key}: {rule}")
+            continue
+        shown = "<secret>" if "api_key" in key else repr(value)
+        lines.append(f"{key}: {rule} (got {shown})")
+    where = f" in {source}" if source else ""
+    return ConfigError(f"invalid configuration{where}:\n  " + "\n  ".join(lines))
+
+
+def _suggest(loc: tuple[int | str, ...]) -> str:
+    model: type[BaseModel] = Config
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part))
+        annotation = field.annotation if field else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return ""
+        model = annotation
+    close = difflib.get_close_matches(str(loc[-1]), list(model.model_fields), n=1)
+    return f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(model.model_fields)}"

@@ -1,0 +1,242 @@
+"""A verified download of one candidate URL: stream → hash → classify → atomic publish.
+
+The body streams into a temp file beside its target while sha256 is computed and the first and
+last bytes are kept for :func:`~oafetch.classify.classify`. ``Content-Length`` over the size
+policy is refused before reading; a body that grows past it is aborted mid-stream. A short body
+is a ``size-mismatch``. Only a body whose bytes pass the verdict is published; everything else
+is deleted and reported with its reason. Body time and bytes are measured in an ``oafetch.body``
+span (the CLIENT span ends when the headers arrive).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import BinaryIO
+
+import httpx
+
+from oafetch.classify import HEAD_BYTES, TAIL_BYTES, Verdict, classify, verdict
+from oafetch.config import DownloadConfig
+from oafetch.errors import FetchError
+from oafetch.http.client import HttpClient
+from oafetch.http.errors import check_status, is_challenge, translate
+from oafetch.http.transports import META
+from oafetch.http.urls import redact_url
+from oafetch.manifest import AttemptRow
+from oafetch.storage import Storage, Stored, disk_error
+from oafetch.telemetry import names
+from oafetch.tokens import Kind, Reason, Role, Status
+
+MAX_HTML_KEEP = 2 * 1024 * 1024  # landing pages larger than this are not parsed for links
+
+RecordAttempt = Callable[[AttemptRow], None]
+
+
+@dataclass(frozen=True)
+class BodyOutcome:
+    """What one successful HTTP exchange delivered, and whether it was stored."""
+
+    url: str  # final URL after redirects
+    http_status: int
+    content_type: str
+    verdict: Verdict
+    size: int
+    sha256: str
+    stored: Stored | None
+    html: str | None = None  # kept for landing-page parsing when the body is HTML
+    elapsed_ms: float = 0.0
+
+
+def _content_length(response: httpx.Response) -> int | None:
+    value = response.headers.get("content-length")
+    if value is None or "content-encoding" in response.headers:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        return None
+
+
+class _Body:
+    """Streams a response into a temp file, keeping hash, size, head and tail."""
+
+    def __init__(self, fh: BinaryIO, max_bytes: int) -> None:
+        self.fh = fh
+        self.max_bytes = max_bytes
+        self.sha = hashlib.sha256()
+        self.size = 0
+        self.head = bytearray()
+        self.tail = b""
+
+    def feed(self, chunk: bytes, url: str) -> None:
+        self.size += len(chunk)
+        if self.size > self.max_bytes:
+            raise FetchError(
+                Reason.POLICY_SIZE,
+                f"body of {redact_url(url)} exceeds max_bytes={self.max_bytes}; aborted",
+                status=Status.DOWNLOAD_ERROR,
+            )
+        self.sha.update(chunk)
+        if len(self.head) < HEAD_BYTES:
+            self.head += chunk[: HEAD_BYTES - len(self.head)]
+        self.tail = (self.tail + chunk)[-TAIL_BYTES:] if len(chunk) < TAIL_BYTES else chunk[-TAIL_BYTES:]
+        self.fh.write(chunk)
+
+
+def download(
+    http: HttpClient,
+    url: str,
+    *,
+    work_id: str,
+    storage: Storage,
+    policy: DownloadConfig,
+    source: str,
+    role: Role = Role.ARTIFACT,
+    record: RecordAttempt | None = None,
+    max_rate_wait_s: float | None = None,
+) -> BodyOutcome:
+    """Fetch ``url`` with retries and store its body if it is what the policy accepts.
+
+    Returns:
+        A :class:`BodyOutcome`; ``stored`` is ``None`` when the verdict refused the body
+        (HTML served as PDF, a challenge page, a truncated PDF …).
+
+    Raises:
+        FetchError: the request or the transfer failed (after retries where retryable).
+    """
+    tracer = http.telemetry.tracer
+
+    def attempt(retry_count: int) -> BodyOutcome:
+        started = time.perf_counter()
+        try:
+            response = http.send(
+                "GET", url, role=role, stream=True, retry_count=retry_count,
+                max_rate_wait_s=max_rate_wait_s,
+            )
+        except FetchError as exc:
+            if record:
+                record(AttemptRow(source, url, "GET", exc.status, exc.reason,
+                                  http_status=exc.http_status,
+                                  elapsed_ms=(time.perf_counter() - started) * 1000))
+            raise
+        meta = response.request.extensions.get(META, {})
+        try:
+            ctype = response.headers.get("content-type", "")
+            declared = _content_length(response)
+            try:
+                check_status(response)
+            except FetchError as exc:
+                _record(record, source, url, exc.status, exc.reason, response, started)
+                raise
+            if declared is not None and declared > policy.max_bytes:
+                _record(record, source, url, Status.DOWNLOAD_ERROR, Reason.POLICY_SIZE, response, started)
+                raise FetchError(
+                    Reason.POLICY_SIZE,
+                    f"{redact_url(url)} declares {declared} bytes > max_bytes={policy.max_bytes}",
+                    http_status=response.status_code,
+                )
+            temp, fh = storage.open_temp(work_id)
+            body = _Body(fh, policy.max_bytes)
+            published = False
+            try:
+                with tracer.start_as_current_span(names.SPAN_BODY) as span:
+                    if meta.get("client_span_id"):
+                        span.set_attribute(names.BODY_HTTP_SPAN_ID, meta["client_span_id"])
+                    try:
+                        for chunk in response.iter_bytes():
+                            if http.cancel.is_set():
+                                raise FetchError(Reason.CANCELLED, "run interrupted mid-download")
+                            body.feed(chunk, url)
+                    except httpx.HTTPError as exc:
+                        if declared is not None and body.size < declared:
+                            raise FetchError(
+                                Reason.SIZE_MISMATCH,
+                                f"{redact_url(url)}: got {body.size} of {declared} bytes",
+                                status=Status.SIZE_MISMATCH, http_status=response.status_code,
+                            ) from None
+                        raise translate(exc, url) from None
+                    except OSError as exc:
+                        raise disk_error(exc, temp) from exc
+                    finally:
+                        span.set_attribute(names.BODY_BYTES, body.size)
+                if declared is not None and body.size != declared:
+                    raise FetchError(
+                        Reason.SIZE_MISMATCH,
+                        f"{redact_url(url)}: got {body.size} bytes, Content-Length says {declared}",
+                        status=Status.SIZE_MISMATCH, http_status=response.status_code,
+                    )
+                try:
+                    fh.flush()
+                    if policy.fsync:
+                        os.fsync(fh.fileno())
+                finally:
+                    fh.close()
+                found = classify(bytes(body.head), body.tail)
+                decision = verdict(
+                    found, size=body.size, accept=policy.accept,
+                    min_pdf_bytes=policy.min_pdf_bytes, challenge_header=is_challenge(response),
+                )
+                html = None
+                if found.kind is Kind.HTML and not decision.ok and body.size <= MAX_HTML_KEEP:
+                    html = temp.read_bytes().decode(response.encoding or "utf-8", errors="replace")
+                sha = body.sha.hexdigest()
+                stored = None
+                if decision.ok:
+                    stored = storage.publish(temp, work_id=work_id, kind=found.kind, sha256=sha)
+                    published = True
+                elapsed = (time.perf_counter() - started) * 1000
+                _record(
+                    record, source, url,
+                    Status.HTTP_200 if decision.ok else Status.DOWNLOAD_ERROR,
+                    decision.reason, response, started, size=body.size,
+                )
+                return BodyOutcome(
+                    url=str(response.url), http_status=response.status_code, content_type=ctype,
+                    verdict=decision, size=body.size, sha256=sha, stored=stored, html=html,
+                    elapsed_ms=elapsed,
+                )
+            except FetchError as exc:
+                _record(record, source, url, exc.status, exc.reason, response, started, size=body.size)
+                raise
+            finally:
+                if not fh.closed:
+                    fh.close()
+                if not published:
+                    storage.discard(temp)
+        finally:
+            response.close()
+
+    def on_retry(number: int, sleep_s: float, reason: Reason, error: FetchError) -> None:
+        if record:
+            record(AttemptRow(source, url, "GET", Status.RETRY, reason, http_status=error.http_status))
+
+    return http.retrying(attempt, on_retry=on_retry)
+
+
+def _record(
+    record: RecordAttempt | None,
+    source: str,
+    url: str,
+    status: Status,
+    reason: Reason,
+    response: httpx.Response,
+    started: float,
+    *,
+    size: int | None = None,
+) -> None:
+    if record is None:
+        return
+    record(
+        AttemptRow(
+            resolver=source, url=url, verb="GET", status=status, reason=reason,
+            http_status=response.status_code,
+            content_type=response.headers.get("content-type"),
+            elapsed_ms=(time.perf_counter() - started) * 1000,
+            bytes_written=size,
+            content_length_hdr=_content_length(response),
+        )
+    )

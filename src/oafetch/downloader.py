@@ -1,0 +1,353 @@
+"""The front door of the library: :class:`Downloader` runs works through the pipeline.
+
+One ``Downloader`` is one *run*: one output directory (locked), one HTTP client, one
+``oafetch.run`` span, one ``manifest.jsonl``/``attempts.csv`` appender, one ``summary.json`` at
+close. ``fetch()`` does one work on the calling thread; ``run()`` streams many through the
+scheduler and yields results as they finish.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+
+from oafetch._version import __version__
+from oafetch.config import Config
+from oafetch.fallback import Fallback
+from oafetch.http.client import HttpClient
+from oafetch.lock import DirLock
+from oafetch.manifest import AttemptRow, AttemptsWriter, ManifestWriter, PriorOutcome, load_prior
+from oafetch.resolvers.base import Resolver
+from oafetch.resolvers.registry import build_resolvers
+from oafetch.results import DownloadResult
+from oafetch.runstats import RunStats
+from oafetch.storage import Storage
+from oafetch.telemetry import names
+from oafetch.telemetry.context import identity
+from oafetch.telemetry.runtime import Telemetry
+from oafetch.tokens import Outcome, Reason
+from oafetch.works import InputLine, Work, as_works, parse_work
+
+log = logging.getLogger("oafetch")
+
+_MIME = {"pdf": "application/pdf", "html": "text/html", "xml": "application/xml"}
+
+
+def new_run_id() -> str:
+    """A sortable, unique run id: ``20261122T010203-a1b2c3``."""
+    return time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + secrets.token_hex(3)
+
+
+class Downloader:
+    """Fetch open-access full texts into ``config.out_dir``.
+
+    Args:
+        config: the configuration (default: ``Config.load()``).
+        resume: skip works the output directory's manifest already has stored and verified.
+        resolvers: replace the configured resolvers (plug-ins, tests).
+        transport: innermost httpx transport (tests).
+        telemetry: ``None`` sets up oafetch's own providers per ``config.telemetry``; pass
+            ``Telemetry.noop()`` to disable, or a handle from ``oafetch.telemetry.install``.
+
+    Raises:
+        OutputDirLocked: another run is using the output directory.
+        ConfigError: a resolver table names an unknown source or key.
+    """
+
+    def __init__(
+        self,
+        config: Config | None = None,
+        *,
+        resume: bool = True,
+        resolvers: dict[str, Resolver] | None = None,
+        transport: Any = None,
+        telemetry: Telemetry | None = None,
+        cache: Any = None,
+        run_id: str | None = None,
+    ) -> None:
+        self.config = config or Config.load()
+        self.run_id = run_id or new_run_id()
+        self.out_dir = Path(self.config.out_dir)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self._lock = DirLock(self.out_dir)
+        self._lock.acquire()
+        self._closed = False
+        self.cancel = threading.Event()
+        try:
+            self._session: Any = None
+            if telemetry is None and self.config.telemetry.enabled:
+                from oafetch.telemetry.setup import TelemetrySession
+
+                self._session = TelemetrySession.start(self.config.telemetry, self.out_dir)
+                telemetry = self._session.telemetry
+            self.telemetry = telemetry or Telemetry.noop()
+            if resolvers is None:
+                resolvers, self.notes = build_resolvers(self.config)
+            else:
+                self.notes = []
+            for note in self.notes:
+                log.warning("%s", note)
+            secrets_ = tuple(
+                s for s in (getattr(r, "secret", None) for r in resolvers.values()) if s
+            )
+            self.http = HttpClient(
+                self.config,
+                self.telemetry,
+                tracer_provider=getattr(self._session, "tracer_provider", None),
+                meter_provider=getattr(self._session, "meter_provider", None),
+                transport=transport,
+                cache=cache,
+                cancel=self.cancel,
+                secrets=secrets_,
+            )
+            self.storage = Storage(
+                self.out_dir,
+                fsync=self.config.download.fsync,
+                content_addressed=self.config.download.content_addressed,
+            )
+            self.storage.prepare()
+            self.prior: dict[str, PriorOutcome] = (
+                load_prior(self.out_dir / "manifest.jsonl") if resume else {}
+            )
+            for prior in self.prior.values():
+                if prior.outcome == Outcome.SUCCESS and prior.sha256 and prior.path:
+                    self.storage.remember(prior.sha256, prior.path)
+            self.manifest = ManifestWriter(self.out_dir / "manifest.jsonl")
+            self.attempts = AttemptsWriter(self.out_dir / "attempts.csv", self.run_id)
+            self.stats = RunStats(self.run_id)
+            self._pool = ThreadPoolExecutor(
+                max_workers=max(4, self.config.workers * 2), thread_name_prefix="oafetch-source"
+            )
+            self.fallback = Fallback(
+                resolvers, http=self.http, storage=self.storage, config=self.config,
+                pool=self._pool, record=self._record_attempt,
+            )
+            self._run_span = self.telemetry.tracer.start_span(
+                names.SPAN_RUN,
+                attributes={
+                    names.RUN_ID: self.run_id,
+                    names.CONFIG_HASH: self.config.config_hash,
+                    names.VERSION: __version__,
+                },
+            )
+            self._run_ctx = trace.set_span_in_context(self._run_span)
+        except BaseException:
+            self._lock.release()
+            raise
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def __enter__(self) -> Downloader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> dict[str, Any]:
+        """End the run: flush telemetry (run_summary), write ``summary.json``, release the lock."""
+        if self._closed:
+            return {}
+        self._closed = True
+        summary = self.stats.as_dict()
+        try:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._run_span.set_attribute(names.OUTCOME, "interrupted" if self.cancel.is_set() else "done")
+            self._run_span.end()
+            self.http.close()
+            self.manifest.close(fsync=self.config.download.fsync)
+            self.attempts.close(fsync=self.config.download.fsync)
+            if self._session is not None:
+                self._session.flush()
+                summary["spans_dropped"] = self._session.spans_dropped
+            summary["config_hash"] = self.config.config_hash
+            summary["oafetch_version"] = __version__
+            _write_json(self.out_dir / "summary.json", summary)
+        finally:
+            if self._session is not None:
+                self._session.shutdown()
+            self._lock.release()
+        return summary
+
+    # -- one work -------------------------------------------------------------------------------
+    def fetch(self, work: str | Work, *, dry_run: bool = False) -> DownloadResult:
+        """Fetch one work on the calling thread."""
+        item = work if isinstance(work, Work) else None
+        line = InputLine(1, item) if item else next(iter(as_works([str(work)])))
+        return self.process(line, dry_run=dry_run)
+
+    def process(self, line: InputLine, *, dry_run: bool = False) -> DownloadResult:
+        """Run one input line through the pipeline and record its outcome. Never raises."""
+        if line.work is None:
+            result = DownloadResult(
+                work_id=f"line:{line.line}", outcome=Outcome.ERROR, reason=Reason.BAD_INPUT,
+                message=f"line {line.line}: {line.error}", line=line.line,
+            )
+            log.warning("input line %s skipped: %s", line.line, line.error)
+            self.stats.add(result)
+            return result
+        token = otel_context.attach(self._run_ctx)
+        try:
+            with identity(run_id=self.run_id, work_id=line.work.work_id,
+                          artifact_id=line.work.artifact_id):
+                result = self._process(line.work, line.line, dry_run)
+        except Exception as exc:  # the batch must go on whatever happens to one work
+            log.exception("work %s failed unexpectedly", line.work.work_id)
+            result = DownloadResult(
+                work_id=line.work.work_id, outcome=Outcome.ERROR, reason=Reason.DOWNLOAD_ERROR,
+                message=f"internal error: {type(exc).__name__}: {exc}", line=line.line,
+            )
+        finally:
+            otel_context.detach(token)
+        self.stats.add(result)
+        return result
+
+    def _resumed(self, work: Work) -> DownloadResult | None:
+        prior = self.prior.get(work.work_id)
+        if prior is None or prior.outcome != Outcome.SUCCESS or not prior.path:
+            return None
+        path = self.out_dir / prior.path
+        expected = prior.row.get("bytes")
+        if not path.is_file() or (expected is not None and path.stat().st_size != expected):
+            return None
+        row = prior.row
+        return DownloadResult(
+            work_id=work.work_id, outcome=Outcome.SUCCESS, reason=Reason.RESUMED,
+            message="stored by an earlier run", path=path, sha256=prior.sha256,
+            bytes=expected, content_type=row.get("content_type"), resolver=row.get("resolver"),
+            url=row.get("url"), dedupe_action="kept",
+        )
+
+    def _process(self, work: Work, line: int | None, dry_run: bool) -> DownloadResult:
+        if (resumed := self._resumed(work)) is not None:
+            return resumed
+        tracer = self.telemetry.tracer
+        started = time.perf_counter()
+        with tracer.start_as_current_span(
+            names.SPAN_WORK,
+            attributes={names.WORK_ID: work.work_id, names.ARTIFACT_ID: work.artifact_id},
+        ) as span:
+            resolution = self.fallback.resolve(work, dry_run=dry_run)
+            body, cand = resolution.body, resolution.candidate
+            stored = body.stored if body else None
+            ttfp = (time.perf_counter() - started) * 1000 if stored else None
+            result = DownloadResult(
+                work_id=work.work_id,
+                outcome=resolution.outcome,
+                reason=resolution.reason,
+                message=resolution.message,
+                path=stored.path if stored else None,
+                sha256=body.sha256 if stored and body else None,
+                bytes=body.size if stored and body else None,
+                content_type=_MIME.get(body.verdict.kind.value) if stored and body else None,
+                resolver=cand.source if cand else None,
+                url=(body.url if body else cand.url if cand else
+                     resolution.candidates[0].url if resolution.candidates else None),
+                dedupe_action=stored.dedupe.value if stored else None,
+                ttfp_ms=ttfp,
+                trace_id=format(span.get_span_context().trace_id, "032x")
+                if span.get_span_context().is_valid else None,
+                version=cand.version if cand else None,
+                license=cand.license if cand else None,
+                host_type=cand.host_type if cand else None,
+                line=line,
+                input=work.raw or None,
+            )
+            attrs = {
+                names.OUTCOME: str(result.outcome), names.REASON: str(result.reason),
+                names.RESOLVER: result.resolver, names.CONTENT_TYPE: result.content_type,
+                names.BYTES: result.bytes, names.SHA256: result.sha256,
+                names.FINAL_PATH: stored.relpath if stored else None,
+                names.DEDUPE_ACTION: result.dedupe_action, names.TTFP_MS: ttfp,
+            }
+            span.set_attributes({k: v for k, v in attrs.items() if v is not None})
+        if self.telemetry.enabled:
+            self.telemetry.instruments.downloads.add(
+                1, {"outcome": str(result.outcome), "reason": str(result.reason),
+                    "resolver": result.resolver or "none"},
+            )
+            if result.bytes:
+                self.telemetry.instruments.download_size.record(result.bytes)
+        self._write_manifest(result, stored.relpath if stored else None, dry_run, work)
+        return result
+
+    def _write_manifest(self, result: DownloadResult, relpath: str | None, dry_run: bool, work: Work) -> None:
+        row = result.to_dict()
+        row.update(
+            run_id=self.run_id, artifact_id=work.artifact_id, ok=result.ok, path=relpath,
+            html_paths=[], config_hash=self.config.config_hash, dry_run=dry_run,
+            message=_scrub(result.message, self.http.secrets),
+        )
+        self.manifest.write(row)
+
+    def _record_attempt(self, row: AttemptRow) -> None:
+        self.attempts.write(row)
+
+    # -- many works -----------------------------------------------------------------------------
+    def run(
+        self,
+        works: Iterable[str | Work] | Iterable[InputLine],
+        *,
+        dry_run: bool = False,
+        max_works: int | None = None,
+    ) -> Iterator[DownloadResult]:
+        """Fetch many works concurrently; yield each result as it finishes.
+
+        ``works`` is streamed (never loaded whole): strings, :class:`Work` objects or
+        :class:`~oafetch.works.InputLine` items from :func:`~oafetch.works.read_input`.
+        """
+        from oafetch.scheduler import Scheduler
+
+        lines = _as_lines(works)
+        if max_works is not None:
+            lines = _take(lines, max_works)
+        scheduler = Scheduler(self, workers=self.config.workers)
+        yield from scheduler.run(lines, dry_run=dry_run)
+
+
+def _as_lines(items: Iterable[Any]) -> Iterator[InputLine]:
+    number = 0
+    for item in items:
+        number += 1
+        if isinstance(item, InputLine):
+            yield item
+        elif isinstance(item, Work):
+            yield InputLine(number, item)
+        else:
+            yield _line(number, str(item))
+
+
+def _line(number: int, text: str) -> InputLine:
+    try:
+        return InputLine(number, parse_work(text, line=number))
+    except Exception as exc:
+        return InputLine(number, None, str(exc))
+
+
+def _take(lines: Iterator[InputLine], limit: int) -> Iterator[InputLine]:
+    for count, line in enumerate(lines):
+        if count >= limit:
+            return
+        yield line
+
+
+def _scrub(text: str, secrets_: tuple[str, ...]) -> str:
+    from oafetch.http.urls import scrub
+
+    return scrub(text, secrets_)
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    import json
+    import os
+
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(tmp, path)

@@ -1,0 +1,331 @@
+"""The fallback orchestrator: ask sources tier by tier until one copy is verified and stored.
+
+Tiers run in order (default: direct OA → repositories → landing pages → archive). Inside a
+parallel tier every source runs at once on the shared source pool; the first *verified* download
+wins and the others stop at their next checkpoint (before any further request). Budgets bound a
+work (total time, number of downloads, per-source time); gates skip a source whose API host has
+an open breaker or whose next rate slot is further away than the rate budget. A PMCID tries PMC
+first, an arXiv id tries arXiv first. A candidate URL (canonical form) is fetched at most once
+per work. Every source tried is an ``oafetch.attempt`` span (→ a ``fallback_attempts`` row).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Executor, Future, wait
+from dataclasses import dataclass, field
+
+from opentelemetry import context as otel_context
+
+from oafetch.config import Config, FallbackConfig
+from oafetch.download import BodyOutcome, RecordAttempt, download
+from oafetch.errors import FetchError
+from oafetch.http.client import HttpClient
+from oafetch.http.urls import canonical_url, host_of
+from oafetch.resolvers.base import Candidate, Resolver, WorkIds
+from oafetch.resolvers.landing_page import extract_links
+from oafetch.storage import Storage
+from oafetch.telemetry import names
+from oafetch.tokens import FallbackOutcome, Outcome, Reason, Role, Status
+from oafetch.works import IdKind, Work
+
+
+@dataclass(frozen=True)
+class Tier:
+    name: str
+    sources: tuple[str, ...]
+    parallel: bool = True
+
+
+DEFAULT_TIERS: tuple[Tier, ...] = (
+    Tier("direct", ("unpaywall", "openalex", "crossref", "semantic_scholar")),
+    Tier("repositories", ("arxiv", "pmc", "europe_pmc", "core", "zenodo", "figshare", "hal",
+                          "osf", "openaire", "doaj")),
+    Tier("landing", ("landing_page",), parallel=False),
+    Tier("archive", ("wayback",), parallel=False),
+)
+
+# Which failure best explains a work that found candidates but stored nothing (most telling first).
+_REASON_RANK = (
+    Reason.BOT_CHALLENGE, Reason.NOT_PDF, Reason.TRUNCATED, Reason.SIZE_MISMATCH,
+    Reason.POLICY_SIZE, Reason.POLICY_TYPE, Reason.ROBOTS, Reason.THROTTLED, Reason.RATE_BUDGET,
+    Reason.BREAKER_OPEN, Reason.TIMEOUT, Reason.TLS_ERROR, Reason.CONN_ERROR, Reason.HTTP_ERROR,
+    Reason.REDIRECT, Reason.DISK_ERROR, Reason.NOT_FOUND, Reason.BAD_RESPONSE, Reason.BAD_REQUEST,
+    Reason.BUDGET, Reason.CANCELLED, Reason.DOWNLOAD_ERROR,
+)
+
+
+def tiers_from_config(config: FallbackConfig) -> tuple[Tier, ...]:
+    """The configured ``[[fallback.tiers]]``, or the default chain."""
+    if not config.tiers:
+        return DEFAULT_TIERS
+    return tuple(Tier(t.name, tuple(t.sources), t.parallel) for t in config.tiers)
+
+
+def tiers_for(work: Work, tiers: Sequence[Tier]) -> list[Tier]:
+    """Per-work hints: a PMCID asks PMC first, an arXiv id asks arXiv first."""
+    hint = {IdKind.PMCID: "pmc", IdKind.ARXIV: "arxiv"}.get(work.kind)
+    if hint is None:
+        return list(tiers)
+    rest = [Tier(t.name, tuple(s for s in t.sources if s != hint), t.parallel) for t in tiers]
+    return [Tier("hint", (hint,), False), *[t for t in rest if t.sources]]
+
+
+@dataclass
+class Resolution:
+    """How a work's fallback chain ended."""
+
+    outcome: Outcome
+    reason: Reason
+    message: str
+    body: BodyOutcome | None = None
+    candidate: Candidate | None = None
+    candidates: list[Candidate] = field(default_factory=list)
+    downloads: int = 0
+
+
+@dataclass
+class _WorkState:
+    work: Work
+    ids: WorkIds
+    deadline: float
+    max_attempts: int
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    stop: threading.Event = field(default_factory=threading.Event)
+    seen: set[str] = field(default_factory=set)
+    downloads: int = 0
+    winner: tuple[BodyOutcome, Candidate] | None = None
+    failures: list[tuple[Reason, str]] = field(default_factory=list)
+    candidates: list[Candidate] = field(default_factory=list)
+
+    def remaining(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def claim(self, url: str) -> bool:
+        """Reserve a candidate URL for download (once per work, within the attempt budget)."""
+        key = canonical_url(url)
+        with self.lock:
+            if key in self.seen or self.stop.is_set():
+                return False
+            if self.downloads >= self.max_attempts:
+                self.failures.append((Reason.BUDGET, f"attempt budget of {self.max_attempts} used"))
+                return False
+            self.seen.add(key)
+            self.downloads += 1
+            return True
+
+    def fail(self, reason: Reason, message: str) -> None:
+        with self.lock:
+            self.failures.append((reason, message))
+
+    def win(self, body: BodyOutcome, candidate: Candidate) -> bool:
+        with self.lock:
+            if self.winner is not None:
+                return False
+            self.winner = (body, candidate)
+            self.stop.set()
+            return True
+
+
+class Fallback:
+    """Runs the tiers for one work at a time (thread-safe: many works at once).
+
+    Args:
+        resolvers: enabled resolvers by name.
+        http / storage / config: the run's client, output files and configuration.
+        pool: executor for the sources of parallel tiers (shared by all works).
+        record: receives an ``attempts.csv`` row per download attempt.
+    """
+
+    def __init__(
+        self,
+        resolvers: Mapping[str, Resolver],
+        *,
+        http: HttpClient,
+        storage: Storage,
+        config: Config,
+        pool: Executor,
+        record: RecordAttempt | None = None,
+        tiers: Sequence[Tier] | None = None,
+    ) -> None:
+        self.resolvers = dict(resolvers)
+        self.http = http
+        self.storage = storage
+        self.config = config
+        self.policy = config.fallback
+        self.pool = pool
+        self.record = record
+        self.tiers = tuple(tiers or tiers_from_config(config.fallback))
+
+    # -- the chain ------------------------------------------------------------------------------
+    def resolve(self, work: Work, *, dry_run: bool = False) -> Resolution:
+        """Try the tiers for ``work``; return how it ended (never raises for a source's failure)."""
+        state = _WorkState(
+            work, WorkIds.of(work), time.monotonic() + self.policy.total_budget_s,
+            self.policy.max_attempts,
+        )
+        any_source = False
+        for tier in tiers_for(work, self.tiers):
+            if state.remaining() <= 0:
+                state.fail(Reason.BUDGET, f"total budget of {self.policy.total_budget_s:g}s used")
+                break
+            sources = [self.resolvers[n] for n in tier.sources if n in self.resolvers]
+            sources = [r for r in sources if r.applies_to(work, state.ids)]
+            if not sources:
+                continue
+            any_source = True
+            if tier.parallel and len(sources) > 1:
+                self._run_parallel(tier, sources, state, dry_run)
+            else:
+                for resolver in sources:
+                    self._run_source(tier, resolver, state, dry_run)
+                    if state.stop.is_set():
+                        break
+            if state.stop.is_set():
+                break
+        return self._conclude(state, any_source, dry_run)
+
+    def _run_parallel(self, tier: Tier, sources: list[Resolver], state: _WorkState, dry_run: bool) -> None:
+        ctx = otel_context.get_current()
+
+        def task(resolver: Resolver) -> None:
+            token = otel_context.attach(ctx)
+            try:
+                self._run_source(tier, resolver, state, dry_run)
+            finally:
+                otel_context.detach(token)
+
+        futures: list[Future[None]] = [self.pool.submit(task, r) for r in sources]
+        timeout = min(self.policy.per_source_timeout_s, max(0.0, state.remaining()))
+        done, pending = wait(futures, timeout=timeout)
+        if pending:  # over budget: stop them at their next checkpoint and let them finish
+            state.fail(Reason.TIMEOUT, f"tier {tier.name}: sources over {timeout:.0f}s")
+            state.stop.set()
+            wait(pending)
+
+    def _gate(self, resolver: Resolver, state: _WorkState) -> tuple[Reason, str] | None:
+        if state.stop.is_set():
+            return Reason.CANCELLED, "another source already succeeded"
+        host = resolver.api_host
+        if host and self.http.breakers.state(host) == "open":
+            return Reason.BREAKER_OPEN, f"breaker open for {host}"
+        if host:
+            wait_s = self.http.limiter.next_free_in(host)
+            if wait_s > min(self.policy.max_rate_wait_s, max(0.0, state.remaining())):
+                return Reason.RATE_BUDGET, f"next slot at {host} in {wait_s:.1f}s"
+        return None
+
+    def _run_source(self, tier: Tier, resolver: Resolver, state: _WorkState, dry_run: bool) -> None:
+        telemetry = self.http.telemetry
+        started = time.perf_counter()
+        attrs = {names.TIER: tier.name, names.SOURCE: resolver.name, names.HOST: resolver.api_host}
+        with telemetry.tracer.start_as_current_span(names.SPAN_ATTEMPT, attributes=attrs) as span:
+            outcome, reason, status = self._attempt(resolver, state, dry_run)
+            span.set_attribute(names.OUTCOME, outcome)
+            span.set_attribute(names.REASON, reason)
+            span.set_attribute(names.STATUS, status)
+        if telemetry.enabled:
+            telemetry.instruments.fallback_attempts.add(
+                1, {"source": resolver.name, "outcome": outcome}
+            )
+        del started
+
+    def _attempt(
+        self, resolver: Resolver, state: _WorkState, dry_run: bool
+    ) -> tuple[FallbackOutcome, Reason, str]:
+        gate = self._gate(resolver, state)
+        if gate is not None:
+            if gate[0] is not Reason.CANCELLED:
+                state.fail(*gate)
+            return FallbackOutcome.SKIPPED, gate[0], "skipped"
+        try:
+            found = resolver.candidates(state.work, state.ids, self.http)
+        except FetchError as exc:
+            state.fail(exc.reason, f"{resolver.name}: {exc}")
+            if exc.reason is Reason.TIMEOUT:
+                return FallbackOutcome.TIMEOUT, exc.reason, exc.status
+            kind = FallbackOutcome.RETRYABLE if exc.retryable else FallbackOutcome.NONRETRYABLE
+            if exc.reason is Reason.NOT_FOUND:
+                return FallbackOutcome.NO_PDF, Reason.NOT_FOUND, exc.status
+            return kind, exc.reason, exc.status
+        except Exception as exc:  # a resolver bug must not kill the batch
+            state.fail(Reason.BAD_RESPONSE, f"{resolver.name}: {type(exc).__name__}: {exc}")
+            return FallbackOutcome.ERROR, Reason.BAD_RESPONSE, Status.DOWNLOAD_ERROR
+        with state.lock:
+            state.candidates.extend(found)
+        if not found:
+            return FallbackOutcome.NO_PDF, Reason.NO_CANDIDATE, Status.HTTP_200
+        if dry_run:
+            state.stop.set()
+            return FallbackOutcome.SUCCESS, Reason.OK, Status.HTTP_200
+        last: Reason = Reason.NO_CANDIDATE
+        for candidate in found:
+            if state.stop.is_set() or state.remaining() <= 0:
+                break
+            body = self._try(candidate, state, depth=0)
+            if body is not None:
+                return (FallbackOutcome.SUCCESS, Reason.OK, Status.HTTP_200) if state.win(body, candidate) \
+                    else (FallbackOutcome.SKIPPED, Reason.DUPLICATE, Status.HTTP_200)
+            last = state.failures[-1][0] if state.failures else last
+        if state.stop.is_set() and state.winner is not None:
+            return FallbackOutcome.SKIPPED, Reason.CANCELLED, Status.HTTP_200
+        retryable = last in (Reason.THROTTLED, Reason.TIMEOUT, Reason.CONN_ERROR, Reason.RATE_BUDGET)
+        return (FallbackOutcome.RETRYABLE if retryable else FallbackOutcome.NO_PDF), last, Status.DOWNLOAD_ERROR
+
+    def _try(self, candidate: Candidate, state: _WorkState, depth: int) -> BodyOutcome | None:
+        """Download one candidate; follow an HTML page's PDF links (two levels at most)."""
+        if not state.claim(candidate.url):
+            return None
+        try:
+            body = download(
+                self.http, candidate.url, work_id=state.work.work_id, storage=self.storage,
+                policy=self.config.download, source=candidate.source, role=candidate.role,
+                record=self.record,
+                max_rate_wait_s=min(self.policy.max_rate_wait_s, max(0.0, state.remaining())),
+            )
+        except FetchError as exc:
+            state.fail(exc.reason, f"{candidate.source}: {exc}")
+            return None
+        if body.stored is not None:
+            return body
+        if body.html is not None and body.verdict.reason is not Reason.BOT_CHALLENGE and depth < 2:
+            for link in extract_links(body.html, body.url):
+                if state.stop.is_set():
+                    break
+                found = self._try(
+                    Candidate(link, candidate.source, Role.ARTIFACT, candidate.kind,
+                              candidate.version, candidate.license, candidate.host_type),
+                    state, depth + 1,
+                )
+                if found is not None:
+                    return found
+        state.fail(body.verdict.reason, f"{candidate.source}: {host_of(body.url)}: {body.verdict.message}")
+        return None
+
+    # -- the verdict ----------------------------------------------------------------------------
+    def _conclude(self, state: _WorkState, any_source: bool, dry_run: bool) -> Resolution:
+        if state.winner is not None:
+            body, candidate = state.winner
+            return Resolution(Outcome.SUCCESS, Reason.OK, "ok", body, candidate, state.candidates,
+                              state.downloads)
+        if dry_run and state.candidates:
+            first = state.candidates[0]
+            return Resolution(Outcome.SKIP, Reason.OK, "dry run: candidate found", None, first,
+                              state.candidates, 0)
+        if not any_source:
+            return Resolution(Outcome.SKIP, Reason.NO_CANDIDATE,
+                              "no enabled source applies to this identifier", candidates=[])
+        reasons = [r for r, _ in state.failures]
+        for reason in _REASON_RANK:
+            if reason in reasons:
+                message = next(m for r, m in state.failures if r is reason)
+                return Resolution(Outcome.ERROR, reason, message, None, None, state.candidates,
+                                  state.downloads)
+        return Resolution(Outcome.SKIP, Reason.NO_CANDIDATE,
+                          "no source reported an open-access copy", None, None, state.candidates,
+                          state.downloads)
+
+
+OnResolved = Callable[[Work, Resolution], None]

@@ -1,0 +1,346 @@
+"""The shared HTTP client: one ``httpx.Client`` over the composed transport stack.
+
+:class:`HttpClient` is what resolvers and the download code hold. It builds the stack (see
+:mod:`oafetch.http.transports` for the order and why), sends requests with the polite headers
+and the per-request facts, retries whole attempts with :class:`~oafetch.http.retry.RetryPolicy`,
+and translates every httpx exception at one boundary (:mod:`oafetch.http.errors`).
+
+Thread-safety: one instance is shared by all worker threads of a run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import httpx
+from opentelemetry.metrics import MeterProvider
+from opentelemetry.trace import TracerProvider
+
+from oafetch.config import Config
+from oafetch.errors import FetchError, ResolverError
+from oafetch.http.breakers import Breakers
+from oafetch.http.errors import check_status, translate
+from oafetch.http.ratelimit import RateLimiter
+from oafetch.http.retry import RetryPolicy
+from oafetch.http.robots import MAX_ROBOTS_BYTES, RobotsCache
+from oafetch.http.transports import (
+    META,
+    BreakerTransport,
+    GuardTransport,
+    RateLimitTransport,
+    RobotsTransport,
+)
+from oafetch.http.urls import redact_url, scrub
+from oafetch.rates import DEFAULT_RATE_GROUPS
+from oafetch.telemetry.emit import emit_breaker_transition, emit_retry
+from oafetch.telemetry.runtime import Telemetry
+from oafetch.tokens import Reason, Role, Status
+
+T = TypeVar("T")
+
+# Stable HTTP semantic conventions for the instrumentation (must be set before it initialises).
+os.environ.setdefault("OTEL_SEMCONV_STABILITY_OPT_IN", "http")
+
+CacheWrapper = Callable[[httpx.BaseTransport], httpx.BaseTransport]
+
+
+@dataclass(frozen=True)
+class TextResponse:
+    """A fully read response: final URL (after redirects), status, headers, text."""
+
+    url: str
+    status: int
+    headers: httpx.Headers
+    text: str
+    content_type: str
+
+
+class HttpClient:
+    """The polite, retried, observable HTTP client of one run.
+
+    Args:
+        config: the run's configuration.
+        telemetry: the handle spans and events go to (``Telemetry.noop()`` to disable).
+        tracer_provider / meter_provider: handed to the httpx instrumentation (``None``: global).
+        transport: the innermost transport (default ``httpx.HTTPTransport``; tests may pass one).
+        cache: wraps the breaker stage with a cache stage (hits spend no token, no breaker call).
+        cancel: set it to interrupt rate-limit and retry waits (Ctrl-C).
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        telemetry: Telemetry | None = None,
+        *,
+        tracer_provider: TracerProvider | None = None,
+        meter_provider: MeterProvider | None = None,
+        transport: httpx.BaseTransport | None = None,
+        cache: CacheWrapper | None = None,
+        cancel: threading.Event | None = None,
+        secrets: tuple[str, ...] = (),
+    ) -> None:
+        self.config = config
+        self.telemetry = telemetry or Telemetry.noop()
+        self.cancel = cancel or threading.Event()
+        self.secrets = tuple(s for s in (config.mailto, *secrets) if s)
+        self.limiter = RateLimiter(
+            config.rate_policy,
+            groups={**DEFAULT_RATE_GROUPS},
+            enabled=config.politeness.enabled,
+        )
+        self.breakers = Breakers(config.breaker, on_transition=self._on_transition)
+        self.retry = RetryPolicy(config.retry, sleep=self._sleep)
+        http = config.http
+        inner = transport or httpx.HTTPTransport(
+            retries=0,
+            verify=http.verify_tls,
+            limits=httpx.Limits(
+                max_connections=http.max_connections,
+                max_keepalive_connections=http.max_keepalive_connections,
+            ),
+        )
+        if self.telemetry.enabled:
+            from opentelemetry.instrumentation.httpx import SyncOpenTelemetryTransport
+
+            from oafetch.telemetry.httpx_hooks import request_hook, response_hook
+
+            inner = SyncOpenTelemetryTransport(
+                inner,
+                tracer_provider=tracer_provider,
+                meter_provider=meter_provider,
+                request_hook=request_hook,
+                response_hook=response_hook,
+            )
+        below_cache: httpx.BaseTransport = RateLimitTransport(
+            inner,
+            self.limiter,
+            telemetry=self.telemetry,
+            max_wait_s=config.politeness.max_wait_s,
+            adapt_to_headers=config.politeness.adapt_to_headers,
+            wait=self.cancel.wait,
+        )
+        below_cache = BreakerTransport(below_cache, self.breakers)
+        stage = cache(below_cache) if cache else below_cache
+        self.robots = RobotsCache(config.robots, self._fetch_robots)
+        self._below_robots = stage
+        stage = RobotsTransport(stage, self.robots, self.limiter)
+        stage = GuardTransport(stage, block_private_redirects=http.block_private_redirects)
+        self._client = httpx.Client(
+            transport=stage,
+            headers={"User-Agent": config.user_agent},
+            timeout=httpx.Timeout(
+                connect=http.connect_timeout_s,
+                read=http.read_timeout_s,
+                write=http.write_timeout_s,
+                pool=http.pool_timeout_s,
+            ),
+            follow_redirects=True,
+            max_redirects=http.max_redirects,
+        )
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> HttpClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- internals ----------------------------------------------------------------------------
+    def _sleep(self, seconds: float) -> None:
+        if self.cancel.wait(seconds):
+            raise FetchError(Reason.CANCELLED, "run interrupted during a retry wait")
+
+    def _on_transition(self, host: str, old: str, new: str, reset_timeout_s: float) -> None:
+        emit_breaker_transition(
+            host=host, scope="host", old_state=old, new_state=new,
+            reset_timeout_s=reset_timeout_s, telemetry=self.telemetry,
+        )
+
+    def _fetch_robots(self, url: str) -> tuple[int | None, str]:
+        """GET robots.txt below the robots stage (cached, breaker-guarded, rate-limited)."""
+        for _ in range(5):
+            request = httpx.Request(
+                "GET", url, headers={"User-Agent": self.config.user_agent},
+                extensions={META: {"role": Role.LANDING, "robots": True},
+                            "timeout": self._client.timeout.as_dict()},
+            )
+            try:
+                response = self._below_robots.handle_request(request)
+                try:
+                    body = b""
+                    for chunk in response.iter_raw():
+                        body += chunk
+                        if len(body) > MAX_ROBOTS_BYTES:
+                            break
+                finally:
+                    response.close()
+            except (httpx.HTTPError, FetchError):
+                return None, ""
+            if response.status_code in (301, 302, 303, 307, 308) and "location" in response.headers:
+                url = str(httpx.URL(url).join(response.headers["location"]))
+                continue
+            return response.status_code, body.decode("utf-8", errors="replace")
+        return None, ""
+
+    def _message(self, text: str) -> str:
+        return scrub(text, self.secrets)
+
+    # -- one attempt --------------------------------------------------------------------------
+    def send(
+        self,
+        method: str,
+        url: str,
+        *,
+        role: Role,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        json_body: Any = None,
+        stream: bool = False,
+        retry_count: int = 0,
+        max_rate_wait_s: float | None = None,
+        follow_redirects: bool = True,
+        skip_robots: bool = False,
+    ) -> httpx.Response:
+        """Send one attempt (no retry); the response is unread when ``stream`` is True.
+
+        Raises:
+            FetchError: the request failed (translated; its message carries no secret).
+        """
+        meta: dict[str, Any] = {"role": role, "retry_count": retry_count}
+        if max_rate_wait_s is not None:
+            meta["max_rate_wait_s"] = max_rate_wait_s
+        if skip_robots:
+            meta["skip_robots"] = True
+        try:
+            request = self._client.build_request(
+                method, url, params=params, headers=headers, json=json_body,
+                extensions={META: meta},
+            )
+            return self._client.send(request, stream=stream, follow_redirects=follow_redirects)
+        except FetchError as exc:
+            exc.args = (self._message(str(exc)),)
+            raise
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            error = translate(exc, url)
+            error.args = (self._message(str(error)),)
+            raise error from None
+
+    def retrying(self, attempt: Callable[[int], T], *, on_retry: Callable[[int, float, Reason, FetchError], None] | None = None) -> T:
+        """Run ``attempt(retry_count)`` under the retry policy, recording each retry."""
+
+        def record(number: int, sleep_s: float, reason: Reason, error: FetchError) -> None:
+            emit_retry(attempt=number, sleep_s=sleep_s, reason=reason, telemetry=self.telemetry)
+            if on_retry:
+                on_retry(number, sleep_s, reason, error)
+
+        return self.retry.call(attempt, on_retry=record)
+
+    # -- whole, retried requests --------------------------------------------------------------
+    def get_text(
+        self,
+        url: str,
+        *,
+        role: Role = Role.METADATA,
+        method: str = "GET",
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        json_body: Any = None,
+        throttle_statuses: frozenset[int] = frozenset(),
+        max_bytes: int = 16 * 1024 * 1024,
+    ) -> TextResponse:
+        """Fetch ``url`` fully (retried) and return its text.
+
+        Raises:
+            FetchError: after the retry policy gave up, or at once for a non-retryable answer.
+        """
+
+        def attempt(retry_count: int) -> TextResponse:
+            response = self.send(
+                method, url, role=role, params=params, headers=headers, json_body=json_body,
+                stream=True, retry_count=retry_count,
+            )
+            try:
+                check_status(response, throttle_statuses=throttle_statuses)
+                body = bytearray()
+                try:
+                    for chunk in response.iter_bytes():
+                        body += chunk
+                        if len(body) > max_bytes:
+                            raise FetchError(
+                                Reason.POLICY_SIZE,
+                                f"response from {redact_url(url)} exceeds {max_bytes} bytes",
+                            )
+                except httpx.HTTPError as exc:
+                    raise translate(exc, url) from None
+                return TextResponse(
+                    url=str(response.url),
+                    status=response.status_code,
+                    headers=response.headers,
+                    text=bytes(body).decode(response.encoding or "utf-8", errors="replace"),
+                    content_type=response.headers.get("content-type", ""),
+                )
+            finally:
+                response.close()
+
+        return self.retrying(attempt)
+
+    def get_json(
+        self,
+        url: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        method: str = "GET",
+        json_body: Any = None,
+        throttle_statuses: frozenset[int] = frozenset(),
+    ) -> Any:
+        """Fetch and parse a JSON API answer (role ``metadata``, retried).
+
+        Raises:
+            FetchError: network or status failure (404 → ``not-found``).
+            ResolverError: the body is not valid JSON (``bad-response``).
+        """
+        response = self.get_text(
+            url, params=params, headers={"Accept": "application/json", **(headers or {})},
+            method=method, json_body=json_body, throttle_statuses=throttle_statuses,
+        )
+        try:
+            return json.loads(response.text)
+        except ValueError as exc:
+            raise ResolverError(
+                Reason.BAD_RESPONSE,
+                self._message(f"invalid JSON from {redact_url(url)}: {exc}"),
+                status=Status.HTTP_200,
+                http_status=response.status,
+                url=redact_url(url),
+            ) from None
+
+    @contextmanager
+    def stream(
+        self, url: str, *, role: Role, retry_count: int = 0, headers: Mapping[str, str] | None = None,
+        max_rate_wait_s: float | None = None,
+    ) -> Iterator[httpx.Response]:
+        """One streamed GET attempt (caller checks status and reads the body)."""
+        response = self.send(
+            "GET", url, role=role, stream=True, retry_count=retry_count, headers=headers,
+            max_rate_wait_s=max_rate_wait_s,
+        )
+        try:
+            yield response
+        finally:
+            response.close()
+
+
+def monotonic_ms(start: float) -> float:
+    """Milliseconds since ``start`` (a ``time.perf_counter()`` value)."""
+    return (time.perf_counter() - start) * 1000.0

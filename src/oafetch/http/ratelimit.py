@@ -1,0 +1,163 @@
+"""Per-host rate limiting by reservation: even spacing plus sliding windows.
+
+Each host (or rate group, e.g. all NCBI hosts) has a :class:`~oafetch.rates.RatePolicy`. A
+request *reserves* the earliest start time that keeps every window of the policy — even spacing
+at the shortest window's rate, and never more than ``count`` starts in any ``period`` (a sliding
+log, so bursts at a window's edge cannot exceed what a server-side sliding window allows). The
+caller then sleeps until its start time. Reservations are FIFO and lock-protected, so threads
+never stampede, and a wait longer than the budget is refused *without* reserving, so the caller
+can defer the work instead of blocking a worker (reason ``rate-budget``).
+
+Robots ``Crawl-delay`` and ``x-rate-limit-*`` response headers can only slow a host down.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from oafetch.errors import FetchError
+from oafetch.rates import RatePolicy
+from oafetch.tokens import Reason
+
+Clock = Callable[[], float]
+
+
+class RateBudgetExceeded(FetchError):
+    """The wait for a rate slot would exceed the budget; nothing was reserved."""
+
+    def __init__(self, host: str, wait_s: float, budget_s: float) -> None:
+        super().__init__(
+            Reason.RATE_BUDGET,
+            f"rate limit for {host}: next slot in {wait_s:.1f}s exceeds the {budget_s:.1f}s budget",
+            retry_after=wait_s,
+        )
+        self.host = host
+        self.wait_s = wait_s
+
+
+@dataclass
+class _HostState:
+    policy: RatePolicy
+    spacing_s: float
+    floor_s: float = 0.0
+    last_start: float = float("-inf")
+    logs: list[deque[float]] = field(default_factory=list)
+
+    def earliest(self, now: float) -> float:
+        start = max(now, self.last_start + max(self.spacing_s, self.floor_s))
+        for window, log in zip(self.policy.windows, self.logs, strict=True):
+            if len(log) >= window.count:
+                start = max(start, log[0] + window.period_s)
+        return start
+
+    def commit(self, start: float) -> None:
+        self.last_start = start
+        for log in self.logs:
+            log.append(start)
+
+
+def _state_for(policy: RatePolicy) -> _HostState:
+    shortest = min(policy.windows, key=lambda w: w.period_s, default=None)
+    spacing = shortest.interval_s if shortest else 0.0
+    logs = [deque(maxlen=max(1, int(w.count))) for w in policy.windows]
+    return _HostState(policy=policy, spacing_s=spacing, logs=logs)
+
+
+class RateLimiter:
+    """Reservation-based limiter shared by every thread of a run.
+
+    Args:
+        policy_for: the policy for a rate key (host name or group name).
+        groups: host → group name, for hosts that share one budget.
+        enabled: ``False`` makes every reservation immediate (benchmarks, local mirrors).
+        clock: monotonic clock (injectable for tests).
+    """
+
+    def __init__(
+        self,
+        policy_for: Callable[[str], RatePolicy],
+        *,
+        groups: Mapping[str, str] | None = None,
+        enabled: bool = True,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        self._policy_for = policy_for
+        self._groups = dict(groups or {})
+        self._enabled = enabled
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._hosts: dict[str, _HostState] = {}
+
+    def key_for(self, host: str) -> str:
+        """The rate key of ``host``: its group if it shares a budget, else the host itself."""
+        return self._groups.get(host, host)
+
+    def _state(self, key: str) -> _HostState:
+        state = self._hosts.get(key)
+        if state is None:
+            state = self._hosts[key] = _state_for(self._policy_for(key))
+        return state
+
+    def reserve(self, host: str, *, max_wait_s: float | None = None) -> float:
+        """Reserve the next slot for ``host``; return how long to wait before sending.
+
+        Raises:
+            RateBudgetExceeded: the wait would exceed ``max_wait_s``; nothing was reserved.
+        """
+        if not self._enabled:
+            return 0.0
+        key = self.key_for(host)
+        with self._lock:
+            state = self._state(key)
+            if state.policy.unlimited and state.floor_s <= 0:
+                return 0.0
+            now = self._clock()
+            start = state.earliest(now)
+            wait = start - now
+            if max_wait_s is not None and wait > max_wait_s:
+                raise RateBudgetExceeded(host, wait, max_wait_s)
+            state.commit(start)
+            return wait
+
+    def next_free_in(self, host: str) -> float:
+        """Seconds until ``host`` could start a request, without reserving (0 when free now)."""
+        if not self._enabled:
+            return 0.0
+        with self._lock:
+            state = self._state(self.key_for(host))
+            now = self._clock()
+            return max(0.0, state.earliest(now) - now)
+
+    def interval_s(self, host: str) -> float:
+        """The spacing currently imposed on ``host`` (0 when unlimited)."""
+        if not self._enabled:
+            return 0.0
+        with self._lock:
+            state = self._state(self.key_for(host))
+            return max(state.spacing_s, state.floor_s)
+
+    def slow_to(self, host: str, interval_s: float) -> None:
+        """Never start requests to ``host`` closer than ``interval_s`` (only ever slows down)."""
+        if interval_s <= 0:
+            return
+        with self._lock:
+            state = self._state(self.key_for(host))
+            state.floor_s = max(state.floor_s, interval_s)
+
+    def observe_headers(self, host: str, headers: Mapping[str, str]) -> None:
+        """Adapt to ``x-rate-limit-limit``/``x-rate-limit-interval`` when they ask for less."""
+        limit = headers.get("x-rate-limit-limit")
+        interval = headers.get("x-rate-limit-interval")
+        if not limit or not interval:
+            return
+        try:
+            count = float(limit)
+            period = float(interval.strip().rstrip("s") or "1")
+        except ValueError:
+            return
+        if count > 0 and period > 0:
+            self.slow_to(host, period / count)

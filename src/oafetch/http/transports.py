@@ -1,0 +1,197 @@
+"""The stages of the HTTP stack, each an ``httpx.BaseTransport`` wrapping the next one.
+
+Order, outer → inner (built in one place, :func:`oafetch.http.client.build_transport`)::
+
+    Guard → Robots → [cache] → Breaker → RateLimit → OTel CLIENT span → HTTPTransport
+
+* ``GuardTransport`` refuses non-HTTP(S) schemes and redirects from a public host into private,
+  loopback or link-local addresses, and strips credential headers on a cross-host hop.
+* ``RobotsTransport`` asks robots.txt for landing/artifact requests (not API metadata).
+* A cache hit (when a cache stage is configured) spends nothing below it.
+* ``BreakerTransport`` fails fast when the host's breaker is open: no token is spent.
+* ``RateLimitTransport`` makes every attempt and every redirect hop pay for a rate slot.
+
+Per-request facts travel in ``request.extensions["oafetch"]`` (a dict shared by all hops of a
+request): the stages write ``host``, ``url_hash``, ``url_redacted``, ``breaker_state``,
+``rate_delay_ms``; the OTel hooks copy them onto the CLIENT span.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from oafetch.errors import FetchError, RobotsDisallowed
+from oafetch.http.breakers import Breakers, is_failure
+from oafetch.http.ratelimit import RateBudgetExceeded, RateLimiter
+from oafetch.http.robots import RobotsCache
+from oafetch.http.urls import SECRET_HEADERS, redact_url, url_hash
+from oafetch.telemetry.emit import emit_rate_event
+from oafetch.telemetry.runtime import Telemetry
+from oafetch.tokens import Reason, Role
+
+META = "oafetch"
+
+
+def meta_of(request: httpx.Request) -> dict[str, Any]:
+    """The oafetch facts dict of a request (created empty if the caller gave none)."""
+    meta = request.extensions.get(META)
+    if meta is None:
+        meta = {}
+        request.extensions[META] = meta
+    return meta  # type: ignore[no-any-return]
+
+
+def _is_private(host: str) -> bool:
+    try:
+        addresses = [ipaddress.ip_address(host.strip("[]"))]
+    except ValueError:
+        try:
+            infos = socket.getaddrinfo(host, None)
+        except OSError:
+            return False
+        addresses = [ipaddress.ip_address(info[4][0]) for info in infos]
+    return any(
+        a.is_private or a.is_loopback or a.is_link_local or a.is_reserved or a.is_unspecified
+        for a in addresses
+    )
+
+
+class GuardTransport(httpx.BaseTransport):
+    """Network policy for every hop: schemes, SSRF on redirects, credential headers."""
+
+    def __init__(self, inner: httpx.BaseTransport, *, block_private_redirects: bool) -> None:
+        self._inner = inner
+        self._block_private = block_private_redirects
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        meta = meta_of(request)
+        url = request.url
+        if url.scheme not in ("http", "https"):
+            raise FetchError(
+                Reason.REDIRECT, f"refused {url.scheme}: URL {redact_url(str(url))}", url=str(url)
+            )
+        origin = meta.setdefault("origin_host", url.host)
+        if url.host != origin:
+            for name in list(request.headers):
+                if name.lower() in SECRET_HEADERS:
+                    del request.headers[name]
+            if self._block_private and not _is_private(origin) and _is_private(url.host):
+                raise FetchError(
+                    Reason.REDIRECT,
+                    f"refused a redirect from public host {origin} to private address {url.host}",
+                    url=redact_url(str(url)),
+                )
+        meta["host"] = url.host
+        meta["url_hash"] = url_hash(str(url))
+        meta["url_redacted"] = redact_url(str(url))
+        return self._inner.handle_request(request)
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+class RobotsTransport(httpx.BaseTransport):
+    """robots.txt for landing and artifact requests; Crawl-delay slows the host's limiter."""
+
+    def __init__(
+        self, inner: httpx.BaseTransport, robots: RobotsCache, limiter: RateLimiter
+    ) -> None:
+        self._inner = inner
+        self._robots = robots
+        self._limiter = limiter
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        meta = meta_of(request)
+        if meta.get("role") in (Role.LANDING, Role.ARTIFACT) and not meta.get("skip_robots"):
+            url = str(request.url)
+            verdict = self._robots.check(url)
+            if not verdict.allowed:
+                raise RobotsDisallowed(redact_url(url))
+            if verdict.crawl_delay_s:
+                self._limiter.slow_to(request.url.host, verdict.crawl_delay_s)
+        return self._inner.handle_request(request)
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+class BreakerTransport(httpx.BaseTransport):
+    """Fails fast while the host's breaker is open; reports every answer to the breaker."""
+
+    def __init__(self, inner: httpx.BaseTransport, breakers: Breakers) -> None:
+        self._inner = inner
+        self._breakers = breakers
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        host = request.url.host
+        meta = meta_of(request)
+        meta["breaker_state"] = self._breakers.before(host)
+        try:
+            response = self._inner.handle_request(request)
+        except (httpx.TransportError, FetchError) as exc:
+            if isinstance(exc, RateBudgetExceeded):  # nothing was sent
+                self._breakers.record(host, failure=False)
+            else:
+                self._breakers.record(host, failure=True)
+            raise
+        challenge = response.headers.get("cf-mitigated", "").lower() == "challenge"
+        self._breakers.record(host, failure=is_failure(response.status_code, challenge))
+        return response
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+class RateLimitTransport(httpx.BaseTransport):
+    """Waits for the host's next rate slot (every attempt, every hop), within a budget."""
+
+    def __init__(
+        self,
+        inner: httpx.BaseTransport,
+        limiter: RateLimiter,
+        *,
+        telemetry: Telemetry,
+        max_wait_s: float,
+        adapt_to_headers: bool,
+        wait: Callable[[float], bool] | None = None,
+    ) -> None:
+        self._inner = inner
+        self._limiter = limiter
+        self._telemetry = telemetry
+        self._max_wait_s = max_wait_s
+        self._adapt = adapt_to_headers
+        self._wait = wait or threading.Event().wait
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        host = request.url.host
+        meta = meta_of(request)
+        role = str(meta.get("role", Role.METADATA))
+        budget = meta.get("max_rate_wait_s", self._max_wait_s)
+        try:
+            delay = self._limiter.reserve(host, max_wait_s=budget)
+        except RateBudgetExceeded as exc:
+            emit_rate_event(
+                host=host, role=role, action="block", delay_ms=exc.wait_s * 1000,
+                max_delay_ms=budget * 1000, telemetry=self._telemetry,
+            )
+            raise
+        if delay > 0 and self._wait(delay):
+            raise FetchError(Reason.CANCELLED, "run interrupted while waiting for a rate slot")
+        meta["rate_delay_ms"] = delay * 1000
+        emit_rate_event(
+            host=host, role=role, action="acquire", delay_ms=delay * 1000,
+            max_delay_ms=budget * 1000, telemetry=self._telemetry,
+        )
+        response = self._inner.handle_request(request)
+        if self._adapt:
+            self._limiter.observe_headers(host, response.headers)
+        return response
+
+    def close(self) -> None:
+        self._inner.close()

@@ -1,0 +1,175 @@
+"""``manifest.jsonl`` (one row per work outcome), ``attempts.csv`` (one row per attempt), resume.
+
+Both files are appended by one writer each, under a lock, a line at a time and flushed, so a
+killed run leaves at most one torn last line; the resume reader tolerates exactly that (and
+reports any other bad line without stopping). No credential is ever written: URLs pass through
+:func:`~oafetch.http.urls.redact_url` and messages through the client's scrubber.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from oafetch.http.urls import redact_url
+from oafetch.tokens import Outcome
+
+log = logging.getLogger(__name__)
+
+ATTEMPTS_HEADER = (
+    "ts,run_id,resolver,url,verb,status,http_status,content_type,elapsed_ms,bytes_written,"
+    "content_length_hdr,reason"
+)
+ATTEMPT_FIELDS = tuple(ATTEMPTS_HEADER.split(","))
+
+MANIFEST_FIELDS = (
+    "ts", "run_id", "work_id", "artifact_id", "resolver", "url", "outcome", "ok", "reason",
+    "path", "content_type", "bytes", "sha256", "html_paths", "config_hash", "dry_run", "trace_id",
+    "version", "license", "host_type", "dedupe_action", "message", "input",
+)
+
+
+@dataclass(frozen=True)
+class AttemptRow:
+    """One row of ``attempts.csv``."""
+
+    resolver: str
+    url: str
+    verb: str
+    status: str
+    reason: str
+    http_status: int | None = None
+    content_type: str | None = None
+    elapsed_ms: float | None = None
+    bytes_written: int | None = None
+    content_length_hdr: int | None = None
+
+
+class _Appender:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._fh = path.open("a", encoding="utf-8", newline="")
+
+    def write_line(self, line: str) -> None:
+        with self._lock:
+            self._fh.write(line)
+            self._fh.flush()
+
+    def close(self, fsync: bool = True) -> None:
+        with self._lock:
+            if self._fh.closed:
+                return
+            self._fh.flush()
+            if fsync:
+                os.fsync(self._fh.fileno())
+            self._fh.close()
+
+
+class ManifestWriter(_Appender):
+    """Appends manifest rows; ``write`` is thread-safe."""
+
+    def __init__(self, path: Path) -> None:
+        _repair_torn_tail(path)
+        super().__init__(path)
+
+    def write(self, row: dict[str, Any]) -> None:
+        clean = {k: row.get(k) for k in MANIFEST_FIELDS if k in row or k in ("ts",)}
+        clean["ts"] = row.get("ts") or time.time()
+        if clean.get("url"):
+            clean["url"] = redact_url(str(clean["url"]))
+        self.write_line(json.dumps(clean, ensure_ascii=False, separators=(",", ":")) + "\n")
+
+
+class AttemptsWriter(_Appender):
+    """Appends ``attempts.csv`` rows (header written once, verbatim)."""
+
+    def __init__(self, path: Path, run_id: str) -> None:
+        new = not path.exists() or path.stat().st_size == 0
+        super().__init__(path)
+        self.run_id = run_id
+        if new:
+            self.write_line(ATTEMPTS_HEADER + "\n")
+
+    def write(self, row: AttemptRow) -> None:
+        buf = io.StringIO()
+        csv.writer(buf, lineterminator="\n").writerow(
+            [
+                f"{time.time():.3f}", self.run_id, row.resolver, redact_url(row.url), row.verb,
+                row.status, _blank(row.http_status), row.content_type or "",
+                _blank(None if row.elapsed_ms is None else round(row.elapsed_ms, 1)),
+                _blank(row.bytes_written), _blank(row.content_length_hdr), row.reason,
+            ]
+        )
+        self.write_line(buf.getvalue())
+
+
+def _blank(value: object) -> str:
+    return "" if value is None else str(value)
+
+
+def _repair_torn_tail(path: Path) -> None:
+    """If a killed run left a partial last line, end it so new rows start on a fresh line."""
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    with path.open("rb+") as fh:
+        fh.seek(-1, os.SEEK_END)
+        if fh.read(1) != b"\n":
+            fh.write(b"\n")
+
+
+@dataclass(frozen=True)
+class PriorOutcome:
+    """What an earlier run recorded for a work (the last row wins)."""
+
+    outcome: str
+    path: str | None
+    sha256: str | None
+    row: dict[str, Any]
+
+
+def read_manifest(path: Path) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:
+    """Yield ``(line_no, row, error)`` for each line; a bad line yields an error, not an exception."""
+    if not path.exists():
+        return
+    with path.open("r", encoding="utf-8", errors="replace") as fh:
+        for number, text in enumerate(fh, start=1):
+            if not text.strip():
+                continue
+            try:
+                row = json.loads(text)
+            except ValueError:
+                yield number, None, f"{path}:{number}: unreadable manifest line (torn write?)"
+                continue
+            if not isinstance(row, dict) or "work_id" not in row:
+                yield number, None, f"{path}:{number}: manifest line without work_id"
+                continue
+            yield number, row, None
+
+
+def load_prior(path: Path) -> dict[str, PriorOutcome]:
+    """The latest recorded outcome of each work in ``manifest.jsonl`` (bad lines reported)."""
+    prior: dict[str, PriorOutcome] = {}
+    for _, row, error in read_manifest(path):
+        if error:
+            log.warning("%s", error)
+            continue
+        assert row is not None
+        if row.get("dry_run"):
+            continue
+        previous = prior.get(row["work_id"])
+        if previous and previous.outcome == Outcome.SUCCESS and row.get("outcome") != Outcome.SUCCESS:
+            continue  # a later failure never hides a stored file
+        prior[row["work_id"]] = PriorOutcome(
+            outcome=str(row.get("outcome")), path=row.get("path"), sha256=row.get("sha256"), row=row
+        )
+    return prior

@@ -1,0 +1,182 @@
+"""What a resolver is: a small class that turns a work into candidate URLs.
+
+A resolver asks one source (an API, a landing page, an archive) and returns
+:class:`Candidate` objects; it never downloads the full text itself — the fallback orchestrator
+does, so every body goes through the same verification. Resolvers parse the real response
+shapes defensively (a missing field, ``null``, ``"Y"`` for true, a scalar where a list was
+expected) and raise :class:`~oafetch.errors.ResolverError` with a reason for an unusable answer
+(invalid JSON, an error body), so "the source failed" is never confused with "no OA copy".
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+from urllib.parse import quote
+
+from oafetch.config import Config, ResolverSettings
+from oafetch.http.client import HttpClient
+from oafetch.http.urls import host_of
+from oafetch.tokens import Kind, Role
+from oafetch.works import IdKind, Work
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A URL that may deliver the work's full text.
+
+    ``role`` is ``artifact`` for a file URL and ``landing`` for an HTML page that links to it.
+    """
+
+    url: str
+    source: str
+    role: Role = Role.ARTIFACT
+    kind: Kind | None = None
+    version: str | None = None
+    license: str | None = None
+    host_type: str | None = None
+
+
+@dataclass
+class WorkIds:
+    """Every identifier known for a work; resolvers of earlier tiers fill it for later ones."""
+
+    doi: str | None = None
+    arxiv: str | None = None
+    pmid: str | None = None
+    pmcid: str | None = None
+    openalex: str | None = None
+    url: str | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    @classmethod
+    def of(cls, work: Work) -> WorkIds:
+        ids = cls()
+        attr = {IdKind.DOI: "doi", IdKind.ARXIV: "arxiv", IdKind.PMID: "pmid",
+                IdKind.PMCID: "pmcid", IdKind.OPENALEX: "openalex", IdKind.URL: "url"}[work.kind]
+        setattr(ids, attr, work.value)
+        return ids
+
+    def learn(self, **found: str | None) -> None:
+        """Record identifiers a source reported (first value wins; normalised lightly)."""
+        with self._lock:
+            for key, value in found.items():
+                if not value or not isinstance(value, str) or getattr(self, key, "x") is not None:
+                    continue
+                value = value.strip()
+                if key == "doi":
+                    value = value.lower().removeprefix("https://doi.org/").removeprefix("doi:")
+                elif key == "pmcid":
+                    value = value.upper() if value.upper().startswith("PMC") else f"PMC{value}"
+                elif key == "openalex":
+                    value = value.rsplit("/", 1)[-1].upper()
+                setattr(self, key, value)
+
+
+class Resolver(ABC):
+    """One source. Subclasses set ``name`` and ``endpoints`` and implement two methods.
+
+    ``endpoints`` maps every URL key the source uses to its default (``base_url`` is the primary
+    API base); ``[resolvers.<name>]`` in ``oafetch.toml`` may override each one. ``credential``
+    names the setting the source cannot work without (``email`` or ``api_key``), if any.
+    """
+
+    name: ClassVar[str]
+    endpoints: ClassVar[Mapping[str, str]] = {}
+    credential: ClassVar[str | None] = None
+    credential_env: ClassVar[tuple[str, ...]] = ()
+    throttle_statuses: ClassVar[frozenset[int]] = frozenset()
+
+    def __init__(self, settings: ResolverSettings, config: Config) -> None:
+        self.settings = settings
+        self.config = config
+        extra: dict[str, Any] = dict(settings.model_extra or {})
+        self.urls = {k: str(extra.get(k, v)).rstrip("/") for k, v in self.endpoints.items()
+                     if k != "base_url"}
+        self.base_url = (settings.base_url or self.endpoints.get("base_url", "")).rstrip("/")
+
+    @property
+    def secret(self) -> str | None:
+        """This source's credential (settings, then its environment variables), if any."""
+        return credential_for(type(self), self.config)
+
+    @property
+    def api_host(self) -> str:
+        """The host of the source's primary API (for breaker/rate gates)."""
+        return host_of(self.base_url)
+
+    @abstractmethod
+    def applies_to(self, work: Work, ids: WorkIds) -> bool:
+        """Whether this source can say anything about the work with the ids known so far."""
+
+    @abstractmethod
+    def candidates(self, work: Work, ids: WorkIds, http: HttpClient) -> list[Candidate]:
+        """Ask the source; return candidate URLs (empty: the source has no OA copy).
+
+        Raises:
+            FetchError / ResolverError: the source could not be asked or answered unusably.
+        """
+
+
+def quote_path(value: str) -> str:
+    """Percent-encode an identifier for use inside a URL path (keeps ``/`` and ``:``)."""
+    return quote(value, safe="/:;()")
+
+
+def as_list(value: Any) -> list[Any]:
+    """A field that is sometimes a scalar, sometimes a list, sometimes missing → a list."""
+    if value is None:
+        return []
+    if isinstance(value, list):
+        return value
+    return [value]
+
+
+def truthy(value: Any) -> bool:
+    """``True``, ``"Y"``, ``"true"``, ``1`` → True; everything else False."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float):
+        return value != 0
+    if isinstance(value, str):
+        return value.strip().lower() in ("y", "yes", "true", "1", "t")
+    return False
+
+
+def text(value: Any) -> str | None:
+    """A non-empty string or ``None`` (for fields that may be null, empty or the wrong type)."""
+    return value.strip() or None if isinstance(value, str) else None
+
+
+def dig(data: Any, *path: str | int) -> Any:
+    """``data[p0][p1]…`` or ``None`` if any step is missing or the wrong type."""
+    for step in path:
+        if isinstance(step, int):
+            if not isinstance(data, list) or len(data) <= step:
+                return None
+            data = data[step]
+        elif isinstance(data, dict):
+            data = data.get(step)
+        else:
+            return None
+    return data
+
+
+def credential_for(cls: type[Resolver], config: Config) -> str | None:
+    """The configured credential of a source: its settings, else its conventional env vars."""
+    settings = config.resolver(cls.name)
+    if cls.credential == "api_key" and settings.api_key is not None:
+        return settings.api_key.get_secret_value() or None
+    if cls.credential == "email":
+        if settings.email:
+            return settings.email
+    for var in cls.credential_env:
+        if os.environ.get(var):
+            return os.environ[var]
+    if cls.credential == "email":
+        return config.mailto
+    return None

@@ -1,0 +1,64 @@
+"""Which resolvers exist, and building the enabled ones from the configuration.
+
+A source that needs a credential that is not configured (in ``[resolvers.<name>]`` or its
+conventional environment variable) is left out with one clear note; a misspelt endpoint key is
+a configuration error with a suggestion.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+
+from oafetch.config import Config
+from oafetch.errors import ConfigError
+from oafetch.resolvers.base import Resolver, credential_for
+from oafetch.resolvers.landing_page import LandingPageResolver
+
+_COMMON_KEYS = {"enabled", "base_url", "api_key", "email", "timeout_s"}
+
+
+def resolver_classes() -> dict[str, type[Resolver]]:
+    """Every resolver oafetch ships, by name."""
+    classes: list[type[Resolver]] = [LandingPageResolver]
+    try:
+        from oafetch.resolvers import sources
+    except ImportError:  # pragma: no cover - the source modules are part of the package
+        pass
+    else:
+        classes.extend(sources.ALL)
+    return {cls.name: cls for cls in classes}
+
+
+def build_resolvers(
+    config: Config, classes: Mapping[str, type[Resolver]] | None = None
+) -> tuple[dict[str, Resolver], list[str]]:
+    """Instantiate every enabled resolver; return them and the notes about skipped ones.
+
+    Raises:
+        ConfigError: ``[resolvers.X]`` names an unknown source or an unknown key.
+    """
+    classes = dict(classes or resolver_classes())
+    for name, settings in config.resolvers.items():
+        if name not in classes:
+            close = difflib.get_close_matches(name, list(classes), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else f"; known: {', '.join(sorted(classes))}"
+            raise ConfigError(f"[resolvers.{name}]: unknown resolver{hint}")
+        allowed = _COMMON_KEYS | set(classes[name].endpoints)
+        for key in settings.model_extra or {}:
+            if key not in allowed:
+                close = difflib.get_close_matches(key, sorted(allowed), n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else f"; allowed: {', '.join(sorted(allowed))}"
+                raise ConfigError(f"[resolvers.{name}] unknown key {key!r}{hint}")
+    built: dict[str, Resolver] = {}
+    notes: list[str] = []
+    for name, cls in classes.items():
+        settings = config.resolver(name)
+        if not settings.enabled:
+            continue
+        if cls.credential and credential_for(cls, config) is None:
+            where = " or ".join([f"[resolvers.{name}] {cls.credential}", *cls.credential_env])
+            notes.append(f"resolver {name} skipped: it needs {cls.credential} ({where})")
+            continue
+        built[name] = cls(settings, config)
+    return built, notes

@@ -1,0 +1,55 @@
+"""The typed result of one work, as the library returns it and the manifest records it."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from oafetch.tokens import Outcome, Reason
+
+
+@dataclass(frozen=True)
+class DownloadResult:
+    """How one work ended.
+
+    Attributes:
+        work_id: the normalised identifier (``doi:10.…``), or the raw input when unparseable.
+        outcome / reason: tokens (see docs/TELEMETRY.md); ``message`` says it in words.
+        path: the stored file (absolute), when ``outcome`` is ``success``.
+        sha256 / bytes / content_type: of the stored body.
+        resolver / url: the source and URL that delivered it (URL redacted of credentials).
+        dedupe_action: ``stored``, ``linked``, ``referenced`` or ``kept``.
+        ttfp_ms: time from the work's start to its stored file.
+        line: the input line number, for batch inputs.
+    """
+
+    work_id: str
+    outcome: Outcome
+    reason: Reason
+    message: str = ""
+    path: Path | None = None
+    sha256: str | None = None
+    bytes: int | None = None
+    content_type: str | None = None
+    resolver: str | None = None
+    url: str | None = None
+    dedupe_action: str | None = None
+    ttfp_ms: float | None = None
+    trace_id: str | None = None
+    version: str | None = None
+    license: str | None = None
+    host_type: str | None = None
+    line: int | None = None
+    input: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome is Outcome.SUCCESS
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["path"] = str(self.path) if self.path else None
+        data["outcome"] = str(self.outcome)
+        data["reason"] = str(self.reason)
+        return data

@@ -1,0 +1,65 @@
+"""Counters of one run, for progress lines, the summary table and ``summary.json``."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from oafetch.results import DownloadResult
+from oafetch.tokens import Outcome, Reason
+
+
+@dataclass
+class RunStats:
+    run_id: str
+    started: float = field(default_factory=time.time)
+    outcomes: Counter[str] = field(default_factory=Counter)
+    reasons: Counter[str] = field(default_factory=Counter)
+    resolver_success: Counter[str] = field(default_factory=Counter)
+    bytes_stored: int = 0
+    resumed: int = 0
+    bad_lines: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, result: DownloadResult) -> None:
+        with self._lock:
+            if result.reason is Reason.RESUMED:
+                self.resumed += 1
+            self.outcomes[str(result.outcome)] += 1
+            self.reasons[str(result.reason)] += 1
+            if result.outcome is Outcome.SUCCESS:
+                self.resolver_success[result.resolver or "?"] += 1
+                if result.reason is not Reason.RESUMED:
+                    self.bytes_stored += result.bytes or 0
+            if result.reason is Reason.BAD_INPUT:
+                self.bad_lines += 1
+
+    @property
+    def done(self) -> int:
+        return sum(self.outcomes.values())
+
+    @property
+    def yield_pct(self) -> float:
+        attempted = self.done - self.bad_lines
+        return 100.0 * self.outcomes[Outcome.SUCCESS] / attempted if attempted else 0.0
+
+    def as_dict(self, finished: float | None = None) -> dict[str, Any]:
+        finished = finished or time.time()
+        with self._lock:
+            return {
+                "run_id": self.run_id,
+                "started_at": self.started,
+                "finished_at": finished,
+                "elapsed_s": round(finished - self.started, 3),
+                "works": self.done,
+                "yield_pct": round(self.yield_pct, 2),
+                "outcomes": dict(self.outcomes),
+                "reasons": dict(self.reasons),
+                "success_by_resolver": dict(self.resolver_success),
+                "bytes_stored": self.bytes_stored,
+                "resumed": self.resumed,
+                "bad_input_lines": self.bad_lines,
+            }

@@ -1,0 +1,108 @@
+"""Deterministic, valid-looking PDF files for the sandbox corpus.
+
+Every file starts with ``%PDF-1.7\\n``, holds a page whose text names the work, a binary stream
+of filler bytes sized to reach the target length, a cross-reference table with true offsets,
+and ends with ``%%EOF\\n``. Filler bytes come from one seeded pool, so building a file costs a
+slice and a join, and the same (seed, key, size) always gives the same bytes. Oversized files
+are never built in memory: `oversized_chunks` streams them.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+
+_HEAD = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n"
+_POOL_BYTES = 1 << 20
+_MIN_FILLER = 64
+
+
+def _escape(text: str) -> str:
+    """Escape a string for a PDF literal and keep it ASCII."""
+    ascii_text = text.encode("ascii", "replace").decode("ascii")
+    return ascii_text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
+
+
+class PdfFactory:
+    """Builds the corpus's PDF files from one seeded filler pool.
+
+    Thread-safe: after construction it only reads its pool.
+    """
+
+    def __init__(self, seed: int) -> None:
+        self._pool = random.Random(f"sandbox-pdf-pool-{seed}").randbytes(_POOL_BYTES)
+
+    def _filler(self, offset: int, length: int) -> bytes:
+        """`length` pool bytes starting at `offset`, wrapping round the pool."""
+        pool = self._pool
+        start = offset % len(pool)
+        if start + length <= len(pool):
+            return pool[start : start + length]
+        parts = [pool[start:]]
+        remaining = length - len(parts[0])
+        while remaining > 0:
+            parts.append(pool[: min(remaining, len(pool))])
+            remaining -= len(parts[-1])
+        return b"".join(parts)
+
+    def build(self, key: str, title: str, size: int, offset: int) -> bytes:
+        """A PDF of (about, at least) `size` bytes naming `key` and `title`.
+
+        The result is exactly `size` bytes unless `size` is below the fixed overhead of the
+        structure (about 800 bytes), in which case it is the smallest file that fits.
+        """
+        filler_len = _MIN_FILLER
+        for _ in range(3):  # the /Length digits change the overhead; settle in a few passes
+            body = self._assemble(key, title, filler_len, offset)
+            overhead = len(body) - filler_len
+            wanted = max(_MIN_FILLER, size - overhead)
+            if wanted == filler_len:
+                return body
+            filler_len = wanted
+        return self._assemble(key, title, filler_len, offset)
+
+    def _assemble(self, key: str, title: str, filler_len: int, offset: int) -> bytes:
+        text = (
+            f"BT /F1 14 Tf 72 720 Td ({_escape(title)}) Tj ET\n"
+            f"BT /F1 9 Tf 72 700 Td (oafetch sandbox work {_escape(key)}) Tj ET\n"
+        ).encode()
+        objects: list[bytes] = [
+            b"<< /Type /Catalog /Pages 2 0 R >>",
+            b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
+            b"/Resources << /Font << /F1 5 0 R >> >> /Contents 4 0 R >>",
+            b"<< /Length %d >>\nstream\n" % len(text) + text + b"\nendstream",
+            b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+            b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % filler_len
+            + self._filler(offset, filler_len)
+            + b"\nendstream",
+            f"<< /Title ({_escape(title)}) /Producer (oafetch sandbox) >>".encode(),
+        ]
+        out = bytearray(_HEAD)
+        offsets: list[int] = []
+        for number, obj in enumerate(objects, start=1):
+            offsets.append(len(out))
+            out += b"%d 0 obj\n" % number + obj + b"\nendobj\n"
+        xref_at = len(out)
+        out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+        for at in offsets:
+            out += b"%010d 00000 n \n" % at
+        out += b"trailer\n<< /Size %d /Root 1 0 R /Info 7 0 R >>\n" % (len(objects) + 1)
+        out += b"startxref\n%d\n%%%%EOF\n" % xref_at
+        return bytes(out)
+
+    def oversized_chunks(self, size: int, chunk: int = 256 * 1024) -> Iterator[bytes]:
+        """Stream a PDF-looking file of exactly `size` bytes in chunks of about `chunk`."""
+        tail = b"\nendstream\nendobj\ntrailer\n<< /Root 1 0 R >>\n%%EOF\n"
+        head_obj = b"1 0 obj\n<< /Length %d >>\nstream\n"
+        filler_total = max(0, size - len(_HEAD) - len(head_obj % 0) - len(tail) - 20)
+        head = _HEAD + head_obj % filler_total
+        filler_total = size - len(head) - len(tail)
+        yield head
+        view = memoryview(self._pool)
+        sent = 0
+        while sent < filler_total:
+            step = min(chunk, filler_total - sent, len(view))
+            yield bytes(view[:step])
+            sent += step
+        yield tail

@@ -1,0 +1,167 @@
+"""Where verified bodies go: ``pdf/ html/ xml/`` under the output dir, atomically, deduplicated.
+
+A body is streamed into a temp file *beside* its target (``.<name>.part-<rand>``; never at a final
+path), fsynced when durability is on, then published with ``os.replace`` — so a reader (or a
+``kill -9``) never sees half a file at a final path. File names come from the work id through
+:func:`safe_name` (sanitised, length-capped, with a hash suffix so two ids never share a file);
+nothing from the network (``Content-Disposition``, URL paths) names a file. Identical bytes are
+stored once: a second work with the same sha256 gets a hard link (or a manifest reference where
+links are impossible).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import os
+import re
+import secrets
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from oafetch.errors import FetchError
+from oafetch.tokens import DedupeAction, Kind, Reason
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_SUFFIX = {Kind.PDF: ".pdf", Kind.HTML: ".html", Kind.XML: ".xml", Kind.OTHER: ".bin"}
+_DIRS = {Kind.PDF: "pdf", Kind.HTML: "html", Kind.XML: "xml", Kind.OTHER: "other"}
+MAX_STEM = 80
+
+
+def safe_name(work_id: str) -> str:
+    """A file stem for ``work_id``: only ``[A-Za-z0-9._-]``, ≤ 80 chars + a 10-hex hash suffix.
+
+    >>> safe_name("doi:10.1038/nature12373")
+    'doi_10.1038_nature12373-d2c1de0a6d'
+    """
+    digest = hashlib.sha256(work_id.encode("utf-8", "surrogatepass")).hexdigest()[:10]
+    stem = _UNSAFE.sub("_", work_id).strip("._-")[:MAX_STEM].rstrip("._-") or "work"
+    return f"{stem}-{digest}"
+
+
+def disk_error(exc: OSError, path: Path) -> FetchError:
+    """A clear error for a failed write (disk full, permissions …)."""
+    what = {errno.ENOSPC: "disk full", errno.EDQUOT: "disk quota exceeded",
+            errno.EACCES: "permission denied", errno.EROFS: "read-only file system"}
+    label = what.get(exc.errno or 0, exc.strerror or str(exc))
+    return FetchError(Reason.DISK_ERROR, f"cannot write {path}: {label}")
+
+
+@dataclass(frozen=True)
+class Stored:
+    path: Path  # absolute final path
+    relpath: str  # relative to the output dir (what manifests and telemetry record)
+    dedupe: DedupeAction
+
+
+class Storage:
+    """The output directory's files. Thread-safe."""
+
+    def __init__(self, root: Path, *, fsync: bool = True, content_addressed: bool = False) -> None:
+        self.root = root
+        self.fsync = fsync
+        self.content_addressed = content_addressed
+        self._lock = threading.Lock()
+        self._by_sha: dict[str, Path] = {}
+
+    def prepare(self) -> None:
+        """Create the layout; remove temp files a killed run left behind."""
+        for name in ("pdf", "html", "xml"):
+            (self.root / name).mkdir(parents=True, exist_ok=True)
+        for sub in ("pdf", "html", "xml", "other"):
+            folder = self.root / sub
+            if folder.is_dir():
+                for stale in folder.glob(".*.part-*"):
+                    with contextlib.suppress(OSError):
+                        stale.unlink()
+
+    def remember(self, sha256: str, relpath: str) -> None:
+        """Index a file stored by an earlier run (resume), for dedupe."""
+        path = self.root / relpath
+        if path.is_file():
+            with self._lock:
+                self._by_sha.setdefault(sha256, path)
+
+    def target(self, work_id: str, kind: Kind, sha256: str | None = None) -> Path:
+        folder = self.root / _DIRS[kind]
+        if self.content_addressed and sha256:
+            return folder / sha256[:2] / f"{sha256}{_SUFFIX[kind]}"
+        return folder / f"{safe_name(work_id)}{_SUFFIX[kind]}"
+
+    def open_temp(self, work_id: str) -> tuple[Path, BinaryIO]:
+        """A new temp file in the output dir for ``work_id``'s body (caller must close it)."""
+        folder = self.root / "pdf"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f".{safe_name(work_id)}.part-{secrets.token_hex(4)}"
+        try:
+            return path, path.open("xb")
+        except OSError as exc:
+            raise disk_error(exc, path) from exc
+
+    def discard(self, temp: Path) -> None:
+        with contextlib.suppress(OSError):
+            temp.unlink()
+
+    def publish(self, temp: Path, *, work_id: str, kind: Kind, sha256: str) -> Stored:
+        """Move a verified, closed temp file to its final path (or link identical bytes)."""
+        final = self.target(work_id, kind, sha256)
+        try:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            with self._lock:
+                existing = self._by_sha.get(sha256)
+                if existing is not None and existing != final and existing.exists():
+                    action = self._link(existing, final)
+                    self.discard(temp)
+                    return Stored(final if action is DedupeAction.LINKED else existing,
+                                  self._rel(final if action is DedupeAction.LINKED else existing),
+                                  action)
+                same = final.exists() and _sha256_file(final) == sha256
+                if same:
+                    self.discard(temp)
+                    self._by_sha.setdefault(sha256, final)
+                    return Stored(final, self._rel(final), DedupeAction.KEPT)
+                os.replace(temp, final)
+                self._by_sha.setdefault(sha256, final)
+            if self.fsync:
+                _fsync_dir(final.parent)
+        except OSError as exc:
+            self.discard(temp)
+            raise disk_error(exc, final) from exc
+        return Stored(final, self._rel(final), DedupeAction.STORED)
+
+    def _link(self, existing: Path, final: Path) -> DedupeAction:
+        tmp = final.with_name(f".{final.name}.link-{secrets.token_hex(4)}")
+        try:
+            os.link(existing, tmp)
+            os.replace(tmp, final)
+            return DedupeAction.LINKED
+        except OSError:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            return DedupeAction.REFERENCED
+
+    def _rel(self, path: Path) -> str:
+        return path.relative_to(self.root).as_posix()
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+sha256_file = _sha256_file

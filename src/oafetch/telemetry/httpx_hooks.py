@@ -1,0 +1,190 @@
+"""Hooks for the httpx instrumentation's CLIENT span, and the instrumented transport.
+
+The outer stages of oafetch's transport stack (cache → breaker → rate limit → *CLIENT span* →
+``HTTPTransport``) write what they know about a request into ``request.extensions["oafetch"]``,
+a plain dict: ``role``, ``host``, ``url_hash``, ``url_redacted``, ``rate_delay_ms``,
+``breaker_state``, ``retry_count``, ``retry_after_s``. :func:`request_hook` copies those facts onto
+the CLIENT span and **replaces** ``url.full`` with ``url_redacted`` (the instrumentation removes
+only userinfo and ``sig=``; API keys and e-mail addresses ride in query strings). Without
+``url_redacted`` the query string is replaced by ``REDACTED``: no credential reaches a span.
+
+:func:`response_hook` (after the headers, before the body) records cache flags, what the circuit
+breaker will count (``failure`` for 5xx except a Cloudflare challenge 503, else ``success``),
+and writes the CLIENT span's hex span_id into the dict as ``client_span_id`` so the body code can
+link its ``oafetch.body`` span to this request.
+
+Both hooks run on the requesting thread, use only the OpenTelemetry API and never raise.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import MutableMapping
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
+
+from opentelemetry.trace import Span
+from opentelemetry.util.types import AttributeValue
+
+from oafetch.telemetry import names
+
+if TYPE_CHECKING:
+    import httpx
+    from opentelemetry.metrics import MeterProvider
+    from opentelemetry.trace import TracerProvider
+
+log = logging.getLogger(__name__)
+
+#: The ``request.extensions`` key of oafetch's per-request facts.
+EXTENSION = "oafetch"
+#: What replaces a query string that no stage redacted.
+REDACTED = "REDACTED"
+
+_SEMCONV_ENV = "OTEL_SEMCONV_STABILITY_OPT_IN"
+_logged: set[str] = set()
+
+
+def _log_once(key: str, msg: str) -> None:
+    if key not in _logged:
+        _logged.add(key)
+        log.error(msg, exc_info=True)
+
+
+def _facts(info: Any) -> MutableMapping[str, Any] | None:
+    extensions = getattr(info, "extensions", None)
+    if not extensions:
+        return None
+    facts = extensions.get(EXTENSION)
+    return facts if isinstance(facts, MutableMapping) else None
+
+
+def strip_query(url: str) -> str:
+    """``url`` without userinfo, and with any query string replaced by ``REDACTED``."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, REDACTED if parts.query else "", ""))
+
+
+def request_hook(span: Span, request_info: Any) -> None:
+    """Copy oafetch's request facts onto the CLIENT span and redact ``url.full``. Never raises."""
+    try:
+        if not span.is_recording():
+            return
+        facts = _facts(request_info)
+        attrs: dict[str, AttributeValue] = {}
+        redacted: object = None
+        if facts is not None:
+            for key, attr in (
+                ("role", names.ROLE),
+                ("host", names.HOST),
+                ("url_hash", names.URL_HASH),
+                ("breaker_state", names.BREAKER_STATE),
+            ):
+                value = facts.get(key)
+                if isinstance(value, str):
+                    attrs[attr] = value
+            delay = facts.get("rate_delay_ms")
+            if isinstance(delay, int | float):
+                attrs[names.RATE_DELAY_MS] = float(delay)
+            retries = facts.get("retry_count")
+            if isinstance(retries, int):
+                attrs[names.RETRY_COUNT] = retries
+                if retries > 0:
+                    attrs[names.HTTP_RESEND_COUNT] = retries
+            after = facts.get("retry_after_s")
+            if isinstance(after, int | float):
+                attrs[names.RETRY_AFTER_S] = float(after)
+            redacted = facts.get("url_redacted")
+            facts["client_span_id"] = format(span.get_span_context().span_id, "016x")
+        if isinstance(redacted, str):
+            attrs[names.URL_FULL] = redacted
+        else:
+            attrs[names.URL_FULL] = strip_query(str(getattr(request_info, "url", "")))
+        span.set_attributes(attrs)
+    except Exception:
+        _log_once("request", "oafetch: request_hook failed (logged once)")
+
+
+def _flag(caching: Any, extensions: Any, key: str) -> bool:
+    # hishel 1.x/2.x: extensions["caching"] = {"from_cache": …, "revalidated": …, "stored": …};
+    # hishel 0.x: extensions["hishel_from_cache"] …. Either may be absent.
+    if isinstance(caching, MutableMapping | dict) and caching.get(key):
+        return True
+    return bool(extensions.get(f"hishel_{key}", False))
+
+
+def response_hook(span: Span, request_info: Any, response_info: Any) -> None:
+    """Record cache flags and the breaker verdict; hand the span_id to the body. Never raises."""
+    try:
+        if not span.is_recording():
+            return
+        extensions = getattr(response_info, "extensions", None) or {}
+        caching = extensions.get("caching")
+        status = int(getattr(response_info, "status_code", 0) or 0)
+        headers = getattr(response_info, "headers", None)
+        revalidated = _flag(caching, extensions, "revalidated")
+        if not revalidated and status == 304:
+            # The cache sits above this span, so its flags are rarely here yet; a 304 to a
+            # conditional request is a revalidation all the same.
+            req_headers = getattr(request_info, "headers", None)
+            if req_headers is not None and (
+                "if-none-match" in req_headers or "if-modified-since" in req_headers
+            ):
+                revalidated = True
+        challenge = (
+            status == 503
+            and headers is not None
+            and str(headers.get("cf-mitigated", "")).lower() == "challenge"
+        )
+        span.set_attributes(
+            {
+                names.FROM_CACHE: _flag(caching, extensions, "from_cache"),
+                names.REVALIDATED: revalidated,
+                names.STALE: _flag(caching, extensions, "stale"),
+                names.BREAKER_RECORDED: "failure" if status >= 500 and not challenge else "success",
+            }
+        )
+        facts = _facts(request_info)
+        if facts is not None:
+            facts["client_span_id"] = format(span.get_span_context().span_id, "016x")
+    except Exception:
+        _log_once("response", "oafetch: response_hook failed (logged once)")
+
+
+def instrumented_transport(
+    inner: httpx.BaseTransport,
+    *,
+    tracer_provider: TracerProvider | None,
+    meter_provider: MeterProvider | None,
+) -> httpx.BaseTransport:
+    """Wrap ``inner`` in the instrumentation's CLIENT-span transport with oafetch's hooks.
+
+    Sets ``OTEL_SEMCONV_STABILITY_OPT_IN=http`` first unless the environment says otherwise:
+    the instrumentation reads it once per process, at its first transport. Place the result
+    innermost, directly above ``httpx.HTTPTransport``; instrument nothing else globally.
+    """
+    os.environ.setdefault(_SEMCONV_ENV, "http")
+    from opentelemetry.instrumentation.httpx import SyncOpenTelemetryTransport
+
+    transport = SyncOpenTelemetryTransport(
+        inner,
+        tracer_provider=tracer_provider,
+        meter_provider=meter_provider,
+        request_hook=request_hook,
+        response_hook=response_hook,
+    )
+    mode = getattr(transport, "_sem_conv_opt_in_mode", None)
+    stable = mode is None or "HTTP" in str(getattr(mode, "name", mode)).upper()
+    if not stable and "semconv" not in _logged:
+        _logged.add("semconv")
+        log.warning(
+            "oafetch: the httpx instrumentation was initialised before %s=http was set; "
+            "CLIENT spans use the old attribute names (set it before the first client)",
+            _SEMCONV_ENV,
+        )
+    result: httpx.BaseTransport = transport
+    return result

@@ -1,0 +1,97 @@
+"""The JSONL writer of the local store: ``<out>/spans.jsonl``, one finished span per line.
+
+Each line is the record of :func:`oafetch.telemetry.mapping.to_record`: ``name``, ``kind``,
+``trace_id``, ``span_id``, ``parent_span_id``, ``start_ns``, ``end_ns``, ``status``,
+``attributes``, ``events`` (``name``, ``ts_ns``, ``attributes``) and ``resource``
+(``service.name``). The file is appended to (a resumed run adds to it) and flushed to the OS
+after every batch, so a reader (``tail -f``, ``jq``) sees whole lines.
+
+Threads: as for the SQLite writer: one writer thread under the schema processor; a lock when
+used as a plain ``SpanExporter``, which guarantees no loss only under the schema processor.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO
+
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+from oafetch.telemetry.mapping import Record, RunRecord, to_record
+
+log = logging.getLogger(__name__)
+
+#: File name of the span log inside the output directory.
+JSONL_FILE = "spans.jsonl"
+
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
+
+
+class JsonlSpanExporter(SpanExporter):
+    """Append span records to a JSON Lines file.
+
+    Args:
+        path: the file (created, with its directory, on first write).
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._fh: IO[str] | None = None
+        self._lock = threading.Lock()
+        self._closed = False
+        self._warned = False
+
+    def _file(self) -> IO[str]:
+        if self._fh is None:
+            if self._closed:
+                raise RuntimeError("JsonlSpanExporter is shut down")
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fh = self.path.open("a", encoding="utf-8", newline="\n")
+        return self._fh
+
+    def write(self, records: Sequence[Record]) -> None:
+        """Append one line per record and flush to the OS.
+
+        Raises:
+            OSError: the write failed (a partial last line may remain; readers skip it).
+        """
+        if not records:
+            return
+        text = "\n".join([_encode(r) for r in records]) + "\n"
+        with self._lock:
+            fh = self._file()
+            fh.write(text)
+            fh.flush()
+
+    def begin_run(self, run: RunRecord) -> None:
+        """Nothing to do: the run's span line is written when it ends."""
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        """Write ``spans`` (an application's processor calls this). Never raises."""
+        try:
+            self.write([to_record(s) for s in spans])
+        except Exception:
+            if not self._warned:
+                self._warned = True
+                log.exception("oafetch: JSONL export failed; %d spans lost", len(spans))
+            return SpanExportResult.FAILURE
+        return SpanExportResult.SUCCESS
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        """Nothing is buffered here: every ``write`` flushes."""
+        return True
+
+    def shutdown(self) -> None:
+        """Close the file (later writes raise). Idempotent."""
+        with self._lock:
+            self._closed = True
+            if self._fh is not None:
+                try:
+                    self._fh.close()
+                finally:
+                    self._fh = None

@@ -1,0 +1,379 @@
+"""oafetch's span processors: identity stamping, and the schema processor that never drops.
+
+:class:`StampingProcessor` copies run/work identity (``oafetch.telemetry.context``) onto every
+span at start, the httpx CLIENT spans included, and records ``oafetch.http.failure.duration`` for
+CLIENT spans that ended without a response (the instrumentation records no duration then).
+
+:class:`SchemaProcessor` feeds the local store. ``on_end`` only appends the span to an unbounded
+queue (a few hundred nanoseconds on the ending thread); ONE writer thread turns spans into
+records and rows and writes them through the exporters (SQLite, JSONL), so each connection and
+file handle lives on that thread. Nothing is dropped for lack of room: if the writer falls far
+behind (``max_pending`` spans waiting), ending threads wait for it instead (backpressure). A
+span is lost only when an exporter keeps failing after retries (disk full, file removed), or
+when it ends after ``shutdown``; each such span is counted in :attr:`SchemaProcessor.spans_dropped`
+and logged once, and the count lands in ``run_summary.spans_dropped``.
+
+Contract, as OpenTelemetry's ``SpanProcessor``: ``on_start``/``on_end`` run on the thread that
+starts/ends the span, never block (save for backpressure) and never raise.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from opentelemetry.context import Context
+from opentelemetry.metrics import Histogram
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from opentelemetry.trace import SpanKind
+
+from oafetch.telemetry import names
+from oafetch.telemetry.context import current_identity
+from oafetch.telemetry.mapping import Record, RunRecord, to_record
+
+log = logging.getLogger(__name__)
+
+
+class SchemaWriter(Protocol):
+    """What the schema processor drives on its writer thread (the SQLite and JSONL exporters)."""
+
+    def write(self, records: Sequence[Record]) -> None:
+        """Persist ``records``; raise if they were not (the processor retries)."""
+
+    def begin_run(self, run: RunRecord) -> None:
+        """A run started: make it visible (``run_summary`` row with ``finished_at`` NULL)."""
+
+    def shutdown(self) -> None:
+        """Release files and connections."""
+
+
+# -- stamping ------------------------------------------------------------------------------------
+
+
+class StampingProcessor(SpanProcessor):
+    """Stamp ``oafetch.run_id``/``work_id``/``artifact_id`` from the context onto every span.
+
+    Attributes the span already has win (a span started with an explicit ``oafetch.work_id``
+    keeps it). A span started outside any ``identity(run_id=…)`` block — a rate-limit event in
+    a scheduler thread, say — gets the run id of the one ``oafetch.run`` span in progress, if
+    exactly one is.
+
+    Args:
+        failure_duration: the ``oafetch.http.failure.duration`` histogram; when given, every
+            CLIENT span that ended with ``error.type`` and no status code (a transport failure)
+            records its duration in seconds with ``http.request.method``, ``server.address`` and
+            ``error.type``.
+    """
+
+    def __init__(self, failure_duration: Histogram | None = None) -> None:
+        self._failure_duration = failure_duration
+        self._runs: dict[int, str] = {}  # span_id of an open oafetch.run → its run id
+        self._lock = threading.Lock()
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        try:
+            found = current_identity(parent_context)
+            attrs = span.attributes or {}
+            if span.name == names.SPAN_RUN:
+                run_id = attrs.get(names.RUN_ID, found.get(names.RUN_ID))
+                if isinstance(run_id, str):
+                    with self._lock:
+                        self._runs[span.context.span_id] = run_id
+            elif names.RUN_ID not in found and len(self._runs) == 1:
+                with self._lock:
+                    only = next(iter(self._runs.values()), None)
+                if only is not None:
+                    found[names.RUN_ID] = only
+            missing = {k: v for k, v in found.items() if k not in attrs}
+            if missing:
+                span.set_attributes(missing)
+        except Exception:  # pragma: no cover - defensive: telemetry must not fail a download
+            log.exception("oafetch: could not stamp span %s", getattr(span, "name", "?"))
+
+    def on_end(self, span: ReadableSpan) -> None:
+        try:
+            if span.name == names.SPAN_RUN:
+                with self._lock:
+                    self._runs.pop(span.context.span_id, None)
+                return
+            if self._failure_duration is None or span.kind is not SpanKind.CLIENT:
+                return
+            attrs = span.attributes or {}
+            error = attrs.get(names.ERROR_TYPE)
+            if error is None or names.HTTP_RESPONSE_STATUS_CODE in attrs:
+                return
+            if span.start_time is None or span.end_time is None:
+                return
+            labels: dict[str, Any] = {names.ERROR_TYPE: error}
+            for key in (names.HTTP_REQUEST_METHOD, names.SERVER_ADDRESS):
+                if key in attrs:
+                    labels[key] = attrs[key]
+            self._failure_duration.record((span.end_time - span.start_time) / 1e9, labels)
+        except Exception:  # pragma: no cover - defensive
+            log.exception("oafetch: could not record transport-failure duration")
+
+    def shutdown(self) -> None:
+        return None
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return True
+
+
+# -- the schema processor -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _RunStarted:
+    run: RunRecord
+
+
+@dataclass(frozen=True)
+class _Flush:
+    done: threading.Event
+
+
+@dataclass(frozen=True)
+class _Stop:
+    done: threading.Event
+
+
+_RETRY_SLEEPS_S = (0.05, 0.25, 1.0)
+
+
+class SchemaProcessor(SpanProcessor):
+    """Write every finished span to the local store, in end order, without dropping any.
+
+    Args:
+        writers: the exporters to write through, in order (e.g. SQLite, then JSONL).
+        max_batch: at most this many spans per transaction.
+        linger_s: after a first span arrives, wait up to this long for more before writing, so a
+            quiet run commits a few times a second instead of once per span.
+        max_pending: spans that may wait for the writer before ending threads are made to wait.
+    """
+
+    def __init__(
+        self,
+        writers: Sequence[SchemaWriter],
+        *,
+        max_batch: int = 2048,
+        linger_s: float = 0.05,
+        max_pending: int = 250_000,
+    ) -> None:
+        self._writers = list(writers)
+        self._max_batch = max_batch
+        self._linger_s = linger_s
+        self._max_pending = max_pending
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._dropped = 0
+        self._dropped_lock = threading.Lock()
+        self._failing: set[int] = set()  # indexes of writers whose last batch failed for good
+        self._logged: set[str] = set()
+        self._closed = False
+        self._close_lock = threading.Lock()
+        for writer in self._writers:
+            if hasattr(writer, "spans_dropped"):  # the SQLite writer reports it in run_summary
+                setattr(writer, "spans_dropped", lambda: self.spans_dropped)  # noqa: B010
+        self._thread = threading.Thread(
+            target=self._run, name="oafetch-telemetry-writer", daemon=True
+        )
+        self._thread.start()
+
+    # -- public ------------------------------------------------------------------------------------
+    @property
+    def spans_dropped(self) -> int:
+        """Spans that never reached every writer (0 in a healthy run)."""
+        return self._dropped
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        if span.name != names.SPAN_RUN or self._closed:
+            return
+        try:
+            attrs = span.attributes or {}
+            run_id = attrs.get(names.RUN_ID)
+            if not isinstance(run_id, str):
+                run_id = current_identity(parent_context).get(names.RUN_ID, "")
+            config_hash = attrs.get(names.CONFIG_HASH)
+            version = attrs.get(names.VERSION)
+            self._queue.put(
+                _RunStarted(
+                    RunRecord(
+                        run_id=run_id,
+                        started_at=(span.start_time or time.time_ns()) / 1e9,
+                        finished_at=None,
+                        config_hash=config_hash if isinstance(config_hash, str) else None,
+                        version=version if isinstance(version, str) else None,
+                    )
+                )
+            )
+        except Exception:  # pragma: no cover - defensive
+            self._log_once("on_start", "oafetch: could not record the start of a run")
+
+    def on_end(self, span: ReadableSpan) -> None:
+        if self._closed:
+            self._drop(1, "closed", "oafetch: a span ended after telemetry shut down; not stored")
+            return
+        q = self._queue
+        if q.qsize() >= self._max_pending and threading.current_thread() is not self._thread:
+            self._wait_for_room()
+        q.put(span)
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        """Block until every span that ended before this call is written, or the timeout.
+
+        Returns:
+            True when all of them are written (or counted as dropped), False on timeout.
+        """
+        if not self._thread.is_alive():
+            return self._queue.empty()
+        done = threading.Event()
+        self._queue.put(_Flush(done))
+        return done.wait(max(timeout_millis, 0) / 1000)
+
+    def shutdown(self, timeout_s: float = 120.0) -> None:
+        """Write everything still queued, then close the writers. Idempotent.
+
+        Spans that end afterwards are counted as dropped. If the writer cannot drain within
+        ``timeout_s`` (a hung disk), what is still queued is counted as dropped.
+        """
+        with self._close_lock:
+            if self._closed:
+                return
+            self._closed = True
+        done = threading.Event()
+        self._queue.put(_Stop(done))
+        if not done.wait(timeout_s):
+            left = self._queue.qsize()
+            self._drop(left, "shutdown-timeout", "oafetch: telemetry writer did not drain in time")
+            return
+        # A span that slipped in behind the stop marker (it ended while shutdown began).
+        late = 0
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if isinstance(item, ReadableSpan):
+                late += 1
+            elif isinstance(item, _Flush):
+                item.done.set()
+        self._drop(late, "closed", "oafetch: a span ended after telemetry shut down; not stored")
+
+    # -- writer thread -----------------------------------------------------------------------------
+    def _wait_for_room(self) -> None:
+        low = self._max_pending // 2
+        while self._queue.qsize() > low and self._thread.is_alive() and not self._closed:
+            time.sleep(0.002)
+
+    def _run(self) -> None:
+        q = self._queue
+        max_batch = self._max_batch
+        while True:
+            item = q.get()
+            batch: list[ReadableSpan] = []
+            deadline: float | None = None
+            while True:
+                if isinstance(item, ReadableSpan):
+                    batch.append(item)
+                    if len(batch) >= max_batch:
+                        self._write(batch)
+                        batch = []
+                else:
+                    self._write(batch)  # keep end order around control items
+                    batch = []
+                    if isinstance(item, _Stop):
+                        self._close_writers()
+                        item.done.set()
+                        return
+                    self._control(item)
+                try:
+                    item = q.get_nowait()
+                    continue
+                except queue.Empty:
+                    pass
+                if not batch:
+                    break
+                if deadline is None:
+                    deadline = time.monotonic() + self._linger_s
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                try:
+                    item = q.get(timeout=remaining)
+                except queue.Empty:
+                    break
+            self._write(batch)
+
+    def _control(self, item: Any) -> None:
+        if isinstance(item, _Flush):
+            item.done.set()
+        elif isinstance(item, _RunStarted):
+            for writer in self._writers:
+                try:
+                    writer.begin_run(item.run)
+                except Exception:
+                    self._log_once("begin_run", "oafetch: could not record the start of run")
+
+    def _write(self, spans: list[ReadableSpan]) -> None:
+        if not spans:
+            return
+        records: list[Record] = []
+        for span in spans:
+            try:
+                records.append(to_record(span))
+            except Exception:
+                self._drop(1, "record", "oafetch: a span could not be turned into a record")
+        lost = 0
+        for index, writer in enumerate(self._writers):
+            if not self._write_one(index, writer, records):
+                lost = len(records)
+        if lost:
+            self._drop(lost, "write", "oafetch: telemetry writer failed; spans lost")
+
+    def _write_one(self, index: int, writer: SchemaWriter, records: list[Record]) -> bool:
+        # A writer that failed for good last time gets one try, so a dead disk does not make
+        # the writer crawl (and, through backpressure, slow the downloads).
+        sleeps = () if index in self._failing else _RETRY_SLEEPS_S
+        for attempt in range(len(sleeps) + 1):
+            try:
+                writer.write(records)
+            except Exception:
+                if attempt < len(sleeps):
+                    time.sleep(sleeps[attempt])
+                    continue
+                self._failing.add(index)
+                self._log_once(
+                    f"writer-{index}",
+                    "oafetch: %s failed to write telemetry",
+                    type(writer).__name__,
+                )
+                return False
+            self._failing.discard(index)
+            return True
+        return False  # pragma: no cover - the loop always returns
+
+    def _close_writers(self) -> None:
+        for writer in self._writers:
+            try:
+                writer.shutdown()
+            except Exception:
+                self._log_once("close", "oafetch: could not close a telemetry writer")
+
+    # -- bookkeeping -------------------------------------------------------------------------------
+    def _drop(self, n: int, key: str, msg: str) -> None:
+        if n <= 0:
+            return
+        with self._dropped_lock:
+            self._dropped += n
+        self._log_once(key, msg + " (counted in run_summary.spans_dropped; logged once)")
+
+    def _log_once(self, key: str, msg: str, *args: Any) -> None:
+        if key in self._logged:
+            return
+        self._logged.add(key)
+        log.error(msg, *args, exc_info=sys.exc_info()[0] is not None)

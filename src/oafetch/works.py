@@ -1,0 +1,268 @@
+"""Works and their identifiers: normalisation of every common form, and input readers.
+
+Identifier kinds: DOI (``10.…``, ``doi:``, ``https://doi.org/…``, ``dx.doi.org``, any case,
+URL-encoded), arXiv (new ``2101.00001v2``, old ``hep-th/9901001``, ``arXiv:`` prefix, arxiv.org
+URLs), PMID (``PMID:123`` or bare digits), PMCID (``PMC123``), OpenAlex (``W123``, openalex.org
+URLs) and any other http(s) URL. Readers stream txt/CSV/JSONL inputs and report each malformed
+line with its number instead of stopping the batch.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import re
+import sys
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import IO, Any
+from urllib.parse import unquote, urlsplit
+
+from oafetch.errors import InputError
+
+
+class IdKind(StrEnum):
+    DOI = "doi"
+    ARXIV = "arxiv"
+    PMID = "pmid"
+    PMCID = "pmcid"
+    OPENALEX = "openalex"
+    URL = "url"
+
+
+@dataclass(frozen=True)
+class Work:
+    """One work to fetch: its identifier kind and normalised value.
+
+    ``work_id`` (``doi:10.1038/nature12373``, ``arxiv:2101.00001v2`` …) is stable and unique;
+    ``artifact_id`` is a short hash of it, used in file names and telemetry.
+    """
+
+    kind: IdKind
+    value: str
+    raw: str = field(default="", compare=False)
+    line: int | None = field(default=None, compare=False)
+
+    @property
+    def work_id(self) -> str:
+        return f"{self.kind}:{self.value}"
+
+    @property
+    def artifact_id(self) -> str:
+        return hashlib.sha256(self.work_id.encode()).hexdigest()[:12]
+
+    @property
+    def doi(self) -> str | None:
+        return self.value if self.kind is IdKind.DOI else None
+
+    def __str__(self) -> str:
+        return self.work_id
+
+
+_DOI = re.compile(r"^10\.\d{4,9}/\S+$")
+_DOI_PREFIX = re.compile(
+    r"^(?:doi:\s*|(?:https?://)?(?:dx\.)?doi\.org/|(?:https?://)?(?:www\.)?doi\.org/)", re.I
+)
+_ARXIV_NEW = re.compile(r"^\d{4}\.\d{4,5}(?:v\d+)?$")
+_ARXIV_OLD = re.compile(r"^[a-z][a-z\-]*(?:\.[a-z]{2})?/\d{7}(?:v\d+)?$", re.I)
+_ARXIV_PREFIX = re.compile(r"^arxiv:\s*", re.I)
+_ARXIV_URL = re.compile(r"^https?://(?:www\.|export\.)?arxiv\.org/(?:abs|pdf)/(.+?)(?:\.pdf)?/?$", re.I)
+_ARXIV_DOI = re.compile(r"^10\.48550/arxiv\.(.+)$", re.I)
+_PMID = re.compile(r"^(?:pmid\s*:?\s*)?(\d{1,9})$", re.I)
+_PMCID = re.compile(r"^(?:pmcid\s*:?\s*)?pmc(\d{1,9})(?:\.\d+)?$", re.I)
+_OPENALEX = re.compile(r"^(?:openalex:\s*|https?://(?:api\.)?openalex\.org/(?:works/)?)?(w\d{2,12})$", re.I)
+
+
+def _arxiv(value: str) -> str | None:
+    if _ARXIV_NEW.match(value):
+        return value.lower()
+    if _ARXIV_OLD.match(value):
+        archive, number = value.split("/", 1)
+        head, _, sub = archive.partition(".")
+        return f"{head.lower()}{'.' + sub.upper() if sub else ''}/{number.lower()}"
+    return None
+
+
+def normalise_doi(text: str) -> str | None:
+    """The lower-case bare DOI in ``text``, or ``None`` when it is not a DOI."""
+    value = unquote(text.strip())
+    value = _DOI_PREFIX.sub("", value).strip()
+    return value.lower() if _DOI.match(value) else None
+
+
+def parse_work(text: str, *, line: int | None = None) -> Work:
+    """Parse one identifier in any supported form.
+
+    Raises:
+        InputError: the text is empty or matches no identifier form; the message says which
+            forms are accepted.
+    """
+    raw = text
+    value = text.strip().strip("\ufeff")
+    if not value:
+        raise InputError("empty identifier")
+    if "\x00" in value or any(ord(c) < 32 for c in value if c not in "\t"):
+        raise InputError("identifier contains control characters (is this a binary file?)")
+    if _ARXIV_PREFIX.match(value):
+        arxiv = _arxiv(_ARXIV_PREFIX.sub("", value))
+        if arxiv is None:
+            raise InputError(f"{value!r} is not an arXiv id (expected 2101.00001v2 or hep-th/9901001)")
+        return Work(IdKind.ARXIV, arxiv, raw, line)
+    doi = normalise_doi(value)
+    if doi is not None:
+        match = _ARXIV_DOI.match(doi)
+        if match and (arxiv := _arxiv(match[1])):
+            return Work(IdKind.ARXIV, arxiv, raw, line)
+        return Work(IdKind.DOI, doi, raw, line)
+    if (arxiv := _arxiv(value)) is not None:
+        return Work(IdKind.ARXIV, arxiv, raw, line)
+    if match := _ARXIV_URL.match(value):
+        if (arxiv := _arxiv(match[1])) is not None:
+            return Work(IdKind.ARXIV, arxiv, raw, line)
+    if match := _PMCID.match(value):
+        return Work(IdKind.PMCID, f"PMC{int(match[1])}", raw, line)
+    if match := _PMID.match(value):
+        return Work(IdKind.PMID, str(int(match[1])), raw, line)
+    if match := _OPENALEX.match(value):
+        return Work(IdKind.OPENALEX, match[1].upper(), raw, line)
+    parts = urlsplit(value)
+    if parts.scheme.lower() in ("http", "https") and parts.hostname:
+        return Work(IdKind.URL, value, raw, line)
+    raise InputError(
+        f"{value[:120]!r} is not an identifier oafetch knows: expected a DOI (10.…, doi:…, "
+        "https://doi.org/…), arXiv:…, PMID:…, PMC…, an OpenAlex W… id or an http(s) URL"
+    )
+
+
+@dataclass(frozen=True)
+class InputLine:
+    """One input line: a parsed work, or the error that made it unusable."""
+
+    line: int
+    work: Work | None
+    error: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+_ID_COLUMNS = ("id", "identifier", "doi", "work", "url", "pmid", "pmcid", "arxiv")
+
+
+def _parse(line_no: int, text: str, extra: dict[str, Any] | None = None) -> InputLine:
+    try:
+        return InputLine(line_no, parse_work(text, line=line_no), None, extra or {})
+    except InputError as exc:
+        return InputLine(line_no, None, str(exc), extra or {})
+
+
+def read_txt(stream: IO[str]) -> Iterator[InputLine]:
+    """One identifier per line; blank lines and ``#`` comments (whole-line or after spaces) skipped."""
+    for number, text in enumerate(stream, start=1):
+        content = re.split(r"(?:^|\s)#", text, maxsplit=1)[0].strip()
+        if content:
+            yield _parse(number, content)
+
+
+def read_csv(stream: IO[str], column: str | None = None) -> Iterator[InputLine]:
+    """Rows of a CSV with a header; ``column`` names the id column (default: a known name)."""
+    reader = csv.DictReader(stream)
+    fields = reader.fieldnames or []
+    if column is None:
+        lowered = {f.lower().strip(): f for f in fields}
+        column = next((lowered[c] for c in _ID_COLUMNS if c in lowered), fields[0] if fields else None)
+    if column is None or column not in fields:
+        raise InputError(
+            f"CSV input has no column {column!r}; columns are {fields}; choose one with --column"
+        )
+    for row in reader:
+        number = reader.line_num
+        value = (row.get(column) or "").strip()
+        if value:
+            yield _parse(number, value, {k: v for k, v in row.items() if k != column and k})
+
+
+def read_jsonl(stream: IO[str], key: str | None = None) -> Iterator[InputLine]:
+    """One JSON value per line: a string id, or an object whose ``key`` (or a known key) holds it."""
+    for number, text in enumerate(stream, start=1):
+        if not text.strip():
+            continue
+        try:
+            value = json.loads(text)
+        except ValueError as exc:
+            yield InputLine(number, None, f"invalid JSON: {exc}")
+            continue
+        if isinstance(value, str):
+            yield _parse(number, value)
+            continue
+        if not isinstance(value, dict):
+            yield InputLine(number, None, "expected a JSON string or object")
+            continue
+        keys = [key] if key else [k for k in _ID_COLUMNS if k in value]
+        found = next((value[k] for k in keys if isinstance(value.get(k), str)), None)
+        if found is None:
+            yield InputLine(number, None, f"no identifier field (tried {keys or list(_ID_COLUMNS)})")
+            continue
+        yield _parse(number, found, {k: v for k, v in value.items() if k not in keys})
+
+
+def detect_format(path: str) -> str:
+    """``csv``, ``jsonl`` or ``txt`` from a file name."""
+    suffix = Path(path).suffix.lower()
+    if suffix in (".csv", ".tsv"):
+        return "csv"
+    if suffix in (".jsonl", ".ndjson", ".json"):
+        return "jsonl"
+    return "txt"
+
+
+def _open_text(path: str) -> IO[str]:
+    if path == "-":
+        return io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace")
+    file = Path(path)
+    try:
+        with file.open("rb") as probe:
+            head = probe.read(8192)
+    except FileNotFoundError:
+        raise InputError(f"input file {path} does not exist") from None
+    except IsADirectoryError:
+        raise InputError(f"input {path} is a directory; give a file of identifiers") from None
+    except OSError as exc:
+        raise InputError(f"input file {path} cannot be read: {exc.strerror}") from None
+    if b"\x00" in head:
+        raise InputError(
+            f"input file {path} looks binary (NUL bytes); expected text, CSV or JSONL identifiers"
+        )
+    return file.open(encoding="utf-8", errors="replace", newline="")
+
+
+def read_input(path: str, *, fmt: str | None = None, column: str | None = None) -> Iterator[InputLine]:
+    """Stream the identifiers of an input file (or ``-`` for stdin), line by line.
+
+    Raises:
+        InputError: the file cannot be opened or is not text (raised before the first line).
+    """
+    fmt = fmt or detect_format(path)
+    stream = _open_text(path)
+
+    def lines() -> Iterator[InputLine]:
+        with stream:
+            if fmt == "csv":
+                yield from read_csv(stream, column)
+            elif fmt == "jsonl":
+                yield from read_jsonl(stream, column)
+            else:
+                yield from read_txt(stream)
+
+    return lines()
+
+
+def as_works(items: Iterable[str | Work]) -> Iterator[InputLine]:
+    """Library input: strings or :class:`Work` objects, numbered from 1."""
+    for number, item in enumerate(items, start=1):
+        if isinstance(item, Work):
+            yield InputLine(number, item)
+        else:
+            yield _parse(number, str(item))
