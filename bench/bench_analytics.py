@@ -51,11 +51,27 @@ def _http_rows(n: int, rng: random.Random, t0: float) -> Iterator[tuple[Any, ...
         status = 200 if cached else rng.choices((200, 404, 429, 503, 304), (90, 4, 1, 1, 4))[0]
         artifact = role == "artifact" and status == 200
         yield (
-            RUN_ID, t0 + i * 0.01, rng.choice(HOSTS), role, "GET", status, _hex(rng, 16),
-            int(cached), int(status == 304), 0, 0, None if status != 429 else 2.0,
-            0.0 if cached else round(rng.expovariate(1 / 80), 1), "closed", "success",
-            round(rng.uniform(0.5, 400), 1), None, rng.randint(50_000, 5_000_000) if artifact else None,
-            round(rng.uniform(5, 900), 1) if artifact else None, _hex(rng, 32), _hex(rng, 16),
+            RUN_ID,
+            t0 + i * 0.01,
+            rng.choice(HOSTS),
+            role,
+            "GET",
+            status,
+            _hex(rng, 16),
+            int(cached),
+            int(status == 304),
+            0,
+            0,
+            None if status != 429 else 2.0,
+            0.0 if cached else round(rng.expovariate(1 / 80), 1),
+            "closed",
+            "success",
+            round(rng.uniform(0.5, 400), 1),
+            None,
+            rng.randint(50_000, 5_000_000) if artifact else None,
+            round(rng.uniform(5, 900), 1) if artifact else None,
+            _hex(rng, 32),
+            _hex(rng, 16),
         )
 
 
@@ -74,37 +90,78 @@ def build_store(path: Path, http_rows: int, seed: int = 7) -> None:
         conn.executemany(
             "INSERT INTO downloads VALUES (" + ",".join("?" * 15) + ")",
             (
-                (RUN_ID, t0 + i, f"W{i}", f"W{i}", rng.choice(("openalex", "unpaywall", "pmc")),
-                 ok := rng.random() < 0.9 and "success" or "error",
-                 "ok" if ok == "success" else "not-found", "application/pdf",
-                 rng.randint(50_000, 5_000_000), _hex(rng, 64), f"pdf/W{i}.pdf",
-                 rng.choice(("stored",) * 19 + ("linked",)), rng.uniform(200, 9000),
-                 _hex(rng, 32), _hex(rng, 16))
+                (
+                    RUN_ID,
+                    t0 + i,
+                    f"W{i}",
+                    f"W{i}",
+                    rng.choice(("openalex", "unpaywall", "pmc")),
+                    ok := ("success" if rng.random() < 0.9 else "error"),
+                    "ok" if ok == "success" else "not-found",
+                    "application/pdf",
+                    rng.randint(50_000, 5_000_000),
+                    _hex(rng, 64),
+                    f"pdf/W{i}.pdf",
+                    rng.choice(("stored",) * 19 + ("linked",)),
+                    rng.uniform(200, 9000),
+                    _hex(rng, 32),
+                    _hex(rng, 16),
+                )
                 for i in range(http_rows // 10)
             ),
         )
         conn.executemany(
             "INSERT INTO fallback_attempts VALUES (" + ",".join("?" * 13) + ")",
             (
-                (RUN_ID, t0 + i, f"W{i // 2}", f"W{i // 2}", str(i % 3), "unpaywall",
-                 rng.choice(HOSTS), "success", "ok", "http-200", rng.uniform(10, 900),
-                 _hex(rng, 32), _hex(rng, 16))
+                (
+                    RUN_ID,
+                    t0 + i,
+                    f"W{i // 2}",
+                    f"W{i // 2}",
+                    str(i % 3),
+                    "unpaywall",
+                    rng.choice(HOSTS),
+                    "success",
+                    "ok",
+                    "http-200",
+                    rng.uniform(10, 900),
+                    _hex(rng, 32),
+                    _hex(rng, 16),
+                )
                 for i in range(http_rows // 5)
             ),
         )
         conn.executemany(
             "INSERT INTO rate_events VALUES (" + ",".join("?" * 9) + ")",
             (
-                (RUN_ID, t0 + i, rng.choice(HOSTS), "metadata", "acquire",
-                 round(rng.expovariate(1 / 80), 1), 5000.0, _hex(rng, 32), _hex(rng, 16))
+                (
+                    RUN_ID,
+                    t0 + i,
+                    rng.choice(HOSTS),
+                    "metadata",
+                    "acquire",
+                    round(rng.expovariate(1 / 80), 1),
+                    5000.0,
+                    _hex(rng, 32),
+                    _hex(rng, 16),
+                )
                 for i in range(http_rows // 2)
             ),
         )
         conn.executemany(
             "INSERT INTO breaker_transitions VALUES (" + ",".join("?" * 9) + ")",
             (
-                (RUN_ID, t0 + i * 60, rng.choice(HOSTS), "host", "closed", "open", 30.0,
-                 _hex(rng, 32), _hex(rng, 16))
+                (
+                    RUN_ID,
+                    t0 + i * 60,
+                    rng.choice(HOSTS),
+                    "host",
+                    "closed",
+                    "open",
+                    30.0,
+                    _hex(rng, 32),
+                    _hex(rng, 16),
+                )
                 for i in range(max(1, http_rows // 100_000))
             ),
         )
@@ -218,17 +275,25 @@ def main(argv: list[str] | None = None) -> int:
     print(f"- SLO verdict on the synthetic run: {'pass' if report.passed else 'fail'}\n")
     print("| measure | result | target | met |")
     print("| --- | --- | --- | --- |")
-    print(f"| SLO evaluation, computed from the tables | {slo_live_s:.2f} s | ≤ 1 s "
-          f"| {ok[slo_live_s <= 1]} |")
-    print(f"| SLO evaluation, from the stored run_summary | {slo_stored_s * 1000:.1f} ms | ≤ 1 s "
-          f"| {ok[slo_stored_s <= 1]} |")
+    print(
+        f"| SLO evaluation, computed from the tables | {slo_live_s:.2f} s | ≤ 1 s "
+        f"| {ok[slo_live_s <= 1]} |"
+    )
+    print(
+        f"| SLO evaluation, from the stored run_summary | {slo_stored_s * 1000:.1f} ms | ≤ 1 s "
+        f"| {ok[slo_stored_s <= 1]} |"
+    )
     print(f"| `finalize_run` (end of run, exporter thread) | {finalize_s:.2f} s | — | — |")
     print(f"| one `serve` scrape, computed from the tables | {scrape_s:.2f} s | — | — |")
-    print(f"| Parquet export, whole store (ZSTD) | {export_s:.2f} s | ≤ 5 s | {ok[export_s <= 5]} |")
+    print(
+        f"| Parquet export, whole store (ZSTD) | {export_s:.2f} s | ≤ 5 s | {ok[export_s <= 5]} |"
+    )
     print(f"| Parquet export, `--run` | {export_run_s:.2f} s | ≤ 5 s | {ok[export_run_s <= 5]} |")
     print(f"| DuckDB query incl. loading http_events | {query_s:.2f} s | — | — |")
-    print(f"| SQLite bytes per http_events row (table + index) | {per_row:.0f} | ≤ 250 "
-          f"| {ok[per_row <= 250]} |")
+    print(
+        f"| SQLite bytes per http_events row (table + index) | {per_row:.0f} | ≤ 250 "
+        f"| {ok[per_row <= 250]} |"
+    )
     return 0
 
 

@@ -130,8 +130,7 @@ ROW_CASES: list[tuple[str, dict[str, Any], str, dict[str, Any]]] = [
     (
         "oafetch.http event (cache hit) → http_events",
         record(
-            names.SPAN_ATTEMPT,
-            {names.SOURCE: "unpaywall", names.OUTCOME: "success"},
+            names.SPAN_EVENTS,
             events=[
                 event(
                     names.EVENT_HTTP,
@@ -309,7 +308,9 @@ ROW_CASES: list[tuple[str, dict[str, Any], str, dict[str, Any]]] = [
 ]
 
 
-@pytest.mark.parametrize(("case", "rec", "table", "expected"), ROW_CASES, ids=[c[0] for c in ROW_CASES])
+@pytest.mark.parametrize(
+    ("case", "rec", "table", "expected"), ROW_CASES, ids=[c[0] for c in ROW_CASES]
+)
 def test_record_maps_to_one_row(
     case: str, rec: dict[str, Any], table: str, expected: dict[str, Any]
 ) -> None:
@@ -359,9 +360,7 @@ def test_body_span_updates_its_client_row() -> None:
 
 
 def test_run_span_gives_a_run_record() -> None:
-    rows = map_record(
-        record(names.SPAN_RUN, {names.CONFIG_HASH: "c0ffee", names.VERSION: "0.1.0"})
-    )
+    rows = map_record(record(names.SPAN_RUN, {names.CONFIG_HASH: "c0ffee", names.VERSION: "0.1.0"}))
     assert rows.run == RunRecord(
         run_id="run-1",
         started_at=T0 / 1e9,
@@ -419,9 +418,12 @@ def test_to_record_of_a_real_span_round_trips_through_the_mapping() -> None:
     provider = TracerProvider(shutdown_on_exit=False)
     provider.add_span_processor(SimpleSpanProcessor(keep))
     tracer = provider.get_tracer("t")
-    with tracer.start_as_current_span("parent"), tracer.start_as_current_span(
-        "GET", kind=SpanKind.CLIENT, attributes={**CLIENT_ATTRS, names.RUN_ID: "r"}
-    ) as span:
+    with (
+        tracer.start_as_current_span("parent"),
+        tracer.start_as_current_span(
+            "GET", kind=SpanKind.CLIENT, attributes={**CLIENT_ATTRS, names.RUN_ID: "r"}
+        ) as span,
+    ):
         span.add_event(names.EVENT_RETRY, {names.RETRY_SLEEP_S: 1.0, "list": (1, 2)})
     provider.shutdown()
     client = keep.spans[0]

@@ -25,7 +25,7 @@ from oafetch.errors import FetchError
 from oafetch.http.client import HttpClient
 from oafetch.http.errors import check_status, is_challenge, translate
 from oafetch.http.transports import META
-from oafetch.http.urls import redact_url
+from oafetch.urls import redact_url
 from oafetch.manifest import AttemptRow
 from oafetch.storage import Storage, Stored, disk_error
 from oafetch.telemetry import names

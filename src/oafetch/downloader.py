@@ -35,6 +35,7 @@ from oafetch.telemetry import names
 from oafetch.telemetry.context import identity
 from oafetch.telemetry.runtime import Telemetry
 from oafetch.tokens import Outcome, Reason
+from oafetch.urls import redact_url
 from oafetch.works import InputLine, Work, as_works, parse_work
 
 log = logging.getLogger("oafetch")
@@ -258,7 +259,7 @@ class Downloader:
                 license=cand.license if cand else None,
                 host_type=cand.host_type if cand else None,
                 line=line,
-                input=work.raw or None,
+                input=redact_url(work.raw) if work.raw else None,
             )
             attrs = {
                 names.OUTCOME: str(result.outcome), names.REASON: str(result.reason),
@@ -339,7 +340,7 @@ def _take(lines: Iterator[InputLine], limit: int) -> Iterator[InputLine]:
 
 
 def _scrub(text: str, secrets_: tuple[str, ...]) -> str:
-    from oafetch.http.urls import scrub
+    from oafetch.urls import scrub
 
     return scrub(text, secrets_)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Executor, Future, wait
 from dataclasses import dataclass, field
 
@@ -23,7 +23,7 @@ from oafetch.config import Config, FallbackConfig
 from oafetch.download import BodyOutcome, RecordAttempt, download
 from oafetch.errors import FetchError
 from oafetch.http.client import HttpClient
-from oafetch.http.urls import canonical_url, host_of
+from oafetch.urls import canonical_url, host_of
 from oafetch.resolvers.base import Candidate, Resolver, WorkIds
 from oafetch.resolvers.landing_page import extract_links
 from oafetch.storage import Storage
@@ -219,7 +219,6 @@ class Fallback:
 
     def _run_source(self, tier: Tier, resolver: Resolver, state: _WorkState, dry_run: bool) -> None:
         telemetry = self.http.telemetry
-        started = time.perf_counter()
         attrs = {names.TIER: tier.name, names.SOURCE: resolver.name, names.HOST: resolver.api_host}
         with telemetry.tracer.start_as_current_span(names.SPAN_ATTEMPT, attributes=attrs) as span:
             outcome, reason, status = self._attempt(resolver, state, dry_run)
@@ -230,7 +229,6 @@ class Fallback:
             telemetry.instruments.fallback_attempts.add(
                 1, {"source": resolver.name, "outcome": outcome}
             )
-        del started
 
     def _attempt(
         self, resolver: Resolver, state: _WorkState, dry_run: bool
@@ -255,6 +253,7 @@ class Fallback:
             return FallbackOutcome.ERROR, Reason.BAD_RESPONSE, Status.DOWNLOAD_ERROR
         with state.lock:
             state.candidates.extend(found)
+        state.ids.note_urls([c.url for c in found])
         if not found:
             return FallbackOutcome.NO_PDF, Reason.NO_CANDIDATE, Status.HTTP_200
         if dry_run:
@@ -327,5 +326,3 @@ class Fallback:
                           "no source reported an open-access copy", None, None, state.candidates,
                           state.downloads)
 
-
-OnResolved = Callable[[Work, Resolution], None]

@@ -3,7 +3,7 @@
 Both files are appended by one writer each, under a lock, a line at a time and flushed, so a
 killed run leaves at most one torn last line; the resume reader tolerates exactly that (and
 reports any other bad line without stopping). No credential is ever written: URLs pass through
-:func:`~oafetch.http.urls.redact_url` and messages through the client's scrubber.
+:func:`~oafetch.urls.redact_url` and messages through the client's scrubber.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from oafetch.http.urls import redact_url
+from oafetch.urls import redact_url
 from oafetch.tokens import Outcome
 
 log = logging.getLogger(__name__)

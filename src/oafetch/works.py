@@ -23,6 +23,7 @@ from typing import IO, Any
 from urllib.parse import unquote, urlsplit
 
 from oafetch.errors import InputError
+from oafetch.urls import redact_url
 
 
 class IdKind(StrEnum):
@@ -49,6 +50,8 @@ class Work:
 
     @property
     def work_id(self) -> str:
+        if self.kind is IdKind.URL:  # a URL may carry a key; ids are written everywhere
+            return f"url:{redact_url(self.value)}"
         return f"{self.kind}:{self.value}"
 
     @property

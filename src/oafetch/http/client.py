@@ -37,7 +37,7 @@ from oafetch.http.transports import (
     RateLimitTransport,
     RobotsTransport,
 )
-from oafetch.http.urls import redact_url, scrub
+from oafetch.urls import redact_url, scrub
 from oafetch.rates import DEFAULT_RATE_GROUPS
 from oafetch.telemetry.emit import emit_breaker_transition, emit_retry
 from oafetch.telemetry.runtime import Telemetry

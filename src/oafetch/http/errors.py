@@ -8,7 +8,7 @@ import httpx
 
 from oafetch.errors import FetchError
 from oafetch.http.retry import RETRY_STATUSES, parse_retry_after
-from oafetch.http.urls import redact_url
+from oafetch.urls import redact_url
 from oafetch.tokens import Reason, Status
 
 

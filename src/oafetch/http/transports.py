@@ -30,7 +30,7 @@ from oafetch.errors import FetchError, RobotsDisallowed
 from oafetch.http.breakers import Breakers, is_failure
 from oafetch.http.ratelimit import RateBudgetExceeded, RateLimiter
 from oafetch.http.robots import RobotsCache
-from oafetch.http.urls import SECRET_HEADERS, redact_url, url_hash
+from oafetch.urls import SECRET_HEADERS, redact_url, url_hash
 from oafetch.telemetry.emit import emit_rate_event
 from oafetch.telemetry.runtime import Telemetry
 from oafetch.tokens import Reason, Role

@@ -20,7 +20,7 @@ from urllib.parse import quote
 
 from oafetch.config import Config, ResolverSettings
 from oafetch.http.client import HttpClient
-from oafetch.http.urls import host_of
+from oafetch.urls import host_of
 from oafetch.tokens import Kind, Role
 from oafetch.works import IdKind, Work
 
@@ -51,6 +51,7 @@ class WorkIds:
     pmcid: str | None = None
     openalex: str | None = None
     url: str | None = None
+    urls: list[str] = field(default_factory=list)  # candidate URLs earlier sources reported
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @classmethod
@@ -60,6 +61,11 @@ class WorkIds:
                 IdKind.PMCID: "pmcid", IdKind.OPENALEX: "openalex", IdKind.URL: "url"}[work.kind]
         setattr(ids, attr, work.value)
         return ids
+
+    def note_urls(self, urls: list[str]) -> None:
+        """Remember candidate URLs (for archive lookups of a later tier)."""
+        with self._lock:
+            self.urls.extend(u for u in urls if u not in self.urls)
 
     def learn(self, **found: str | None) -> None:
         """Record identifiers a source reported (first value wins; normalised lightly)."""

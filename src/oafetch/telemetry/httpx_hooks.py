@@ -42,6 +42,7 @@ EXTENSION = "oafetch"
 REDACTED = "REDACTED"
 
 _SEMCONV_ENV = "OTEL_SEMCONV_STABILITY_OPT_IN"
+_OLD_URL = "http.url"
 _logged: set[str] = set()
 
 
@@ -100,10 +101,15 @@ def request_hook(span: Span, request_info: Any) -> None:
                 attrs[names.RETRY_AFTER_S] = float(after)
             redacted = facts.get("url_redacted")
             facts["client_span_id"] = format(span.get_span_context().span_id, "016x")
-        if isinstance(redacted, str):
-            attrs[names.URL_FULL] = redacted
-        else:
-            attrs[names.URL_FULL] = strip_query(str(getattr(request_info, "url", "")))
+        safe = (
+            redacted
+            if isinstance(redacted, str)
+            else strip_query(str(getattr(request_info, "url", "")))
+        )
+        attrs[names.URL_FULL] = safe
+        current = getattr(span, "attributes", None)
+        if current is not None and _OLD_URL in current:
+            attrs[_OLD_URL] = safe  # pre-stable semconv mode: the URL also sits here
         span.set_attributes(attrs)
     except Exception:
         _log_once("request", "oafetch: request_hook failed (logged once)")

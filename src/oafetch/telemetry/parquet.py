@@ -5,7 +5,7 @@ TEXT → string, REAL → float64 (BLOB → binary, NUMERIC → float64); ``NOT 
 non-nullable fields. A value that does not fit its declared type is an error, never silently
 coerced.
 
-Reading: with ``adbc-driver-sqlite`` installed, rows go from SQLite to Arrow in C (about 3× faster
+Reading: with ``adbc-driver-sqlite`` installed, rows go from SQLite to Arrow in C (about 3x faster
 than building Python rows; on a 1M-row ``http_events`` the difference between ~2.5 s and ~9 s).
 Without it, the standard ``sqlite3`` module is used. Both read the store read-only and yield the
 same Arrow schema and values (a test holds them equal).
@@ -88,7 +88,7 @@ def read_batches(
     schema = arrow_schema(table, columns)
     where = " WHERE run_id = ?" if run_id is not None else ""
     params: tuple[str, ...] = (run_id,) if run_id is not None else ()
-    select = f'SELECT {", ".join(_quoted(c.name) for c in columns)} FROM {_quoted(table)}{where}'
+    select = f"SELECT {', '.join(_quoted(c.name) for c in columns)} FROM {_quoted(table)}{where}"
     reader = _adbc_batches if _ADBC is not None else _sqlite_batches
     try:
         yield from reader(db_path, select, params, schema)
@@ -149,8 +149,10 @@ def _adbc_batches(
 
 
 def _conform(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
-    arrays = [col if col.type == f.type else col.cast(f.type) for col, f in zip(
-        batch.columns, schema, strict=True)]
+    arrays = [
+        col if col.type == f.type else col.cast(f.type)
+        for col, f in zip(batch.columns, schema, strict=True)
+    ]
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
@@ -170,9 +172,7 @@ def export_path(out_dir: Path, table: str, run_id: str | None) -> Path:
     return out_dir / table / f"run_id={quote(run_id, safe='')}.parquet"
 
 
-def export_store(
-    db: str | Path, out_dir: Path, *, run_id: str | None = None
-) -> list[ExportedFile]:
+def export_store(db: str | Path, out_dir: Path, *, run_id: str | None = None) -> list[ExportedFile]:
     """Export every table of the store (or one run's rows of each) to Parquet with ZSTD.
 
     ``run_summary`` is exported too (for a run: its one row). Row counts equal the source's at
@@ -192,8 +192,10 @@ def export_store(
             if run_id is None or any(c.name == "run_id" for c in columns)
         }
         # Largest first, so the big table starts at once and the small ones fill the other worker.
-        sizes = {t: conn.execute(f"SELECT MAX(rowid) FROM {_quoted(t)}").fetchone()[0] or 0
-                 for t in layout}
+        sizes = {
+            t: conn.execute(f"SELECT MAX(rowid) FROM {_quoted(t)}").fetchone()[0] or 0
+            for t in layout
+        }
 
     def export_one(table: str) -> ExportedFile:
         columns = layout[table]

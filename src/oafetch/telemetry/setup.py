@@ -47,7 +47,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 #: Default bound on :meth:`TelemetrySession.shutdown`, in seconds.
-SHUTDOWN_TIMEOUT_S = 5.0
+SHUTDOWN_TIMEOUT_S = 3.0
 #: The local drain may take longer than the OTLP bound: losing rows is worse than waiting.
 _LOCAL_DRAIN_MIN_S = 30.0
 

@@ -161,21 +161,62 @@ def evaluate(
     t = targets
     return (
         _sli("yield_pct", "Yield", summary.get("yield_pct"), "%", ">=", t.yield_pct_min),
-        _sli("ttfp_p50_ms", "Time to first PDF p50", summary.get("ttfp_p50_ms"), "ms", "<=",
-             t.ttfp_p50_ms_max),
-        _sli("ttfp_p95_ms", "Time to first PDF p95", summary.get("ttfp_p95_ms"), "ms", "<=",
-             t.ttfp_p95_ms_max),
-        _sli("cache_hit_pct", "Metadata cache hit", summary.get("cache_hit_pct"), "%", ">=",
-             t.cache_hit_pct_min),
-        _sli("rate_delay_p95_ms", "Metadata rate delay p95", summary.get("rate_delay_p95_ms"),
-             "ms", "<=", t.rate_delay_p95_ms_max),
-        _sli("http_429_ratio", "HTTP 429 ratio", summary.get("http_429_ratio"), "ratio", "<=",
-             t.http_429_ratio_max),
-        _sli("breaker_opens_per_hour", "Breaker opens per hour",
-             breaker_opens_per_hour(summary.get("breaker_open_events"), duration_s), "/h", "<=",
-             t.breaker_opens_per_hour_max),
-        _sli("corruption_count", "Corrupt artifacts", summary.get("corruption_count"), "",
-             "<=", t.corruption_max),
+        _sli(
+            "ttfp_p50_ms",
+            "Time to first PDF p50",
+            summary.get("ttfp_p50_ms"),
+            "ms",
+            "<=",
+            t.ttfp_p50_ms_max,
+        ),
+        _sli(
+            "ttfp_p95_ms",
+            "Time to first PDF p95",
+            summary.get("ttfp_p95_ms"),
+            "ms",
+            "<=",
+            t.ttfp_p95_ms_max,
+        ),
+        _sli(
+            "cache_hit_pct",
+            "Metadata cache hit",
+            summary.get("cache_hit_pct"),
+            "%",
+            ">=",
+            t.cache_hit_pct_min,
+        ),
+        _sli(
+            "rate_delay_p95_ms",
+            "Metadata rate delay p95",
+            summary.get("rate_delay_p95_ms"),
+            "ms",
+            "<=",
+            t.rate_delay_p95_ms_max,
+        ),
+        _sli(
+            "http_429_ratio",
+            "HTTP 429 ratio",
+            summary.get("http_429_ratio"),
+            "ratio",
+            "<=",
+            t.http_429_ratio_max,
+        ),
+        _sli(
+            "breaker_opens_per_hour",
+            "Breaker opens per hour",
+            breaker_opens_per_hour(summary.get("breaker_open_events"), duration_s),
+            "/h",
+            "<=",
+            t.breaker_opens_per_hour_max,
+        ),
+        _sli(
+            "corruption_count",
+            "Corrupt artifacts",
+            summary.get("corruption_count"),
+            "",
+            "<=",
+            t.corruption_max,
+        ),
     )
 
 
@@ -213,9 +254,7 @@ def evaluate_run(
         summary = row
     corrupt: tuple[summary_mod.CorruptArtifact, ...] = ()
     if verify_files:
-        corrupt = tuple(
-            summary_mod.find_corrupt(conn, run_id, out_dir=out_dir, verify_hashes=True)
-        )
+        corrupt = tuple(summary_mod.find_corrupt(conn, run_id, out_dir=out_dir, verify_hashes=True))
         summary = {**summary, "corruption_count": len(corrupt)}
     if summary.get("started_at") is None:  # a run that never wrote its row: first event
         summary = {**summary, "started_at": _first_ts(conn, run_id)}

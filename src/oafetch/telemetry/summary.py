@@ -9,11 +9,11 @@ connection, starts a thread or keeps state.
 Definitions (docs/ANALYTICS.md repeats them for users):
 
 - ``artifacts_total``: ``downloads`` rows of the run (one per work outcome);
-  ``artifacts_success``: those with outcome ``success``; ``yield_pct`` = success / total × 100.
+  ``artifacts_success``: those with outcome ``success``; ``yield_pct`` = success / total x 100.
 - ``ttfp_p50_ms`` / ``ttfp_p95_ms``: nearest-rank percentiles of ``downloads.ttfp_ms`` over
   successes (rows without a ttfp are left out).
 - ``cache_hit_pct``: of the ``http_events`` rows with role ``metadata``, the share served
-  ``from_cache`` or ``revalidated``, × 100.
+  ``from_cache`` or ``revalidated``, x 100.
 - ``rate_delay_p95_ms``: nearest-rank p95 of ``http_events.rate_delay_ms`` for role
   ``metadata`` (rows without a delay are left out).
 - ``http_429_ratio``: of the network requests (``from_cache = 0``), the share with status 429
@@ -29,7 +29,7 @@ A ratio or percentile with nothing to measure is ``None`` (SQL NULL), never 0: "
 requests" is not "0 % cache hits".
 
 Nearest-rank percentile: for ``n`` sorted values, the p-th percentile is the value at 1-based rank
-``ceil(p/100 × n)``. It is always an observed value, and it is what a person would compute by hand.
+``ceil(p/100 x n)``. It is always an observed value, and it is what a person would compute by hand.
 """
 
 from __future__ import annotations
@@ -88,7 +88,7 @@ def nearest_rank(sorted_values: Sequence[float], p: float) -> float | None:
 
 
 def _rank(n: int, p: float) -> int:
-    # Rounding first keeps 0.95 × 20 at exactly 19 despite binary floating point.
+    # Rounding first keeps 0.95 x 20 at exactly 19 despite binary floating point.
     return min(n, max(1, math.ceil(round(p * n / 100, 9))))
 
 
@@ -288,7 +288,9 @@ def find_corrupt(
     verify_hashes: bool = False,
 ) -> list[CorruptArtifact]:
     """The run's successes whose stored artifact cannot be trusted (see the module docstring)."""
-    sql = "SELECT work_id, sha256, final_path, bytes FROM downloads WHERE run_id = ? AND outcome = ?"
+    sql = (
+        "SELECT work_id, sha256, final_path, bytes FROM downloads WHERE run_id = ? AND outcome = ?"
+    )
     if out_dir is None:  # without files to check, only rows lacking a hash or path can fail
         sql += " AND (COALESCE(sha256, '') = '' OR COALESCE(final_path, '') = '')"
     rows = conn.execute(sql, (run_id, Outcome.SUCCESS.value))
@@ -311,9 +313,7 @@ def _check(
     except OSError:
         return CorruptArtifact(work_id, final_path, f"file missing: {path}")
     if size is not None and actual_size != size:
-        return CorruptArtifact(
-            work_id, final_path, f"size {actual_size} bytes, recorded {size}"
-        )
+        return CorruptArtifact(work_id, final_path, f"size {actual_size} bytes, recorded {size}")
     if verify_hashes:
         try:
             digest = _sha256(path)
@@ -372,4 +372,3 @@ def rate_delay_p95_by_role(conn: sqlite3.Connection, run_id: str) -> dict[str, f
         if value is not None:
             result[role] = value
     return result
-

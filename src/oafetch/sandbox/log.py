@@ -1,0 +1,69 @@
+"""The sandbox's request log: every request served, in memory and optionally as JSONL.
+
+Entries are plain dicts with the keys in `FIELDS`. The Authorization header is reduced to a
+boolean; no credential is ever recorded. Thread-safe; each JSONL line is flushed as written so a
+test or a `tail -f` sees it at once.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+from typing import IO, Any
+
+FIELDS = (
+    "ts",
+    "service",
+    "host",
+    "port",
+    "method",
+    "path",
+    "status",
+    "bytes_sent",
+    "throttled",
+    "user_agent",
+    "if_none_match",
+    "if_modified_since",
+    "has_authorization",
+    "range",
+)
+
+
+class RequestLog:
+    """An append-only list of request records, mirrored to a JSONL file when given a path."""
+
+    def __init__(self, path: str | Path | None = None) -> None:
+        self._entries: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        self._file: IO[str] | None = None
+        if path is not None:
+            target = Path(path)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            self._file = target.open("a", encoding="utf-8")
+
+    def record(self, entry: dict[str, Any]) -> None:
+        """Append one entry (and write it to the JSONL file)."""
+        line = json.dumps(entry, separators=(",", ":")) if self._file else ""
+        with self._lock:
+            self._entries.append(entry)
+            if self._file is not None:
+                self._file.write(line + "\n")
+                self._file.flush()
+
+    def entries(self) -> list[dict[str, Any]]:
+        """A copy of every entry so far, oldest first."""
+        with self._lock:
+            return [dict(e) for e in self._entries]
+
+    def clear(self) -> None:
+        """Forget the in-memory entries (the JSONL file keeps its lines)."""
+        with self._lock:
+            self._entries.clear()
+
+    def close(self) -> None:
+        """Close the JSONL file, if any."""
+        with self._lock:
+            if self._file is not None:
+                self._file.close()
+                self._file = None

@@ -1,0 +1,285 @@
+"""``oafetch telemetry serve``: a Prometheus endpoint over the store, for finished and running runs.
+
+A custom collector on its **own** ``CollectorRegistry`` (never the global one, which a live run's
+OpenTelemetry Prometheus reader may use in the same process) turns the store into gauges per run.
+Finished runs are read from their ``run_summary`` row and computed once (their per-host and
+per-role breakdowns too: a finished run never changes); running runs (``finished_at`` NULL) are
+computed live from the event tables. A scrape never costs more than one refresh per poll
+interval: between refreshes it serves the cached figures.
+
+Exposed series (``METRIC_NAMES``; docs/ANALYTICS.md documents them):
+
+- ``oafetch_run_yield_pct{run_id}``, ``oafetch_run_cache_hit_pct{run_id}``,
+  ``oafetch_run_dedupe_saved_mb{run_id}``, ``oafetch_run_corruption_count{run_id}``
+- ``oafetch_run_ttfp_ms{run_id,quantile}`` (quantile ``0.5`` and ``0.95``)
+- ``oafetch_run_rate_delay_p95_ms{run_id,role}``
+- ``oafetch_host_http429_ratio{run_id,host}``
+- ``oafetch_breaker_open_events_total{run_id,host}`` (a counter)
+- ``oafetch_run_running{run_id}`` (1 while the run is unfinished), ``oafetch_store_up`` (0 when
+  the last refresh could not read the store; the last good figures are still served)
+
+A figure with nothing to measure (no metadata requests …) is left out rather than exported as 0.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+from prometheus_client import CollectorRegistry, make_wsgi_app
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import ThreadingWSGIServer
+from prometheus_client.registry import Collector
+
+from oafetch.telemetry import store, summary
+from oafetch.telemetry.store import StoreError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PORT = 9108
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_POLL_S = 10.0
+
+_GAUGES: dict[str, str] = {
+    "oafetch_run_yield_pct": "Share of the run's works that succeeded, in percent.",
+    "oafetch_run_ttfp_ms": "Time to first PDF of successful works (nearest-rank quantiles), ms.",
+    "oafetch_run_cache_hit_pct": "Metadata requests served from cache or revalidated, percent.",
+    "oafetch_run_rate_delay_p95_ms": "p95 of the rate-limit wait per request role, ms.",
+    "oafetch_host_http429_ratio": "Share of network requests to a host answered 429.",
+    "oafetch_run_dedupe_saved_mb": "Bytes not stored twice thanks to dedupe, MB (10^6 bytes).",
+    "oafetch_run_corruption_count": "Successful works whose file is missing or does not match.",
+    "oafetch_run_running": "1 while the run has not finished (figures computed live).",
+    "oafetch_store_up": "1 when the last refresh read the store, 0 when it failed.",
+}
+_BREAKER = "oafetch_breaker_open_events"
+#: Every series name the endpoint exposes (as Prometheus sees them).
+METRIC_NAMES: tuple[str, ...] = (*_GAUGES, f"{_BREAKER}_total")
+_QUANTILES = (("0.5", "ttfp_p50_ms"), ("0.95", "ttfp_p95_ms"))
+
+
+@dataclass(frozen=True)
+class RunFigures:
+    """Everything the endpoint exposes about one run."""
+
+    run_id: str
+    running: bool
+    summary: dict[str, Any]
+    http429_by_host: dict[str, float] = field(default_factory=dict)
+    opens_by_host: dict[str, int] = field(default_factory=dict)
+    delay_p95_by_role: dict[str, float] = field(default_factory=dict)
+
+
+def run_figures(conn: sqlite3.Connection, run: store.RunInfo, out_dir: Path) -> RunFigures:
+    """Figures of one run: the stored summary when finished, else computed from the tables."""
+    row = None
+    if not run.running:
+        cur = conn.execute("SELECT * FROM run_summary WHERE run_id = ?", (run.run_id,))
+        values = cur.fetchone()
+        if values is not None:
+            row = {d[0]: v for d, v in zip(cur.description, values, strict=True)}
+    if row is None or row.get("artifacts_total") is None:
+        row = summary.compute_run_summary(conn, run.run_id, out_dir=out_dir)
+    return RunFigures(
+        run_id=run.run_id,
+        running=run.running,
+        summary=row,
+        http429_by_host=summary.http_429_ratio_by_host(conn, run.run_id),
+        opens_by_host=summary.breaker_opens_by_host(conn, run.run_id),
+        delay_p95_by_role=summary.rate_delay_p95_by_role(conn, run.run_id),
+    )
+
+
+class StoreCollector(Collector):
+    """A prometheus_client collector over one store; refreshes at most once per ``poll_s``.
+
+    Thread-safe: scrapes may arrive on several server threads; one refreshes, the others wait
+    for it. Each refresh opens its own read-only connection (on the scraping thread).
+    """
+
+    def __init__(
+        self,
+        db_path: Path,
+        *,
+        poll_s: float = DEFAULT_POLL_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._db_path = db_path
+        self._poll_s = poll_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._refreshed_at: float | None = None
+        self._up = False
+        self._figures: list[RunFigures] = []
+        self._finished: dict[tuple[str, float], RunFigures] = {}
+        self._warned = False
+
+    def describe(self) -> Iterable[Metric]:
+        """The metric names, without reading the store (the registry calls this once)."""
+        return list(self._families([], up=True))
+
+    def collect(self) -> Iterable[Metric]:
+        """The current figures (refreshing them first when the cached ones are too old)."""
+        with self._lock:
+            now = self._clock()
+            if self._refreshed_at is None or now - self._refreshed_at >= self._poll_s:
+                self._refresh()
+                self._refreshed_at = now
+            figures, up = list(self._figures), self._up
+        return list(self._families(figures, up=up))
+
+    def _refresh(self) -> None:
+        try:
+            with contextlib.closing(store.open_readonly(self._db_path)) as conn:
+                figures = []
+                for run in store.list_runs(conn):
+                    key = (run.run_id, run.finished_at or 0.0)
+                    cached = None if run.running else self._finished.get(key)
+                    if cached is None:
+                        cached = run_figures(conn, run, self._db_path.parent)
+                        if not run.running:
+                            self._finished[key] = cached
+                    figures.append(cached)
+        except (StoreError, sqlite3.Error) as exc:
+            if not self._warned:
+                log.warning("cannot read telemetry store %s: %s", self._db_path, exc)
+                self._warned = True
+            self._up = False
+            return
+        self._figures, self._up, self._warned = figures, True, False
+
+    def _families(self, runs: list[RunFigures], *, up: bool) -> Iterator[Metric]:
+        fam = {
+            name: GaugeMetricFamily(name, doc, labels=_labels(name))
+            for name, doc in _GAUGES.items()
+            if name != "oafetch_store_up"
+        }
+        breaker = CounterMetricFamily(
+            _BREAKER, "Circuit-breaker openings per host during the run.", labels=["run_id", "host"]
+        )
+        for run in runs:
+            s, rid = run.summary, run.run_id
+            _add(fam["oafetch_run_yield_pct"], [rid], s.get("yield_pct"))
+            for quantile, column in _QUANTILES:
+                _add(fam["oafetch_run_ttfp_ms"], [rid, quantile], s.get(column))
+            _add(fam["oafetch_run_cache_hit_pct"], [rid], s.get("cache_hit_pct"))
+            for role, value in sorted(run.delay_p95_by_role.items()):
+                _add(fam["oafetch_run_rate_delay_p95_ms"], [rid, role], value)
+            for host, ratio in sorted(run.http429_by_host.items()):
+                _add(fam["oafetch_host_http429_ratio"], [rid, host], ratio)
+            for host, opens in sorted(run.opens_by_host.items()):
+                breaker.add_metric([rid, host], opens)
+            _add(fam["oafetch_run_dedupe_saved_mb"], [rid], s.get("dedupe_saved_mb"))
+            _add(fam["oafetch_run_corruption_count"], [rid], s.get("corruption_count"))
+            _add(fam["oafetch_run_running"], [rid], 1 if run.running else 0)
+        yield from fam.values()
+        yield breaker
+        yield GaugeMetricFamily("oafetch_store_up", _GAUGES["oafetch_store_up"], value=int(up))
+
+
+def _labels(name: str) -> list[str]:
+    extra = {
+        "oafetch_run_ttfp_ms": ["quantile"],
+        "oafetch_run_rate_delay_p95_ms": ["role"],
+        "oafetch_host_http429_ratio": ["host"],
+    }
+    return ["run_id", *extra.get(name, [])]
+
+
+def _add(family: GaugeMetricFamily, labels: list[str], value: float | None) -> None:
+    if value is not None:
+        family.add_metric(labels, float(value))
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """No access log on stderr (a scrape every few seconds would drown the terminal)."""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+class MetricsServer:
+    """An HTTP server exposing one store's figures at ``/metrics`` (any path, in fact).
+
+    Binds at construction (port 0 picks a free port: see ``port``). ``serve_forever`` blocks;
+    ``start`` runs it on a daemon thread; ``shutdown`` stops it and closes the socket. Also a
+    context manager (start on enter, shut down on exit).
+
+    Raises:
+        StoreError: the store does not exist or is not an oafetch store.
+        OSError: the address cannot be bound (in use, not local …).
+    """
+
+    def __init__(
+        self,
+        db: str | Path,
+        *,
+        host: str = DEFAULT_HOST,
+        port: int = DEFAULT_PORT,
+        poll_s: float = DEFAULT_POLL_S,
+    ) -> None:
+        self.db_path = store.resolve_db_path(db)
+        store.open_readonly(self.db_path).close()  # fail now, not on the first scrape
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.collector = StoreCollector(self.db_path, poll_s=poll_s)
+        self.registry.register(self.collector)
+        server_class = _server_class(host)
+        self._httpd = make_server(
+            host, port, make_wsgi_app(self.registry), server_class, handler_class=_QuietHandler
+        )
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        """The port actually bound."""
+        return int(self._httpd.server_port)
+
+    @property
+    def url(self) -> str:
+        """The metrics URL."""
+        host = str(self._httpd.server_address[0])
+        return f"http://{f'[{host}]' if ':' in host else host}:{self.port}/metrics"
+
+    def serve_forever(self) -> None:
+        """Serve until :meth:`shutdown` (from another thread) or KeyboardInterrupt."""
+        self._httpd.serve_forever(poll_interval=0.2)
+
+    def start(self) -> MetricsServer:
+        """Serve on a daemon thread and return self."""
+        self._thread = threading.Thread(
+            target=self.serve_forever, name="oafetch-telemetry-serve", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def shutdown(self) -> None:
+        """Stop serving and release the socket (idempotent)."""
+        if self._thread is not None:
+            self._httpd.shutdown()
+            self._thread.join()
+            self._thread = None
+        self._httpd.server_close()
+
+    def __enter__(self) -> MetricsServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+
+
+def _server_class(host: str) -> type[ThreadingWSGIServer]:
+    if ":" not in host:
+        return ThreadingWSGIServer
+
+    class _V6Server(ThreadingWSGIServer):
+        address_family = socket.AF_INET6
+
+    return _V6Server
