@@ -37,7 +37,7 @@ from oafetch.telemetry.context import identity
 SECRET_URL_QUERY = "api_key=SECRET&email=me@x.org"
 
 
-# -- an OTLP/HTTP receiver -----------------------------------------------------------------------
+# -- an OTLP/HTTP receiver -------------------------------------------------------------------------
 
 
 class Receiver:
@@ -110,7 +110,7 @@ def receiver() -> Iterator[tuple[str, Receiver]]:
     thread.join()
 
 
-# -- a web server that serves bodies and remembers the URLs it was asked for ----------------------
+# -- a web server that serves bodies and remembers the URLs it was asked for -----------------------
 
 
 @pytest.fixture
@@ -176,24 +176,25 @@ def fetch_like_the_hot_path(session: TelemetrySession, url: str, *, redact: bool
     size = 0
     with httpx.Client(transport=transport) as client, identity(run_id="otlp-run"):
         run_attrs = {names.RUN_ID: "otlp-run", names.CONFIG_HASH: "h", names.VERSION: "v"}
-        with tracer.start_as_current_span(names.SPAN_RUN, attributes=run_attrs):
-            with identity(work_id="w1"), tracer.start_as_current_span(names.SPAN_WORK) as work:
-                with tracer.start_as_current_span(
-                    names.SPAN_ATTEMPT, attributes={names.SOURCE: "direct", names.TIER: 1}
-                ) as att:
-                    facts: dict[str, Any] = {}
-                    with client.stream("GET", url, extensions={"oafetch": facts}) as resp:
-                        with tracer.start_as_current_span(names.SPAN_BODY) as body:
-                            for chunk in resp.iter_bytes():
-                                size += len(chunk)
-                            body.set_attributes(
-                                {
-                                    names.BODY_BYTES: size,
-                                    names.BODY_HTTP_SPAN_ID: facts["client_span_id"],
-                                }
-                            )
-                    att.set_attributes({names.OUTCOME: "success", names.REASON: "ok"})
-                work.set_attributes({names.OUTCOME: "success", names.REASON: "ok"})
+        with (
+            tracer.start_as_current_span(names.SPAN_RUN, attributes=run_attrs),
+            identity(work_id="w1"),
+            tracer.start_as_current_span(names.SPAN_WORK) as work,
+        ):
+            attempt_attrs = {names.SOURCE: "direct", names.TIER: 1}
+            with tracer.start_as_current_span(names.SPAN_ATTEMPT, attributes=attempt_attrs) as att:
+                facts: dict[str, Any] = {}
+                with (
+                    client.stream("GET", url, extensions={"oafetch": facts}) as resp,
+                    tracer.start_as_current_span(names.SPAN_BODY) as body,
+                ):
+                    for chunk in resp.iter_bytes():
+                        size += len(chunk)
+                    body.set_attributes(
+                        {names.BODY_BYTES: size, names.BODY_HTTP_SPAN_ID: facts["client_span_id"]}
+                    )
+                att.set_attributes({names.OUTCOME: "success", names.REASON: "ok"})
+            work.set_attributes({names.OUTCOME: "success", names.REASON: "ok"})
     return size
 
 
@@ -274,7 +275,7 @@ def test_metrics_reach_the_collector_too(
     assert {names.METRIC_HTTP_DURATION, names.METRIC_DOWNLOADS} <= rec.metric_names
 
 
-# -- a dead or hung collector ----------------------------------------------------------------------------
+# -- a dead or hung collector ----------------------------------------------------------------------
 
 CHILD = textwrap.dedent(
     """

@@ -67,6 +67,10 @@ class PolitenessConfig(_Frozen):
     enabled: bool = True
     default_rate: str = "1/s"
     max_wait_s: float = Field(60.0, ge=0, le=86400)  # a longer wait defers the request (rate-budget)
+    # In a batch, a file whose host's next slot is further away than this is parked and the
+    # worker moves on; the scheduler resumes the work when the slot comes.
+    defer_after_s: float = Field(1.0, ge=0, le=3600)
+    max_deferrals: int = Field(5, ge=0, le=1000)
     adapt_to_headers: bool = True  # slow down to x-rate-limit-* headers when they ask for less
 
     @field_validator("default_rate")

@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from opentelemetry import trace
 
 from oafetch._version import __version__
 from oafetch.config import Config
-from oafetch.fallback import Fallback
+from oafetch.fallback import Fallback, WorkProgress
 from oafetch.http.client import HttpClient
 from oafetch.lock import DirLock
 from oafetch.manifest import AttemptRow, AttemptsWriter, ManifestWriter, PriorOutcome, load_prior
@@ -41,6 +42,16 @@ from oafetch.works import InputLine, Work, as_works, parse_work
 log = logging.getLogger("oafetch")
 
 _MIME = {"pdf": "application/pdf", "html": "text/html", "xml": "application/xml"}
+
+
+@dataclass(frozen=True)
+class Parked:
+    """A work waiting for a host's next slot; the scheduler resumes it at ``not_before``."""
+
+    line: InputLine
+    progress: WorkProgress
+    not_before: float  # time.monotonic()
+    started: float  # time.perf_counter() of the work's first step (for time-to-first-PDF)
 
 
 def new_run_id() -> str:
@@ -186,6 +197,19 @@ class Downloader:
 
     def process(self, line: InputLine, *, dry_run: bool = False) -> DownloadResult:
         """Run one input line through the pipeline and record its outcome. Never raises."""
+        result = self.step(line, dry_run=dry_run)
+        assert isinstance(result, DownloadResult)  # without defer_after_s nothing is parked
+        return result
+
+    def step(
+        self,
+        line: InputLine,
+        *,
+        dry_run: bool = False,
+        parked: Parked | None = None,
+        defer_after_s: float | None = None,
+    ) -> DownloadResult | Parked:
+        """One scheduling step of a work: a final result, or :class:`Parked` to resume later."""
         if line.work is None:
             result = DownloadResult(
                 work_id=f"line:{line.line}", outcome=Outcome.ERROR, reason=Reason.BAD_INPUT,
@@ -198,7 +222,9 @@ class Downloader:
         try:
             with identity(run_id=self.run_id, work_id=line.work.work_id,
                           artifact_id=line.work.artifact_id):
-                result = self._process(line.work, line.line, dry_run)
+                result = self._process(line, dry_run, parked, defer_after_s)
+            if isinstance(result, Parked):
+                return result
         except Exception as exc:  # the batch must go on whatever happens to one work
             log.exception("work %s failed unexpectedly", line.work.work_id)
             result = DownloadResult(
@@ -207,6 +233,16 @@ class Downloader:
             )
         finally:
             otel_context.detach(token)
+        self.stats.add(result)
+        return result
+
+    def abandon(self, parked: Parked) -> DownloadResult:
+        """End a parked work that will not be resumed (the run was interrupted)."""
+        assert parked.line.work is not None
+        result = DownloadResult(
+            work_id=parked.line.work.work_id, outcome=Outcome.SKIP, reason=Reason.CANCELLED,
+            message="run interrupted while the work waited for a host", line=parked.line.line,
+        )
         self.stats.add(result)
         return result
 
@@ -226,16 +262,28 @@ class Downloader:
             url=row.get("url"), dedupe_action="kept",
         )
 
-    def _process(self, work: Work, line: int | None, dry_run: bool) -> DownloadResult:
-        if (resumed := self._resumed(work)) is not None:
+    def _process(
+        self, item: InputLine, dry_run: bool, parked: Parked | None, defer_after_s: float | None
+    ) -> DownloadResult | Parked:
+        work, line = item.work, item.line
+        assert work is not None
+        if parked is None and (resumed := self._resumed(work)) is not None:
             return resumed
         tracer = self.telemetry.tracer
-        started = time.perf_counter()
+        started = parked.started if parked else time.perf_counter()
         with tracer.start_as_current_span(
             names.SPAN_WORK,
             attributes={names.WORK_ID: work.work_id, names.ARTIFACT_ID: work.artifact_id},
         ) as span:
-            resolution = self.fallback.resolve(work, dry_run=dry_run)
+            if parked is not None:
+                resolution = self.fallback.resume(parked.progress, dry_run=dry_run)
+            else:
+                resolution = self.fallback.resolve(
+                    work, dry_run=dry_run, defer_after_s=defer_after_s
+                )
+            if resolution.parked is not None:
+                span.set_attribute(names.REASON, str(Reason.RATE_BUDGET))
+                return Parked(item, resolution.parked, resolution.not_before, started)
             body, cand = resolution.body, resolution.candidate
             stored = body.stored if body else None
             ttfp = (time.perf_counter() - started) * 1000 if stored else None
@@ -309,7 +357,8 @@ class Downloader:
         lines = _as_lines(works)
         if max_works is not None:
             lines = _take(lines, max_works)
-        scheduler = Scheduler(self, workers=self.config.workers)
+        scheduler = Scheduler(self, workers=self.config.workers,
+                              defer_after_s=self.config.politeness.defer_after_s)
         yield from scheduler.run(lines, dry_run=dry_run)
 
 

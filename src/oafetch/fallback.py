@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 from opentelemetry import context as otel_context
 
+from oafetch import waiting
 from oafetch.config import Config, FallbackConfig
 from oafetch.download import BodyOutcome, RecordAttempt, download
 from oafetch.errors import FetchError
@@ -84,6 +85,12 @@ class Resolution:
     candidate: Candidate | None = None
     candidates: list[Candidate] = field(default_factory=list)
     downloads: int = 0
+    parked: WorkProgress | None = None  # set when the work waits for a host: resume it later
+
+    @property
+    def not_before(self) -> float:
+        """Monotonic time at which a parked work should be resumed."""
+        return min((t for _, t in self.parked.parked), default=0.0) if self.parked else 0.0
 
 
 @dataclass
@@ -99,6 +106,10 @@ class _WorkState:
     winner: tuple[BodyOutcome, Candidate] | None = None
     failures: list[tuple[Reason, str]] = field(default_factory=list)
     candidates: list[Candidate] = field(default_factory=list)
+    parked: list[tuple[Candidate, float]] = field(default_factory=list)  # (candidate, not_before)
+    next_tier: int = 0
+    deferrals: int = 0
+    defer_after_s: float | None = None  # None: wait in place (single fetch), else park
 
     def remaining(self) -> float:
         return self.deadline - time.monotonic()
@@ -116,6 +127,15 @@ class _WorkState:
             self.downloads += 1
             return True
 
+    def unclaim(self, url: str) -> None:
+        with self.lock:
+            self.seen.discard(canonical_url(url))
+            self.downloads -= 1
+
+    def park(self, candidate: Candidate, not_before: float) -> None:
+        with self.lock:
+            self.parked.append((candidate, not_before))
+
     def fail(self, reason: Reason, message: str) -> None:
         with self.lock:
             self.failures.append((reason, message))
@@ -127,6 +147,9 @@ class _WorkState:
             self.winner = (body, candidate)
             self.stop.set()
             return True
+
+
+WorkProgress = _WorkState  # what a parked work carries until it is resumed
 
 
 class Fallback:
@@ -158,16 +181,46 @@ class Fallback:
         self.pool = pool
         self.record = record
         self.tiers = tuple(tiers or tiers_from_config(config.fallback))
+        self.max_deferrals = config.politeness.max_deferrals
 
     # -- the chain ------------------------------------------------------------------------------
-    def resolve(self, work: Work, *, dry_run: bool = False) -> Resolution:
-        """Try the tiers for ``work``; return how it ended (never raises for a source's failure)."""
+    def resolve(
+        self, work: Work, *, dry_run: bool = False, defer_after_s: float | None = None
+    ) -> Resolution:
+        """Try the tiers for ``work``; return how it ended (never raises for a source's failure).
+
+        With ``defer_after_s`` (batch mode), a file whose host cannot take it within that many
+        seconds is parked: the resolution carries the work's progress and ``not_before``, and
+        :meth:`resume` continues it later without repeating what was done.
+        """
         state = _WorkState(
             work, WorkIds.of(work), time.monotonic() + self.policy.total_budget_s,
             self.policy.max_attempts,
         )
-        any_source = False
-        for tier in tiers_for(work, self.tiers):
+        state.defer_after_s = defer_after_s
+        return self._continue(state, dry_run)
+
+    def resume(self, progress: WorkProgress, *, dry_run: bool = False) -> Resolution:
+        """Continue a parked work: its parked files first, then the remaining tiers."""
+        state = progress
+        parked, state.parked = state.parked, []
+        for candidate, _ in parked:
+            if state.stop.is_set():
+                break
+            body = self._try(candidate, state, depth=0)
+            if body is not None and state.win(body, candidate):
+                break
+        if state.stop.is_set() or state.parked:
+            return self._conclude(state, True, dry_run)
+        return self._continue(state, dry_run)
+
+    def _continue(self, state: _WorkState, dry_run: bool) -> Resolution:
+        work = state.work
+        tiers = tiers_for(work, self.tiers)
+        any_source = bool(state.candidates or state.failures)
+        while state.next_tier < len(tiers):
+            tier = tiers[state.next_tier]
+            state.next_tier += 1
             if state.remaining() <= 0:
                 state.fail(Reason.BUDGET, f"total budget of {self.policy.total_budget_s:g}s used")
                 break
@@ -183,27 +236,30 @@ class Fallback:
                     self._run_source(tier, resolver, state, dry_run)
                     if state.stop.is_set():
                         break
-            if state.stop.is_set():
+            if state.stop.is_set() or state.parked:
                 break
         return self._conclude(state, any_source, dry_run)
 
     def _run_parallel(self, tier: Tier, sources: list[Resolver], state: _WorkState, dry_run: bool) -> None:
         ctx = otel_context.get_current()
+        slot = waiting.current_slot()
 
         def task(resolver: Resolver) -> None:
             token = otel_context.attach(ctx)
             try:
-                self._run_source(tier, resolver, state, dry_run)
+                with waiting.holding(slot):
+                    self._run_source(tier, resolver, state, dry_run)
             finally:
                 otel_context.detach(token)
 
         futures: list[Future[None]] = [self.pool.submit(task, r) for r in sources]
         timeout = min(self.policy.per_source_timeout_s, max(0.0, state.remaining()))
-        done, pending = wait(futures, timeout=timeout)
-        if pending:  # over budget: stop them at their next checkpoint and let them finish
-            state.fail(Reason.TIMEOUT, f"tier {tier.name}: sources over {timeout:.0f}s")
-            state.stop.set()
-            wait(pending)
+        with waiting.idle():  # the sources work; this thread only waits for them
+            done, pending = wait(futures, timeout=timeout)
+            if pending:  # over budget: stop them at their next checkpoint and let them finish
+                state.fail(Reason.TIMEOUT, f"tier {tier.name}: sources over {timeout:.0f}s")
+                state.stop.set()
+                wait(pending)
 
     def _gate(self, resolver: Resolver, state: _WorkState) -> tuple[Reason, str] | None:
         if state.stop.is_set():
@@ -277,14 +333,24 @@ class Fallback:
         """Download one candidate; follow an HTML page's PDF links (two levels at most)."""
         if not state.claim(candidate.url):
             return None
+        budget = min(self.policy.max_rate_wait_s, max(0.0, state.remaining()))
+        parking = state.defer_after_s is not None and state.deferrals < self.max_deferrals
+        if parking and state.defer_after_s is not None:
+            budget = min(budget, state.defer_after_s)
         try:
             body = download(
                 self.http, candidate.url, work_id=state.work.work_id, storage=self.storage,
                 policy=self.config.download, source=candidate.source, role=candidate.role,
-                record=self.record,
-                max_rate_wait_s=min(self.policy.max_rate_wait_s, max(0.0, state.remaining())),
+                record=self.record, max_rate_wait_s=budget,
             )
         except FetchError as exc:
+            wait_s = exc.retry_after if exc.retry_after is not None else 0.0
+            can_wait = wait_s <= max(0.0, state.remaining())
+            if parking and can_wait and exc.reason in (Reason.RATE_BUDGET, Reason.THROTTLED) and wait_s:
+                state.unclaim(candidate.url)
+                state.deferrals += 1
+                state.park(candidate, time.monotonic() + wait_s)
+                return None
             state.fail(exc.reason, f"{candidate.source}: {exc}")
             return None
         if body.stored is not None:
@@ -305,6 +371,11 @@ class Fallback:
 
     # -- the verdict ----------------------------------------------------------------------------
     def _conclude(self, state: _WorkState, any_source: bool, dry_run: bool) -> Resolution:
+        if state.winner is None and state.parked and not state.stop.is_set():
+            host = host_of(state.parked[0][0].url)
+            return Resolution(Outcome.SKIP, Reason.RATE_BUDGET, f"waiting for {host}",
+                              candidates=state.candidates, downloads=state.downloads,
+                              parked=state)
         if state.winner is not None:
             body, candidate = state.winner
             return Resolution(Outcome.SUCCESS, Reason.OK, "ok", body, candidate, state.candidates,

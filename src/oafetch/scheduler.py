@@ -1,45 +1,136 @@
-"""Runs many works concurrently with a bounded number in flight (inputs are streamed).
+"""The host-aware scheduler: many works on a thread pool, never idling behind politeness.
 
-Workers are threads (synchronous httpx: about twice the throughput per CPU of the async client
-here). At most ``2 × workers`` works are admitted at once, so memory stays flat however long the
-input is; results are yielded as they finish.
+* **Active slots.** At most ``workers`` threads *work* at once (a semaphore); a thread gives its
+  slot back whenever it only waits — a rate-limit slot, a retry back-off, its parallel sources
+  (:mod:`oafetch.waiting`) — so a wait at one host never costs another host its throughput.
+* **Parking.** When a work's file sits on a host whose next slot is further away than
+  ``defer_after_s`` (a slow host, a long ``Retry-After``), the work is *parked* with its
+  progress and no thread at all; it is resumed when the slot comes. A slow host therefore
+  never captures the pool: its works queue for it while the rest of the batch flows.
+* **Bounded memory.** Inputs are streamed; at most ``max_threads`` works run and at most
+  ``max_parked`` wait, so memory stays flat however long the input is.
+
+The pure choice of what to do next (:func:`next_action`) is separate from the loop that does it.
 """
 
 from __future__ import annotations
 
+import heapq
+import itertools
+import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from oafetch import waiting
 from oafetch.results import DownloadResult
 from oafetch.works import InputLine
 
 if TYPE_CHECKING:
-    from oafetch.downloader import Downloader
+    from oafetch.downloader import Downloader, Parked
+
+
+@dataclass(order=True)
+class _Due:
+    not_before: float
+    seq: int
+    parked: Parked = field(compare=False)
+
+
+def next_action(
+    *,
+    now: float,
+    running: int,
+    max_threads: int,
+    parked_due: float | None,
+    parked_count: int,
+    max_parked: int,
+    input_left: bool,
+    stopping: bool,
+) -> str:
+    """What the loop should do now: ``resume``, ``admit``, ``wait`` or ``done``.
+
+    Resuming a due parked work comes before admitting new input (it is older, and finishing it
+    frees memory); new input is admitted only while threads and the parked budget allow.
+    """
+    free = running < max_threads
+    if free and parked_due is not None and parked_due <= now and not stopping:
+        return "resume"
+    if free and input_left and parked_count < max_parked and not stopping:
+        return "admit"
+    if running or (parked_count and not stopping):
+        return "wait"
+    return "done"
 
 
 class Scheduler:
-    """Feeds input lines to a worker pool and yields results in completion order."""
+    """Feeds input lines through ``downloader.step`` and yields results as works finish."""
 
-    def __init__(self, downloader: Downloader, *, workers: int) -> None:
+    def __init__(
+        self,
+        downloader: Downloader,
+        *,
+        workers: int,
+        defer_after_s: float | None = 1.0,
+        max_threads: int | None = None,
+        max_parked: int = 20_000,
+    ) -> None:
         self.downloader = downloader
         self.workers = workers
+        self.defer_after_s = defer_after_s
+        self.max_threads = max_threads or max(workers * 4, workers + 8)
+        self.max_parked = max_parked
+        self.slots = threading.Semaphore(workers)
+
+    def _task(self, line: InputLine, parked: Parked | None, dry_run: bool) -> DownloadResult | Parked:
+        with waiting.holding(self.slots):
+            return self.downloader.step(
+                line, dry_run=dry_run, parked=parked, defer_after_s=self.defer_after_s
+            )
 
     def run(self, lines: Iterator[InputLine], *, dry_run: bool = False) -> Iterator[DownloadResult]:
-        limit = self.workers * 2
+        """Yield one result per input line (parked works included, when they finish)."""
+        from oafetch.downloader import Parked
+
         cancel = self.downloader.cancel
-        with ThreadPoolExecutor(self.workers, thread_name_prefix="oafetch-work") as pool:
-            pending: set[Future[DownloadResult]] = set()
-            exhausted = False
+        seq = itertools.count()
+        heap: list[_Due] = []
+        running: set[Future[DownloadResult | Parked]] = set()
+        input_left = True
+        with ThreadPoolExecutor(self.max_threads, thread_name_prefix="oafetch-work") as pool:
             while True:
-                while not exhausted and len(pending) < limit and not cancel.is_set():
+                now = time.monotonic()
+                action = next_action(
+                    now=now, running=len(running), max_threads=self.max_threads,
+                    parked_due=heap[0].not_before if heap else None, parked_count=len(heap),
+                    max_parked=self.max_parked, input_left=input_left,
+                    stopping=cancel.is_set(),
+                )
+                if action == "resume":
+                    due = heapq.heappop(heap)
+                    running.add(pool.submit(self._task, due.parked.line, due.parked, dry_run))
+                    continue
+                if action == "admit":
                     line = next(lines, None)
                     if line is None:
-                        exhausted = True
-                        break
-                    pending.add(pool.submit(self.downloader.process, line, dry_run=dry_run))
-                if not pending:
+                        input_left = False
+                    else:
+                        running.add(pool.submit(self._task, line, None, dry_run))
+                    continue
+                if action == "done":
+                    for due in heap:  # interrupted: parked works end as cancelled
+                        yield self.downloader.abandon(due.parked)
                     return
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                timeout = max(0.0, heap[0].not_before - now) if heap else None
+                if not running:
+                    cancel.wait(timeout)
+                    continue
+                done, running = wait(running, timeout=timeout, return_when=FIRST_COMPLETED)
                 for future in done:
-                    yield future.result()
+                    outcome = future.result()
+                    if isinstance(outcome, Parked):
+                        heapq.heappush(heap, _Due(outcome.not_before, next(seq), outcome))
+                    else:
+                        yield outcome

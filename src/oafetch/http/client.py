@@ -38,6 +38,7 @@ from oafetch.http.transports import (
     RobotsTransport,
 )
 from oafetch.urls import redact_url, scrub
+from oafetch.waiting import idle_wait
 from oafetch.rates import DEFAULT_RATE_GROUPS
 from oafetch.telemetry.emit import emit_breaker_transition, emit_retry
 from oafetch.telemetry.runtime import Telemetry
@@ -124,7 +125,7 @@ class HttpClient:
             telemetry=self.telemetry,
             max_wait_s=config.politeness.max_wait_s,
             adapt_to_headers=config.politeness.adapt_to_headers,
-            wait=self.cancel.wait,
+            wait=self._wait,
         )
         below_cache = BreakerTransport(below_cache, self.breakers)
         stage = cache(below_cache) if cache else below_cache
@@ -156,8 +157,11 @@ class HttpClient:
         self.close()
 
     # -- internals ----------------------------------------------------------------------------
+    def _wait(self, seconds: float) -> bool:
+        return idle_wait(self.cancel, seconds)
+
     def _sleep(self, seconds: float) -> None:
-        if self.cancel.wait(seconds):
+        if self._wait(seconds):
             raise FetchError(Reason.CANCELLED, "run interrupted during a retry wait")
 
     def _on_transition(self, host: str, old: str, new: str, reset_timeout_s: float) -> None:
