@@ -148,18 +148,25 @@ class SiteApp(App):
 
     def render_page(self, work: SandboxWork, page: Page) -> bytes:
         """The HTML of a landing page linking its copy in the page's style."""
-        copy = work.copies[page.links] if page.links is not None else None
-        pdf_url = self.copy_url(copy) if copy is not None else None
-        pdf_rel = pdf_url
-        if copy is not None and copy.host == page.host:
-            pdf_rel = relative_ref(page.path, copy.path)
-        return pages.landing(
-            site=self.site_name,
-            title=work.title,
-            doi=work.doi,
-            year=work.year,
-            style=page.style,
-            pdf_url=pdf_url,
-            pdf_relative=pdf_rel,
-            purchase_path=self.purchase_path(work),
-        ).encode()
+        return landing_html(self.urls, work, page, self.site_name, self.purchase_path(work))
+
+
+def landing_html(
+    urls: Urls, work: SandboxWork, page: Page, site: str, purchase_path: str | None = None
+) -> bytes:
+    """A landing page's HTML: links the page's copy (absolute, or relative on the same host)."""
+    copy = work.copies[page.links] if page.links is not None else None
+    pdf_url = urls.url(copy.host, copy.path) if copy is not None else None
+    pdf_rel = pdf_url
+    if copy is not None and copy.host == page.host:
+        pdf_rel = relative_ref(page.path, copy.path)
+    return pages.landing(
+        site=site,
+        title=work.title,
+        doi=work.doi,
+        year=work.year,
+        style=page.style,
+        pdf_url=pdf_url,
+        pdf_relative=pdf_rel,
+        purchase_path=purchase_path,
+    ).encode()

@@ -1,0 +1,166 @@
+"""Batch runs: resume after kill -9, Ctrl-C, the output-dir lock, bad input lines, slow hosts."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from loopback import Handler, Loopback, pdf_bytes
+from oafetch import Downloader, Outcome, Reason
+from oafetch.errors import OutputDirLocked
+
+N = 30
+
+
+def _serve_pdfs(server: Loopback, n: int = N, delay: float = 0.0) -> dict[str, bytes]:
+    bodies = {}
+    for i in range(n):
+        body = pdf_bytes(3000 + i, seed=i)
+        bodies[f"/w{i}.pdf"] = body
+
+        def route(h: Handler, body: bytes = body) -> None:
+            if delay:
+                time.sleep(delay)
+            h.reply(200, body, "application/pdf")
+
+        server.routes[f"/w{i}.pdf"] = route
+    return bodies
+
+
+def _write_config(path: Path) -> Path:
+    path.write_text(
+        '[telemetry]\nenabled = false\n[politeness]\nenabled = false\n'
+        '[download]\nfsync = false\nmin_pdf_bytes = 100\n'
+    )
+    return path
+
+
+def _oafetch(*args: str) -> list[str]:
+    return [sys.executable, "-m", "oafetch.cli", *args]
+
+
+def _manifest(out: Path) -> list[dict[str, Any]]:
+    rows = []
+    for line in (out / "manifest.jsonl").read_text().splitlines():
+        if line.strip():
+            rows.append(json.loads(line))
+    return rows
+
+
+@pytest.mark.slow
+def test_resume_after_kill_9_completes_without_duplicates(server: Loopback, tmp_path: Path) -> None:
+    bodies = _serve_pdfs(server, delay=0.1)
+    ids = tmp_path / "ids.txt"
+    ids.write_text("\n".join(server.url(p) for p in bodies) + "\n")
+    config = _write_config(tmp_path / "oafetch.toml")
+    out = tmp_path / "out"
+    args = _oafetch("run", str(ids), "--out", str(out), "--config", str(config), "--workers", "2", "--quiet")
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 20
+    while time.time() < deadline:  # kill once a few works are stored, mid-run
+        if (out / "manifest.jsonl").exists() and len((out / "manifest.jsonl").read_text().splitlines()) >= 5:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(10)
+    first = _manifest(out)
+    assert 0 < len(first) < N, "the kill landed mid-run"
+    assert subprocess.run(args, timeout=120).returncode == 0
+    rows = _manifest(out)
+    successes = Counter(r["work_id"] for r in rows if r["outcome"] == "success")
+    assert len(successes) == N and set(successes.values()) == {1}, "each work stored exactly once"
+    stored = sorted((out / "pdf").glob("*.pdf"))
+    assert len(stored) == N
+    assert not list(out.rglob("*.part-*")), "no half-written file is left"
+    assert sorted(p.read_bytes() for p in stored) == sorted(bodies.values())
+
+
+@pytest.mark.slow
+def test_sigint_stops_cleanly_and_the_run_resumes(server: Loopback, tmp_path: Path) -> None:
+    bodies = _serve_pdfs(server, delay=0.2)
+    ids = tmp_path / "ids.txt"
+    ids.write_text("\n".join(server.url(p) for p in bodies) + "\n")
+    config = _write_config(tmp_path / "oafetch.toml")
+    out = tmp_path / "out"
+    args = _oafetch("run", str(ids), "--out", str(out), "--config", str(config), "--workers", "2", "--quiet")
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    time.sleep(1.5)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert not list(out.rglob("*.part-*"))
+    assert (out / "summary.json").exists()
+    done = {r["work_id"] for r in _manifest(out) if r["outcome"] == "success"}
+    assert len(done) < N
+    assert subprocess.run(args, timeout=120).returncode == 0
+    assert {r["work_id"] for r in _manifest(out) if r["outcome"] == "success"} >= done
+    assert len(list((out / "pdf").glob("*.pdf"))) == N
+
+
+def test_a_second_run_on_the_same_output_dir_is_refused(make_config: Any) -> None:
+    config = make_config()
+    with Downloader(config), pytest.raises(OutputDirLocked, match="in use"):
+        Downloader(config)
+
+
+def test_malformed_input_lines_are_reported_and_the_batch_continues(server: Loopback, make_config: Any) -> None:
+    _serve_pdfs(server, n=2)
+    items = [server.url("/w0.pdf"), "this is not an id", server.url("/w1.pdf")]
+    with Downloader(make_config()) as dl:
+        results = list(dl.run(items))
+    bad = [r for r in results if r.reason is Reason.BAD_INPUT]
+    assert len(bad) == 1 and bad[0].line == 2 and "line 2" in bad[0].message
+    assert sum(r.outcome is Outcome.SUCCESS for r in results) == 2
+
+
+def test_resume_skips_stored_works(server: Loopback, make_config: Any) -> None:
+    _serve_pdfs(server, n=3)
+    urls = [server.url(f"/w{i}.pdf") for i in range(3)]
+    config = make_config()
+    with Downloader(config) as dl:
+        assert all(r.ok for r in dl.run(urls))
+    hits = len(server.log)
+    with Downloader(config) as dl:
+        again = list(dl.run(urls))
+    assert all(r.reason is Reason.RESUMED for r in again)
+    assert len(server.log) == hits, "nothing was fetched again"
+
+
+@pytest.mark.slow
+def test_a_slow_host_does_not_stall_the_others(tmp_path: Path, make_config: Any) -> None:
+    from loopback import start
+
+    fast, slow = start("127.0.0.1"), start("127.0.0.2")
+    try:
+        _serve_pdfs(fast, n=24)
+        _serve_pdfs(slow, n=3)
+        urls = [slow.url(f"/w{i}.pdf") for i in range(3)] + [fast.url(f"/w{i}.pdf") for i in range(24)]
+        config = make_config(
+            workers=2, politeness={"enabled": True, "defer_after_s": 0.3},
+            rates={"127.0.0.1": "20/s", "127.0.0.2": "1/2s"},
+        )
+        finished: dict[str, float] = {}
+        start_t = time.monotonic()
+        with Downloader(config) as dl:
+            for result in dl.run(urls):
+                assert result.ok, result
+                finished[result.work_id] = time.monotonic() - start_t
+        fast_done = max(t for w, t in finished.items() if "127.0.0.1" in w)
+        slow_done = max(t for w, t in finished.items() if "127.0.0.2" in w)
+        # the slow host needs ≥ 2 s per request (4 requests with robots.txt): ≥ 6 s in all; the
+        # 24 fast works (+ robots) need ~1.25 s at 20/s and must not queue behind it
+        assert slow_done >= 5.5
+        assert fast_done < slow_done / 2, (fast_done, slow_done)
+    finally:
+        for box in (fast, slow):
+            box.server.shutdown()
+            box.server.server_close()
