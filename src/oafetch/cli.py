@@ -36,8 +36,19 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--metrics-port", type=int, help="serve live Prometheus metrics on this port")
     parser.add_argument("--no-robots", action="store_true", help="do not consult robots.txt")
     parser.add_argument("--no-fsync", action="store_true", help="skip fsync before publishing files")
+    parser.add_argument("--cache-dir", type=Path, help="HTTP cache directory (shared between runs)")
+    parser.add_argument("--no-cache", action="store_true", help="do not use the HTTP cache")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     parser.add_argument("--quiet", action="store_true", help="only warnings and the summary")
+
+
+def _cache_flags(args: argparse.Namespace) -> dict[str, Any] | None:
+    flags: dict[str, Any] = {}
+    if getattr(args, "no_cache", False):
+        flags["enabled"] = False
+    if getattr(args, "cache_dir", None) is not None:
+        flags["dir"] = args.cache_dir
+    return flags or None
 
 
 def load_config(args: argparse.Namespace, **extra: Any) -> Config:
@@ -56,6 +67,7 @@ def load_config(args: argparse.Namespace, **extra: Any) -> Config:
         "telemetry": telemetry or None,
         "robots": {"enabled": False} if getattr(args, "no_robots", False) else None,
         "download": {"fsync": False} if getattr(args, "no_fsync", False) else None,
+        "cache": _cache_flags(args),
         **extra,
     }
     return Config.load(getattr(args, "config", None), **overrides)

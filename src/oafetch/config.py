@@ -139,6 +139,17 @@ class TelemetryConfig(_Frozen):
     service_name: str = "oafetch"
 
 
+class CacheConfig(_Frozen):
+    """The shared RFC 9111 HTTP cache for metadata, landing pages and robots.txt."""
+
+    enabled: bool = True
+    dir: Path | None = None  # default: the user cache directory (platformdirs) / "oafetch"
+    # Freshness for answers that carry no cache headers: "host" or "host/role" → seconds.
+    ttl_s: dict[str, float] = Field(default_factory=dict)
+    default_ttl_s: float = Field(86400.0, ge=0)
+    stale_while_revalidate_s: float = Field(180.0, ge=0)
+
+
 class ResolverSettings(BaseModel):
     """``[resolvers.<name>]``: ``enabled``, ``base_url``, credentials and endpoint keys.
 
@@ -196,6 +207,7 @@ class Config(BaseSettings):
     download: DownloadConfig = DownloadConfig()
     robots: RobotsConfig = RobotsConfig()
     telemetry: TelemetryConfig = TelemetryConfig()
+    cache: CacheConfig = CacheConfig()
     resolvers: dict[str, ResolverSettings] = Field(default_factory=dict)
     fallback: FallbackConfig = FallbackConfig()
     slo: dict[str, float] = Field(default_factory=dict)

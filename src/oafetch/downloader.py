@@ -108,6 +108,10 @@ class Downloader:
                 self.notes = []
             for note in self.notes:
                 log.warning("%s", note)
+            if cache is None and self.config.cache.enabled:
+                from oafetch.http.cache import build_cache
+
+                cache = build_cache(self.config, self.telemetry)
             secrets_ = tuple(
                 s for s in (getattr(r, "secret", None) for r in resolvers.values()) if s
             )

@@ -1,0 +1,386 @@
+"""Benchmark: what oafetch's telemetry costs.
+
+1. Per span: creating and ending a span (no-op API, SDK without processors, SDK with oafetch's
+   stamping + schema processors), and what the schema writer thread spends per span (SQLite +
+   JSONL), measured as drain throughput.
+2. A loopback workload of PDF-sized bodies (default 500 × 300 KB, 8 workers, one shared
+   ``httpx.Client``): every file is fetched the way the pipeline does it (work → attempt → GET →
+   body streamed, sha256'd and written to disk, one rate-limit event), with telemetry off
+   (``Telemetry.noop()``, plain transport) and fully on (instrumented transport with oafetch's
+   hooks, SQLite + JSONL, final flush included), alternating, several rounds.
+
+The server is nginx when it is installed (started here on a free loopback port with its own
+config), else a threaded ``http.server`` in a separate process.
+
+Run:  .venv/bin/python bench/bench_telemetry.py [--files 500] [--size 300000] [--workers 8]
+          [--rounds 5] [--spans 50000]
+Prints Markdown (machine, command, numbers) to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import http.server
+import importlib.metadata
+import multiprocessing
+import os
+import platform
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+from opentelemetry.sdk.trace import TracerProvider
+
+from oafetch.config import TelemetryConfig
+from oafetch.telemetry import TelemetrySession, names
+from oafetch.telemetry.context import identity
+from oafetch.telemetry.emit import emit_rate_event
+from oafetch.telemetry.runtime import Telemetry
+
+CHUNK = 256 * 1024
+
+
+# -- servers ---------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_listening(port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"server on port {port} did not start")
+
+
+@contextmanager
+def nginx(root: Path, work: Path) -> Iterator[int]:
+    port = free_port()
+    conf = work / "nginx.conf"
+    temp = {k: work / k for k in ("body", "proxy", "fastcgi", "uwsgi", "scgi")}
+    conf.write_text(
+        f"""
+worker_processes 1;
+daemon off;
+pid {work}/nginx.pid;
+error_log {work}/error.log;
+events {{ worker_connections 1024; }}
+http {{
+  access_log off;
+  sendfile on;
+  keepalive_requests 100000;
+  default_type application/pdf;
+  client_body_temp_path {temp["body"]};
+  proxy_temp_path {temp["proxy"]};
+  fastcgi_temp_path {temp["fastcgi"]};
+  uwsgi_temp_path {temp["uwsgi"]};
+  scgi_temp_path {temp["scgi"]};
+  server {{ listen 127.0.0.1:{port}; root {root}; }}
+}}
+"""
+    )
+    proc = subprocess.Popen(["nginx", "-c", str(conf), "-p", str(work)], stderr=subprocess.PIPE)
+    try:
+        wait_listening(port)
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def _serve_files(root: str, port: int) -> None:  # runs in a child process
+    files = {f"/{p.name}": p.read_bytes() for p in Path(root).iterdir()}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:
+            body = files[self.path]
+            self.send_response(200)
+            self.send_header("Content-Type", "application/pdf")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()
+
+
+@contextmanager
+def python_server(root: Path) -> Iterator[int]:
+    port = free_port()
+    proc = multiprocessing.get_context("spawn").Process(
+        target=_serve_files, args=(str(root), port), daemon=True
+    )
+    proc.start()
+    try:
+        wait_listening(port)
+        yield port
+    finally:
+        proc.terminate()
+        proc.join(10)
+
+
+# -- 1. per-span cost ------------------------------------------------------------------------------
+
+
+def span_loop(telemetry: Telemetry, n: int) -> float:
+    tracer = telemetry.tracer
+    attrs = {names.SOURCE: "unpaywall", names.TIER: 1, names.HOST: "api.unpaywall.org"}
+    started = time.perf_counter()
+    with identity(run_id="bench", work_id="w"):
+        for _ in range(n):
+            with tracer.start_as_current_span(names.SPAN_ATTEMPT, attributes=attrs) as span:
+                span.set_attribute(names.OUTCOME, "success")
+                span.set_attribute(names.REASON, "ok")
+    return time.perf_counter() - started
+
+
+def bench_spans(n: int, out: Path) -> list[tuple[str, str]]:
+    rows: list[tuple[str, str]] = []
+    t = span_loop(Telemetry.noop(), n)
+    rows.append(("no-op API (telemetry off)", f"{t / n * 1e6:.1f} µs"))
+    bare = TracerProvider(shutdown_on_exit=False)
+    t = span_loop(Telemetry.from_providers(bare, None), n)
+    rows.append(("SDK, no processor", f"{t / n * 1e6:.1f} µs"))
+    session = TelemetrySession.start(TelemetryConfig(), out)
+    t = span_loop(session.telemetry, n)
+    rows.append(("SDK + stamping + schema processor (on the ending thread)", f"{t / n * 1e6:.1f} µs"))
+    started = time.perf_counter()
+    assert session.flush(timeout_s=600)
+    drain = time.perf_counter() - started
+    session.shutdown()
+    # The writer ran concurrently with the loop; measure it alone on a fresh queue.
+    session = TelemetrySession.start(TelemetryConfig(), out / "alone")
+    assert session._local.schema is not None
+    provider = session.tracer_provider
+    assert provider is not None
+    # Produce spans with the writer still linger-waiting, then time the drain alone.
+    span_loop(session.telemetry, n)
+    started = time.perf_counter()
+    assert session.flush(timeout_s=600)
+    alone = time.perf_counter() - started
+    session.shutdown()
+    rows.append(("flush after the loop (writer catching up)", f"{drain:.2f} s"))
+    rows.append(("writer: map + SQLite + JSONL, per span (upper bound)", f"{alone / n * 1e6:.1f} µs"))
+    return rows
+
+
+# -- 2. loopback workload --------------------------------------------------------------------------
+
+
+def fetch_all(
+    telemetry: Telemetry,
+    transport: httpx.BaseTransport,
+    base: str,
+    files: list[str],
+    out: Path,
+    workers: int,
+) -> None:
+    tracer = telemetry.tracer
+    limits = httpx.Limits(max_connections=workers, max_keepalive_connections=workers)
+    with httpx.Client(transport=transport, limits=limits, timeout=30) as client:
+
+        def one(name: str) -> None:
+            with (
+                identity(run_id="bench", work_id=name),
+                tracer.start_as_current_span(names.SPAN_WORK) as work,
+                tracer.start_as_current_span(
+                    names.SPAN_ATTEMPT,
+                    attributes={names.SOURCE: "direct", names.TIER: 1, names.HOST: "127.0.0.1"},
+                ) as attempt,
+            ):
+                emit_rate_event(host="127.0.0.1", role="artifact", action="acquire", delay_ms=0.0)
+                url = f"{base}/{name}"
+                facts: dict[str, Any] = {
+                    "role": "artifact",
+                    "host": "127.0.0.1",
+                    "url_hash": hashlib.sha256(url.encode()).hexdigest()[:16],
+                    "url_redacted": url,
+                    "rate_delay_ms": 0.0,
+                    "breaker_state": "closed",
+                    "retry_count": 0,
+                }
+                digest = hashlib.sha256()
+                size = 0
+                with (
+                    client.stream("GET", url, extensions={"oafetch": facts}) as resp,
+                    tracer.start_as_current_span(names.SPAN_BODY) as body,
+                    (out / name).open("wb") as fh,
+                ):
+                    for chunk in resp.iter_raw(CHUNK):
+                        digest.update(chunk)
+                        fh.write(chunk)
+                        size += len(chunk)
+                    body.set_attribute(names.BODY_BYTES, size)
+                    if "client_span_id" in facts:
+                        body.set_attribute(names.BODY_HTTP_SPAN_ID, facts["client_span_id"])
+                attempt.set_attributes({names.OUTCOME: "success", names.REASON: "ok"})
+                work.set_attributes(
+                    {
+                        names.OUTCOME: "success",
+                        names.REASON: "ok",
+                        names.BYTES: size,
+                        names.SHA256: digest.hexdigest(),
+                        names.FINAL_PATH: name,
+                    }
+                )
+
+        with ThreadPoolExecutor(workers) as pool:
+            list(pool.map(one, files))
+
+
+def run_variant(full: bool, base: str, files: list[str], work: Path, workers: int) -> tuple[float, float]:
+    out = work / ("full" if full else "none")
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+    if full:
+        session = TelemetrySession.start(TelemetryConfig(), out)
+        transport = session.instrument(httpx.HTTPTransport(retries=0))
+        with identity(run_id="bench"), session.telemetry.tracer.start_as_current_span(
+            names.SPAN_RUN, attributes={names.RUN_ID: "bench"}
+        ):
+            fetch_all(session.telemetry, transport, base, files, out, workers)
+        session.shutdown()  # includes the final flush of the store
+    else:
+        fetch_all(Telemetry.noop(), httpx.HTTPTransport(retries=0), base, files, out, workers)
+    return time.perf_counter() - wall0, time.process_time() - cpu0
+
+
+def bench_workload(args: argparse.Namespace, work: Path) -> tuple[str, list[tuple[str, str]]]:
+    root = work / "www"
+    root.mkdir()
+    files = []
+    for i in range(args.files):
+        name = f"f{i:05d}.pdf"
+        body = b"%PDF-1.7\n" + os.urandom(args.size - 16) + b"\n%%EOF\n"
+        (root / name).write_bytes(body)
+        files.append(name)
+    server: Callable[[], Any]
+    if shutil.which("nginx"):
+        kind = "nginx " + subprocess.run(
+            ["nginx", "-v"], capture_output=True, text=True
+        ).stderr.strip().split("/")[-1]
+        server = lambda: nginx(root, work)  # noqa: E731
+    else:
+        kind = "python http.server (separate process)"
+        server = lambda: python_server(root)  # noqa: E731
+    none_t: list[tuple[float, float]] = []
+    full_t: list[tuple[float, float]] = []
+    with server() as port:
+        base = f"http://127.0.0.1:{port}"
+        run_variant(False, base, files[:50], work, args.workers)  # warm-up (page cache, pools)
+        run_variant(True, base, files[:50], work, args.workers)
+        for _ in range(args.rounds):
+            none_t.append(run_variant(False, base, files, work, args.workers))
+            full_t.append(run_variant(True, base, files, work, args.workers))
+    db = work / "full" / "telemetry.sqlite"
+    import sqlite3
+
+    conn = sqlite3.connect(db)
+    (http_rows,) = conn.execute("SELECT COUNT(*) FROM http_events WHERE bytes IS NOT NULL").fetchone()
+    (downloads,) = conn.execute("SELECT COUNT(*) FROM downloads").fetchone()
+    conn.close()
+
+    def med(xs: list[tuple[float, float]], i: int) -> float:
+        return statistics.median(x[i] for x in xs)
+
+    wall_none, wall_full = med(none_t, 0), med(full_t, 0)
+    cpu_none, cpu_full = med(none_t, 1), med(full_t, 1)
+    mb = args.files * args.size / 1e6
+    rows = [
+        ("server", kind),
+        ("workload", f"{args.files} files × {args.size:,} B, {args.workers} workers, {args.rounds} rounds"),
+        ("wall, telemetry off (median)", f"{wall_none:.3f} s ({args.files / wall_none:.0f} files/s, {mb / wall_none:.0f} MB/s)"),
+        ("wall, full telemetry (median)", f"{wall_full:.3f} s ({args.files / wall_full:.0f} files/s)"),
+        ("**wall-time overhead**", f"**{(wall_full / wall_none - 1) * 100:+.1f} %**"),
+        ("all rounds, off", ", ".join(f"{w:.3f}" for w, _ in none_t)),
+        ("all rounds, full", ", ".join(f"{w:.3f}" for w, _ in full_t)),
+        ("client CPU, off → full (median)", f"{cpu_none:.3f} s → {cpu_full:.3f} s ({(cpu_full / cpu_none - 1) * 100:+.1f} %)"),
+        ("client CPU per file added", f"{(cpu_full - cpu_none) / args.files * 1e6:.0f} µs"),
+        ("rows check (last full round)", f"{downloads} downloads, {http_rows} http_events with body bytes"),
+    ]  # fmt: skip
+    return kind, rows
+
+
+def versions() -> str:
+    pkgs = ["opentelemetry-sdk", "opentelemetry-instrumentation-httpx", "httpx"]
+    return ", ".join(f"{p} {importlib.metadata.version(p)}" for p in pkgs)
+
+
+def machine() -> str:
+    cpu = platform.processor() or "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (
+        f"{platform.system()} {platform.release()}, {cpu}, {os.cpu_count()} CPUs, "
+        f"Python {platform.python_version()}, {versions()}"
+    )
+
+
+def table(rows: list[tuple[str, str]]) -> str:
+    lines = ["| measure | value |", "| --- | --- |"]
+    lines += [f"| {a} | {b} |" for a, b in rows]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--files", type=int, default=500)
+    parser.add_argument("--size", type=int, default=300_000)
+    parser.add_argument("--workers", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--spans", type=int, default=50_000)
+    args = parser.parse_args()
+    os.environ.setdefault("OTEL_SEMCONV_STABILITY_OPT_IN", "http")
+    print("## Telemetry overhead\n")
+    print(f"- machine: {machine()}")
+    print(f"- command: `{Path(sys.executable).name} {' '.join(sys.argv)}`")
+    print(f"- date: {time.strftime('%Y-%m-%d %H:%M %Z')}\n")
+    with tempfile.TemporaryDirectory(prefix="oafetch-bench-") as tmp:
+        work = Path(tmp)
+        print(f"### Per span ({args.spans:,} `oafetch.attempt` spans, 5 attributes, one thread)\n")
+        print(table(bench_spans(args.spans, work / "spans")))
+        print()
+        _, rows = bench_workload(args, work)
+        print("### Loopback download workload\n")
+        print(table(rows))
+        print()
+        print(
+            "Off = `Telemetry.noop()` and a plain `httpx.HTTPTransport`; full = `TelemetrySession` "
+            "(SQLite + JSONL), the instrumented transport with oafetch's hooks, run/work/attempt/"
+            "CLIENT/body spans and one rate-limit event per file, final flush included. Both "
+            "variants stream, sha256 and write every body (no fsync)."
+        )
+    threading.enumerate()  # nothing to join: servers and sessions are closed above
+
+
+if __name__ == "__main__":
+    main()
