@@ -28,11 +28,11 @@ import os
 import platform
 import shutil
 import socket
+import sqlite3
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -41,13 +41,17 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 
 from oafetch.config import TelemetryConfig
 from oafetch.telemetry import TelemetrySession, names
 from oafetch.telemetry.context import identity
 from oafetch.telemetry.emit import emit_rate_event
+from oafetch.telemetry.jsonl_exporter import JsonlSpanExporter
+from oafetch.telemetry.mapping import to_record
+from oafetch.telemetry.processors import StampingProcessor
 from oafetch.telemetry.runtime import Telemetry
+from oafetch.telemetry.sqlite_exporter import SqliteSpanExporter
 
 CHUNK = 256 * 1024
 
@@ -157,33 +161,60 @@ def span_loop(telemetry: Telemetry, n: int) -> float:
     return time.perf_counter() - started
 
 
+class _Collect(SpanProcessor):
+    def __init__(self) -> None:
+        self.spans: list[ReadableSpan] = []
+
+    def on_end(self, span: ReadableSpan) -> None:
+        self.spans.append(span)
+
+
 def bench_spans(n: int, out: Path) -> list[tuple[str, str]]:
     rows: list[tuple[str, str]] = []
     t = span_loop(Telemetry.noop(), n)
-    rows.append(("no-op API (telemetry off)", f"{t / n * 1e6:.1f} µs"))
+    rows.append(("start+end, no-op API (telemetry off)", f"{t / n * 1e6:.1f} µs"))
     bare = TracerProvider(shutdown_on_exit=False)
     t = span_loop(Telemetry.from_providers(bare, None), n)
-    rows.append(("SDK, no processor", f"{t / n * 1e6:.1f} µs"))
-    session = TelemetrySession.start(TelemetryConfig(), out)
+    rows.append(("start+end, SDK without processors", f"{t / n * 1e6:.1f} µs"))
+    session = TelemetrySession.start(TelemetryConfig(), out / "session")
     t = span_loop(session.telemetry, n)
-    rows.append(("SDK + stamping + schema processor (on the ending thread)", f"{t / n * 1e6:.1f} µs"))
+    rows.append(("start+end, SDK + stamping + schema processor", f"{t / n * 1e6:.1f} µs"))
     started = time.perf_counter()
     assert session.flush(timeout_s=600)
-    drain = time.perf_counter() - started
+    rows.append(
+        (
+            "flush right after that loop (writer catching up)",
+            f"{time.perf_counter() - started:.2f} s",
+        )
+    )
     session.shutdown()
-    # The writer ran concurrently with the loop; measure it alone on a fresh queue.
-    session = TelemetrySession.start(TelemetryConfig(), out / "alone")
-    assert session._local.schema is not None
-    provider = session.tracer_provider
-    assert provider is not None
-    # Produce spans with the writer still linger-waiting, then time the drain alone.
-    span_loop(session.telemetry, n)
-    started = time.perf_counter()
-    assert session.flush(timeout_s=600)
-    alone = time.perf_counter() - started
-    session.shutdown()
-    rows.append(("flush after the loop (writer catching up)", f"{drain:.2f} s"))
-    rows.append(("writer: map + SQLite + JSONL, per span (upper bound)", f"{alone / n * 1e6:.1f} µs"))
+
+    # The writer thread's work per span, measured alone on this thread.
+    collect = _Collect()
+    provider = TracerProvider(shutdown_on_exit=False)
+    provider.add_span_processor(StampingProcessor())
+    provider.add_span_processor(collect)
+    span_loop(Telemetry.from_providers(provider, None), n)
+    spans = collect.spans
+    sqlite_w = SqliteSpanExporter(out / "alone" / "telemetry.sqlite")
+    jsonl_w = JsonlSpanExporter(out / "alone" / "spans.jsonl")
+    t0 = time.perf_counter()
+    records = [to_record(s) for s in spans]
+    t1 = time.perf_counter()
+    for i in range(0, n, 2048):
+        sqlite_w.write(records[i : i + 2048])
+    t2 = time.perf_counter()
+    for i in range(0, n, 2048):
+        jsonl_w.write(records[i : i + 2048])
+    t3 = time.perf_counter()
+    sqlite_w.shutdown()
+    jsonl_w.shutdown()
+    rows.append(("writer: span → record", f"{(t1 - t0) / n * 1e6:.1f} µs"))
+    rows.append(
+        ("writer: record → rows → SQLite (batches of 2048)", f"{(t2 - t1) / n * 1e6:.1f} µs")
+    )
+    rows.append(("writer: record → JSONL line", f"{(t3 - t2) / n * 1e6:.1f} µs"))
+    rows.append(("**writer total per span**", f"**{(t3 - t0) / n * 1e6:.1f} µs**"))
     return rows
 
 
@@ -251,7 +282,9 @@ def fetch_all(
             list(pool.map(one, files))
 
 
-def run_variant(full: bool, base: str, files: list[str], work: Path, workers: int) -> tuple[float, float]:
+def run_variant(
+    full: bool, base: str, files: list[str], work: Path, workers: int
+) -> tuple[float, float]:
     out = work / ("full" if full else "none")
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
@@ -259,8 +292,11 @@ def run_variant(full: bool, base: str, files: list[str], work: Path, workers: in
     if full:
         session = TelemetrySession.start(TelemetryConfig(), out)
         transport = session.instrument(httpx.HTTPTransport(retries=0))
-        with identity(run_id="bench"), session.telemetry.tracer.start_as_current_span(
-            names.SPAN_RUN, attributes={names.RUN_ID: "bench"}
+        with (
+            identity(run_id="bench"),
+            session.telemetry.tracer.start_as_current_span(
+                names.SPAN_RUN, attributes={names.RUN_ID: "bench"}
+            ),
         ):
             fetch_all(session.telemetry, transport, base, files, out, workers)
         session.shutdown()  # includes the final flush of the store
@@ -280,9 +316,12 @@ def bench_workload(args: argparse.Namespace, work: Path) -> tuple[str, list[tupl
         files.append(name)
     server: Callable[[], Any]
     if shutil.which("nginx"):
-        kind = "nginx " + subprocess.run(
-            ["nginx", "-v"], capture_output=True, text=True
-        ).stderr.strip().split("/")[-1]
+        kind = (
+            "nginx "
+            + subprocess.run(["nginx", "-v"], capture_output=True, text=True)
+            .stderr.strip()
+            .split("/")[-1]
+        )
         server = lambda: nginx(root, work)  # noqa: E731
     else:
         kind = "python http.server (separate process)"
@@ -297,10 +336,10 @@ def bench_workload(args: argparse.Namespace, work: Path) -> tuple[str, list[tupl
             none_t.append(run_variant(False, base, files, work, args.workers))
             full_t.append(run_variant(True, base, files, work, args.workers))
     db = work / "full" / "telemetry.sqlite"
-    import sqlite3
-
     conn = sqlite3.connect(db)
-    (http_rows,) = conn.execute("SELECT COUNT(*) FROM http_events WHERE bytes IS NOT NULL").fetchone()
+    (http_rows,) = conn.execute(
+        "SELECT COUNT(*) FROM http_events WHERE bytes IS NOT NULL"
+    ).fetchone()
     (downloads,) = conn.execute("SELECT COUNT(*) FROM downloads").fetchone()
     conn.close()
 
@@ -379,7 +418,6 @@ def main() -> None:
             "CLIENT/body spans and one rate-limit event per file, final flush included. Both "
             "variants stream, sha256 and write every body (no fsync)."
         )
-    threading.enumerate()  # nothing to join: servers and sessions are closed above
 
 
 if __name__ == "__main__":

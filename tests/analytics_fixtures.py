@@ -94,15 +94,31 @@ def _artifact(out_dir: Path, name: str, size: int) -> tuple[str, str, int]:
 
 
 def _download(
-    conn: sqlite3.Connection, out_dir: Path, run: str, n: int, ok: bool, ttfp: float | None,
-    dedupe: str | None = None, size: int = 64,
+    conn: sqlite3.Connection,
+    out_dir: Path,
+    run: str,
+    n: int,
+    ok: bool,
+    ttfp: float | None,
+    dedupe: str | None = None,
+    size: int = 64,
 ) -> None:
     path, sha, nbytes = _artifact(out_dir, f"{run}-W{n}", size) if ok else (None, None, None)
     insert(
-        conn, "downloads", run_id=run, ts=n, work_id=f"W{n}", artifact_id=f"W{n}",
-        resolver="unpaywall", outcome="success" if ok else "error",
-        reason="ok" if ok else "not-found", content_type="application/pdf" if ok else None,
-        bytes=nbytes, sha256=sha, final_path=path, dedupe_action=dedupe,
+        conn,
+        "downloads",
+        run_id=run,
+        ts=n,
+        work_id=f"W{n}",
+        artifact_id=f"W{n}",
+        resolver="unpaywall",
+        outcome="success" if ok else "error",
+        reason="ok" if ok else "not-found",
+        content_type="application/pdf" if ok else None,
+        bytes=nbytes,
+        sha256=sha,
+        final_path=path,
+        dedupe_action=dedupe,
         ttfp_ms=ttfp if ok else None,
     )
 
@@ -114,10 +130,28 @@ def _http(conn: sqlite3.Connection, run: str, role: str, **values: Any) -> None:
 
 def _opens(conn: sqlite3.Connection, run: str, host: str, n: int) -> None:
     for _ in range(n):
-        insert(conn, "breaker_transitions", run_id=run, ts=1.0, host=host, scope="host",
-               old_state="closed", new_state="open", reset_timeout_s=30.0)
-        insert(conn, "breaker_transitions", run_id=run, ts=2.0, host=host, scope="host",
-               old_state="open", new_state="half-open", reset_timeout_s=30.0)
+        insert(
+            conn,
+            "breaker_transitions",
+            run_id=run,
+            ts=1.0,
+            host=host,
+            scope="host",
+            old_state="closed",
+            new_state="open",
+            reset_timeout_s=30.0,
+        )
+        insert(
+            conn,
+            "breaker_transitions",
+            run_id=run,
+            ts=2.0,
+            host=host,
+            scope="host",
+            old_state="open",
+            new_state="half-open",
+            reset_timeout_s=30.0,
+        )
 
 
 def _good(conn: sqlite3.Connection, out_dir: Path) -> None:
@@ -130,16 +164,32 @@ def _good(conn: sqlite3.Connection, out_dir: Path) -> None:
         _download(conn, out_dir, "good", i, False, None)
     for _ in range(6):
         _http(conn, "good", "metadata", host="api.example", from_cache=1)
-    _http(conn, "good", "metadata", host="api.example", revalidated=1, status=304,
-          rate_delay_ms=10.0)
+    _http(
+        conn, "good", "metadata", host="api.example", revalidated=1, status=304, rate_delay_ms=10.0
+    )
     for delay in (20.0, 30.0, 200.0):
         _http(conn, "good", "metadata", host="api.example", rate_delay_ms=delay)
     for i in range(56):
-        _http(conn, "good", "artifact", host="pub.example", status=429 if i == 0 else 200,
-              rate_delay_ms=1000.0)  # artifact waits do not count towards the metadata SLI
+        _http(
+            conn,
+            "good",
+            "artifact",
+            host="pub.example",
+            status=429 if i == 0 else 200,
+            rate_delay_ms=1000.0,
+        )  # artifact waits do not count towards the metadata SLI
     _opens(conn, "good", "pub.example", 3)
-    insert(conn, "breaker_transitions", run_id="good", ts=3.0, host="pub.example",
-           scope="host", old_state="half-open", new_state="closed", reset_timeout_s=30.0)
+    insert(
+        conn,
+        "breaker_transitions",
+        run_id="good",
+        ts=3.0,
+        host="pub.example",
+        scope="host",
+        old_state="half-open",
+        new_state="closed",
+        reset_timeout_s=30.0,
+    )
 
 
 def _bad(conn: sqlite3.Connection, out_dir: Path) -> None:

@@ -65,8 +65,14 @@ class Handler(BaseHTTPRequestHandler):
     do_POST = _dispatch
     do_HEAD = _dispatch
 
-    def reply(self, status: int, body: bytes = b"", ctype: str = "application/octet-stream",
-              headers: dict[str, str] | None = None, length: int | None = None) -> None:
+    def reply(
+        self,
+        status: int,
+        body: bytes = b"",
+        ctype: str = "application/octet-stream",
+        headers: dict[str, str] | None = None,
+        length: int | None = None,
+    ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body) if length is None else length))

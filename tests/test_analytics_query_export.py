@@ -18,8 +18,14 @@ from analytics_fixtures import build_store
 from oafetch.telemetry import parquet, query, store
 from oafetch.telemetry.analytics_cli import main
 
-TABLES = ["breaker_transitions", "downloads", "fallback_attempts", "http_events", "rate_events",
-          "run_summary"]
+TABLES = [
+    "breaker_transitions",
+    "downloads",
+    "fallback_attempts",
+    "http_events",
+    "rate_events",
+    "run_summary",
+]
 SQL = "SELECT outcome, count(*) AS n FROM downloads WHERE run_id = 'good' GROUP BY 1 ORDER BY 1"
 
 
@@ -104,9 +110,7 @@ def test_query_lists_all_tables(crafted: Path) -> None:
         "SET threads = 1",
     ],
 )
-def test_query_refuses_writes(
-    crafted: Path, capsys: pytest.CaptureFixture[str], sql: str
-) -> None:
+def test_query_refuses_writes(crafted: Path, capsys: pytest.CaptureFixture[str], sql: str) -> None:
     """Anything but a read is refused (exit 2), and the store is untouched."""
     before = crafted.read_bytes()
     assert main(["query", "--db", str(crafted), sql]) == 2
@@ -165,8 +169,11 @@ def test_export_row_counts_schema_and_codec(crafted: Path, tmp_path: Path) -> No
         path = tmp_path / "pq" / f"{table}.parquet"
         meta = pq.ParquetFile(path).metadata
         assert meta.num_rows == _sqlite_count(crafted, table), table
-        codecs = {meta.row_group(g).column(c).compression
-                  for g in range(meta.num_row_groups) for c in range(meta.num_columns)}
+        codecs = {
+            meta.row_group(g).column(c).compression
+            for g in range(meta.num_row_groups)
+            for c in range(meta.num_columns)
+        }
         assert codecs <= {"ZSTD"}, (table, codecs)
         schema = pq.read_schema(path)
         assert schema.names == [c.name for c in columns]
@@ -211,7 +218,9 @@ def test_export_run_id_is_encoded(tmp_path: Path) -> None:
     )
 
 
-def test_export_unknown_run(crafted: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_export_unknown_run(
+    crafted: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Exporting a run the store does not know exits 2 and lists the runs."""
     assert main(["export", "--db", str(crafted), "--out", str(tmp_path), "--run", "nope"]) == 2
     assert "unknown run 'nope'" in capsys.readouterr().err

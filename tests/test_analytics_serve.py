@@ -57,7 +57,9 @@ def test_exposition_values(crafted: Path) -> None:
     assert samples[_key("oafetch_host_http429_ratio", run_id="good", host="pub.example")] == (
         pytest.approx(1 / 56)
     )
-    assert samples[_key("oafetch_breaker_open_events_total", run_id="good", host="pub.example")] == 3
+    assert (
+        samples[_key("oafetch_breaker_open_events_total", run_id="good", host="pub.example")] == 3
+    )
     assert samples[_key("oafetch_run_dedupe_saved_mb", run_id="good")] == 2.0
     assert samples[_key("oafetch_run_corruption_count", run_id="bad")] == 3
     assert samples[_key("oafetch_run_running", run_id="good")] == 0
@@ -101,7 +103,9 @@ def test_refresh_at_most_once_per_poll(tmp_path: Path) -> None:
     registry.register(collector)
 
     def yield_of_live() -> float:
-        return _parse(generate_latest(registry).decode())[_key("oafetch_run_yield_pct", run_id="live")]
+        return _parse(generate_latest(registry).decode())[
+            _key("oafetch_run_yield_pct", run_id="live")
+        ]
 
     before = yield_of_live()
     with contextlib.closing(sqlite3.connect(db)) as conn:

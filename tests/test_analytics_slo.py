@@ -13,8 +13,14 @@ from oafetch.telemetry import slo, store
 from oafetch.telemetry.analytics_cli import main
 
 SLI_KEYS = [
-    "yield_pct", "ttfp_p50_ms", "ttfp_p95_ms", "cache_hit_pct", "rate_delay_p95_ms",
-    "http_429_ratio", "breaker_opens_per_hour", "corruption_count",
+    "yield_pct",
+    "ttfp_p50_ms",
+    "ttfp_p95_ms",
+    "cache_hit_pct",
+    "rate_delay_p95_ms",
+    "http_429_ratio",
+    "breaker_opens_per_hour",
+    "corruption_count",
 ]
 
 
@@ -26,7 +32,11 @@ def crafted(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _report(db: Path, run: str, **kwargs: object) -> slo.SloReport:
     with contextlib.closing(store.open_readonly(db)) as conn:
         return slo.evaluate_run(
-            conn, run, slo.SloTargets(), out_dir=db.parent, **kwargs  # type: ignore[arg-type]
+            conn,
+            run,
+            slo.SloTargets(),
+            out_dir=db.parent,
+            **kwargs,  # type: ignore[arg-type]
         )
 
 
@@ -56,8 +66,13 @@ def test_sparse_run_reports_na_and_passes(crafted: Path) -> None:
     report = _report(crafted, "sparse")
     verdicts = {r.key: r.passed for r in report.results}
     assert verdicts == {
-        "yield_pct": True, "ttfp_p50_ms": None, "ttfp_p95_ms": None, "cache_hit_pct": None,
-        "rate_delay_p95_ms": None, "http_429_ratio": None, "breaker_opens_per_hour": True,
+        "yield_pct": True,
+        "ttfp_p50_ms": None,
+        "ttfp_p95_ms": None,
+        "cache_hit_pct": None,
+        "rate_delay_p95_ms": None,
+        "http_429_ratio": None,
+        "breaker_opens_per_hour": True,
         "corruption_count": True,
     }
     assert report.passed
@@ -86,10 +101,14 @@ def test_boundaries_pass() -> None:
     """A value exactly at its target passes (targets are inclusive)."""
     t = slo.SloTargets()
     at_target = {
-        "yield_pct": t.yield_pct_min, "ttfp_p50_ms": t.ttfp_p50_ms_max,
-        "ttfp_p95_ms": t.ttfp_p95_ms_max, "cache_hit_pct": t.cache_hit_pct_min,
-        "rate_delay_p95_ms": t.rate_delay_p95_ms_max, "http_429_ratio": t.http_429_ratio_max,
-        "breaker_open_events": 12, "corruption_count": 0,
+        "yield_pct": t.yield_pct_min,
+        "ttfp_p50_ms": t.ttfp_p50_ms_max,
+        "ttfp_p95_ms": t.ttfp_p95_ms_max,
+        "cache_hit_pct": t.cache_hit_pct_min,
+        "rate_delay_p95_ms": t.rate_delay_p95_ms_max,
+        "http_429_ratio": t.http_429_ratio_max,
+        "breaker_open_events": 12,
+        "corruption_count": 0,
     }
     results = slo.evaluate(at_target, t, duration_s=3600.0)
     assert all(r.passed for r in results)
@@ -171,8 +190,13 @@ def test_cli_json(crafted: Path, capsys: pytest.CaptureFixture[str]) -> None:
     slis = {s["key"]: s for s in payload["slis"]}  # type: ignore[attr-defined]
     assert set(slis) == set(SLI_KEYS)
     assert slis["http_429_ratio"] == {
-        "key": "http_429_ratio", "label": "HTTP 429 ratio", "value": 0.3, "unit": "ratio",
-        "op": "<=", "target": 0.02, "passed": False,
+        "key": "http_429_ratio",
+        "label": "HTTP 429 ratio",
+        "value": 0.3,
+        "unit": "ratio",
+        "op": "<=",
+        "target": 0.02,
+        "passed": False,
     }
     assert payload["summary"]["corruption_count"] == 3  # type: ignore[index]
     assert payload["targets"]["yield_pct_min"] == 85.0  # type: ignore[index]
@@ -210,19 +234,26 @@ def test_cli_accepts_run_directory(crafted: Path, capsys: pytest.CaptureFixture[
     ("argv", "message"),
     [
         (["slo", "--db", "{tmp}/nope.sqlite"], "telemetry store not found: {tmp}/nope.sqlite"),
-        (["slo", "--db", "{db}", "--run", "zzz"],
-         "unknown run 'zzz' in {db}; runs in this store (newest first): live (running), "
-         "sparse (finished), bad (finished), good (finished)"),
-        (["slo", "--db", "{db}", "--targets", "{tmp}/missing.toml"],
-         "cannot read SLO targets file {tmp}/missing.toml"),
+        (
+            ["slo", "--db", "{db}", "--run", "zzz"],
+            "unknown run 'zzz' in {db}; runs in this store (newest first): live (running), "
+            "sparse (finished), bad (finished), good (finished)",
+        ),
+        (
+            ["slo", "--db", "{db}", "--targets", "{tmp}/missing.toml"],
+            "cannot read SLO targets file {tmp}/missing.toml",
+        ),
         (["slo", "--db", "{db}", "--run", "good", "--latest"], "not allowed with argument"),
         (["slo"], "the following arguments are required: --db"),
         ([], "the following arguments are required: COMMAND"),
     ],
 )
 def test_cli_usage_errors_exit_2(
-    crafted: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
-    argv: list[str], message: str,
+    crafted: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    argv: list[str],
+    message: str,
 ) -> None:
     """Usage errors exit 2 with a message on stderr saying what is wrong."""
     fill = {"tmp": str(tmp_path), "db": str(crafted)}

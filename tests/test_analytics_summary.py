@@ -76,8 +76,14 @@ def test_finalized_bad_run_figures(ro: sqlite3.Connection, key: str) -> None:
 def test_live_run_computed_on_demand(ro: sqlite3.Connection, crafted: Path) -> None:
     """compute_run_summary reads a running run's tables; its row stays unfinished."""
     s = summary.compute_run_summary(ro, "live", out_dir=crafted.parent)
-    for key in ("artifacts_total", "artifacts_success", "yield_pct", "ttfp_p50_ms",
-                "ttfp_p95_ms", "cache_hit_pct"):
+    for key in (
+        "artifacts_total",
+        "artifacts_success",
+        "yield_pct",
+        "ttfp_p50_ms",
+        "ttfp_p95_ms",
+        "cache_hit_pct",
+    ):
         assert s[key] == pytest.approx(LIVE[key]), key
     assert s["finished_at"] is None
     assert s["rate_delay_p95_ms"] is None  # its metadata requests were all cache hits

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -38,8 +37,8 @@ def _serve_pdfs(server: Loopback, n: int = N, delay: float = 0.0) -> dict[str, b
 
 def _write_config(path: Path) -> Path:
     path.write_text(
-        '[telemetry]\nenabled = false\n[politeness]\nenabled = false\n'
-        '[download]\nfsync = false\nmin_pdf_bytes = 100\n'
+        "[telemetry]\nenabled = false\n[politeness]\nenabled = false\n"
+        "[download]\nfsync = false\nmin_pdf_bytes = 100\n"
     )
     return path
 
@@ -63,11 +62,15 @@ def test_resume_after_kill_9_completes_without_duplicates(server: Loopback, tmp_
     ids.write_text("\n".join(server.url(p) for p in bodies) + "\n")
     config = _write_config(tmp_path / "oafetch.toml")
     out = tmp_path / "out"
-    args = _oafetch("run", str(ids), "--out", str(out), "--config", str(config), "--workers", "2", "--quiet")
+    args = _oafetch(
+        "run", str(ids), "--out", str(out), "--config", str(config), "--workers", "2", "--quiet"
+    )
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 20
     while time.time() < deadline:  # kill once a few works are stored, mid-run
-        if (out / "manifest.jsonl").exists() and len((out / "manifest.jsonl").read_text().splitlines()) >= 5:
+        if (out / "manifest.jsonl").exists() and len(
+            (out / "manifest.jsonl").read_text().splitlines()
+        ) >= 5:
             break
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
@@ -91,7 +94,9 @@ def test_sigint_stops_cleanly_and_the_run_resumes(server: Loopback, tmp_path: Pa
     ids.write_text("\n".join(server.url(p) for p in bodies) + "\n")
     config = _write_config(tmp_path / "oafetch.toml")
     out = tmp_path / "out"
-    args = _oafetch("run", str(ids), "--out", str(out), "--config", str(config), "--workers", "2", "--quiet")
+    args = _oafetch(
+        "run", str(ids), "--out", str(out), "--config", str(config), "--workers", "2", "--quiet"
+    )
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     time.sleep(1.5)
     proc.send_signal(signal.SIGINT)
@@ -112,7 +117,9 @@ def test_a_second_run_on_the_same_output_dir_is_refused(make_config: Any) -> Non
         Downloader(config)
 
 
-def test_malformed_input_lines_are_reported_and_the_batch_continues(server: Loopback, make_config: Any) -> None:
+def test_malformed_input_lines_are_reported_and_the_batch_continues(
+    server: Loopback, make_config: Any
+) -> None:
     _serve_pdfs(server, n=2)
     items = [server.url("/w0.pdf"), "this is not an id", server.url("/w1.pdf")]
     with Downloader(make_config()) as dl:
@@ -143,9 +150,12 @@ def test_a_slow_host_does_not_stall_the_others(tmp_path: Path, make_config: Any)
     try:
         _serve_pdfs(fast, n=24)
         _serve_pdfs(slow, n=3)
-        urls = [slow.url(f"/w{i}.pdf") for i in range(3)] + [fast.url(f"/w{i}.pdf") for i in range(24)]
+        urls = [slow.url(f"/w{i}.pdf") for i in range(3)] + [
+            fast.url(f"/w{i}.pdf") for i in range(24)
+        ]
         config = make_config(
-            workers=2, politeness={"enabled": True, "defer_after_s": 0.3},
+            workers=2,
+            politeness={"enabled": True, "defer_after_s": 0.3},
             rates={"127.0.0.1": "20/s", "127.0.0.2": "1/2s"},
         )
         finished: dict[str, float] = {}

@@ -11,10 +11,14 @@ from oafetch.errors import ConfigError
 from oafetch.rates import parse_rate
 
 
-def test_precedence_flags_over_env_over_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_precedence_flags_over_env_over_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     file = tmp_path / "oafetch.toml"
-    file.write_text('mailto = "file@x.org"\nworkers = 3\n[http]\nread_timeout_s = 11\n'
-                    '[rates]\n"api.crossref.org" = "1/3s"\n')
+    file.write_text(
+        'mailto = "file@x.org"\nworkers = 3\n[http]\nread_timeout_s = 11\n'
+        '[rates]\n"api.crossref.org" = "1/3s"\n'
+    )
     monkeypatch.setenv("OAFETCH_WORKERS", "5")
     monkeypatch.setenv("OAFETCH_HTTP__CONNECT_TIMEOUT_S", "7")
     config = Config.load(file, mailto="flag@x.org")
@@ -26,7 +30,7 @@ def test_precedence_flags_over_env_over_file(tmp_path: Path, monkeypatch: pytest
 
 def test_config_is_frozen() -> None:
     config = Config()
-    with pytest.raises(Exception):
+    with pytest.raises(ValueError):
         config.workers = 4  # type: ignore[misc]
 
 
@@ -50,7 +54,7 @@ def test_bad_values_name_the_key_rule_and_value(kwargs: dict[str, object], needl
 def test_bad_toml_file_is_reported_with_its_path(tmp_path: Path) -> None:
     file = tmp_path / "bad.toml"
     file.write_text("workers = = 3\n")
-    with pytest.raises(ConfigError, match="bad.toml"):
+    with pytest.raises(ConfigError, match=r"bad\.toml"):
         Config.load(file)
 
 

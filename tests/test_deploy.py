@@ -132,9 +132,13 @@ def test_collector_endpoints(collector: dict[str, Any], services: dict[str, Any]
     assert _host(jaeger) in services
     assert _port(exporters["prometheus"]["endpoint"]) == 8889
     assert set(collector["service"]["pipelines"]["traces"]["exporters"]) >= {
-        "otlp_grpc/jaeger", "file/traces"}
+        "otlp_grpc/jaeger",
+        "file/traces",
+    }
     assert set(collector["service"]["pipelines"]["metrics"]["exporters"]) >= {
-        "prometheus", "file/metrics"}
+        "prometheus",
+        "file/metrics",
+    }
 
 
 def test_file_exporters_rotate_onto_a_volume(
@@ -218,8 +222,10 @@ def test_dashboard_provider_finds_the_dashboard(services: dict[str, Any]) -> Non
     provider = _yaml(GRAFANA / "provisioning" / "dashboards" / "oafetch.yml")["providers"][0]
     source = _mounts(services["grafana"])[provider["options"]["path"]]
     assert (ROOT / source / DASHBOARD.name).is_file()
-    uids = {d["uid"] for d in _yaml(GRAFANA / "provisioning" / "datasources" /
-                                    "prometheus.yml")["datasources"]}
+    uids = {
+        d["uid"]
+        for d in _yaml(GRAFANA / "provisioning" / "datasources" / "prometheus.yml")["datasources"]
+    }
     dashboard = json.loads(DASHBOARD.read_text())
     for panel in dashboard["panels"]:
         if "datasource" in panel:
@@ -228,8 +234,21 @@ def test_dashboard_provider_finds_the_dashboard(services: dict[str, Any]) -> Non
 
 # -- metric names ---------------------------------------------------------------------------------
 
-_NOT_METRICS = {"by", "without", "on", "ignoring", "group_left", "group_right", "bool", "offset",
-                "and", "or", "unless", "inf", "nan"}
+_NOT_METRICS = {
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+    "bool",
+    "offset",
+    "and",
+    "or",
+    "unless",
+    "inf",
+    "nan",
+}
 
 
 def promql_metrics(expr: str) -> set[str]:
@@ -248,8 +267,10 @@ def promql_metrics(expr: str) -> set[str]:
 
 def test_promql_metrics_parser() -> None:
     """The extractor keeps metric names and drops functions, labels, ranges and keywords."""
-    expr = ('histogram_quantile(0.95, sum by (le, role) (rate(a_bucket{job=~"$job"}[5m]))) '
-            '/ on (x) b_total * 100 > bool 2')
+    expr = (
+        'histogram_quantile(0.95, sum by (le, role) (rate(a_bucket{job=~"$job"}[5m]))) '
+        "/ on (x) b_total * 100 > bool 2"
+    )
     assert promql_metrics(expr) == {"a_bucket", "b_total"}
 
 
@@ -295,10 +316,15 @@ def test_dashboard_uses_only_exported_metrics() -> None:
 def test_live_names_are_the_documented_ones() -> None:
     """The OTel→Prometheus mapping yields the names the dashboard and docs rely on."""
     exported = exported_metric_names()
-    for name in ("oafetch_downloads_total", "oafetch_download_size_bytes_bucket",
-                 "oafetch_rate_limit_delay_seconds_bucket", "oafetch_breaker_transitions_total",
-                 "oafetch_fallback_attempts_total", "oafetch_retries_total",
-                 "http_client_request_duration_seconds_bucket"):
+    for name in (
+        "oafetch_downloads_total",
+        "oafetch_download_size_bytes_bucket",
+        "oafetch_rate_limit_delay_seconds_bucket",
+        "oafetch_breaker_transitions_total",
+        "oafetch_fallback_attempts_total",
+        "oafetch_retries_total",
+        "http_client_request_duration_seconds_bucket",
+    ):
         assert name in exported
 
 
@@ -306,9 +332,16 @@ def test_dashboard_panels() -> None:
     """The dashboard has the panels users look for, each with at least one query."""
     dashboard = json.loads(DASHBOARD.read_text())
     titles = {p["title"]: p for p in dashboard["panels"] if p["type"] != "row"}
-    for wanted in ("Yield per run", "Yield (live)", "Time to first PDF",
-                   "Downloads by outcome and reason", "HTTP 429 ratio per host", "Breaker opens",
-                   "Rate-limit delay p95 by role", "Request duration"):
+    for wanted in (
+        "Yield per run",
+        "Yield (live)",
+        "Time to first PDF",
+        "Downloads by outcome and reason",
+        "HTTP 429 ratio per host",
+        "Breaker opens",
+        "Rate-limit delay p95 by role",
+        "Request duration",
+    ):
         assert titles[wanted]["targets"], wanted
     assert titles["Request duration"]["type"] == "heatmap"
     used = set().union(*(promql_metrics(e) for _, e in _dashboard_exprs()))

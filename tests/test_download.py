@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 from email.utils import formatdate
 from pathlib import Path
@@ -31,18 +32,27 @@ def test_pdf_is_stored_with_its_sha256(server: Loopback, make_config: Any) -> No
     assert not list(result.path.parent.glob(".*part*")), "no temp file left behind"
 
 
-def test_html_served_as_pdf_is_refused_as_not_pdf(server: Loopback, make_config: Any, tmp_path: Path) -> None:
-    page = b"<!DOCTYPE html><html><head><title>Article</title></head><body>Abstract only</body></html>"
+def test_html_served_as_pdf_is_refused_as_not_pdf(
+    server: Loopback, make_config: Any, tmp_path: Path
+) -> None:
+    page = (
+        b"<!DOCTYPE html><html><head><title>Article</title></head><body>Abstract only</body></html>"
+    )
     server.routes["/fake.pdf"] = lambda h: h.reply(200, page, "application/pdf")
     result = fetch(make_config, server.url("/fake.pdf"))
     assert result.outcome is Outcome.ERROR and result.reason is Reason.NOT_PDF
     assert not list((tmp_path / "out" / "pdf").iterdir())
 
 
-def test_challenge_page_is_refused_as_bot_challenge(server: Loopback, make_config: Any, tmp_path: Path) -> None:
-    wall = b"<!DOCTYPE html><html><head><title>Just a moment...</title></head><body>cf_chl_opt</body></html>"
+def test_challenge_page_is_refused_as_bot_challenge(
+    server: Loopback, make_config: Any, tmp_path: Path
+) -> None:
+    wall = (b"<!DOCTYPE html><html><head><title>Just a moment...</title></head>"
+            b"<body>cf_chl_opt</body></html>")
     server.routes["/c.pdf"] = lambda h: h.reply(200, wall, "application/pdf")
-    server.routes["/cf.pdf"] = lambda h: h.reply(403, wall, "text/html", {"cf-mitigated": "challenge"})
+    server.routes["/cf.pdf"] = lambda h: h.reply(
+        403, wall, "text/html", {"cf-mitigated": "challenge"}
+    )
     assert fetch(make_config, server.url("/c.pdf")).reason is Reason.BOT_CHALLENGE
     result = fetch(make_config, server.url("/cf.pdf"))
     assert result.reason is Reason.BOT_CHALLENGE
@@ -50,9 +60,13 @@ def test_challenge_page_is_refused_as_bot_challenge(server: Loopback, make_confi
     assert not list((tmp_path / "out" / "pdf").iterdir())
 
 
-def test_truncated_body_is_a_size_mismatch_and_leaves_no_file(server: Loopback, make_config: Any, tmp_path: Path) -> None:
+def test_truncated_body_is_a_size_mismatch_and_leaves_no_file(
+    server: Loopback, make_config: Any, tmp_path: Path
+) -> None:
     body = pdf_bytes(40_000)
-    server.routes["/t.pdf"] = lambda h: h.reply(200, body[:10_000], "application/pdf", length=len(body))
+    server.routes["/t.pdf"] = lambda h: h.reply(
+        200, body[:10_000], "application/pdf", length=len(body)
+    )
     result = fetch(make_config, server.url("/t.pdf"))
     assert result.outcome is Outcome.ERROR and result.reason is Reason.SIZE_MISMATCH
     assert not list((tmp_path / "out" / "pdf").iterdir())
@@ -63,7 +77,9 @@ def test_pdf_without_eof_is_truncated(server: Loopback, make_config: Any) -> Non
     assert fetch(make_config, server.url("/n.pdf")).reason is Reason.TRUNCATED
 
 
-def test_oversized_declared_body_is_refused_before_reading(server: Loopback, make_config: Any) -> None:
+def test_oversized_declared_body_is_refused_before_reading(
+    server: Loopback, make_config: Any
+) -> None:
     body = pdf_bytes(30_000)
     server.routes["/big.pdf"] = lambda h: h.reply(200, body, "application/pdf")
     result = fetch(make_config, server.url("/big.pdf"), download={"max_bytes": 10_000})
@@ -83,7 +99,9 @@ def _throttle_then_ok(retry_after: str, body: bytes) -> Any:
     return route
 
 
-def test_429_with_retry_after_seconds_waits_then_succeeds(server: Loopback, make_config: Any) -> None:
+def test_429_with_retry_after_seconds_waits_then_succeeds(
+    server: Loopback, make_config: Any
+) -> None:
     body = pdf_bytes()
     server.routes["/r.pdf"] = _throttle_then_ok("2", body)
     result = fetch(make_config, server.url("/r.pdf"))
@@ -103,10 +121,14 @@ def test_429_with_http_date_retry_after_is_parsed(server: Loopback, make_config:
     assert second.ts - first.ts >= 0.9  # HTTP-dates have 1 s resolution
 
 
-def test_five_503s_open_the_breaker_and_the_next_request_fails_fast(server: Loopback, make_config: Any) -> None:
+def test_five_503s_open_the_breaker_and_the_next_request_fails_fast(
+    server: Loopback, make_config: Any
+) -> None:
     server.routes["/down.pdf"] = lambda h: h.reply(503, b"unavailable", "text/plain")
-    config = make_config(retry={"attempts": 5, "backoff_initial_s": 0.0, "jitter_s": 0.0},
-                         breaker={"fail_max": 5, "reset_timeout_s": 60})
+    config = make_config(
+        retry={"attempts": 5, "backoff_initial_s": 0.0, "jitter_s": 0.0},
+        breaker={"fail_max": 5, "reset_timeout_s": 60},
+    )
     with Downloader(config, resume=False) as dl:
         first = dl.fetch(server.url("/down.pdf"))
         assert len(server.hits("/down.pdf")) == 5
@@ -118,7 +140,9 @@ def test_five_503s_open_the_breaker_and_the_next_request_fails_fast(server: Loop
 
 
 def test_robots_disallow_is_honoured(server: Loopback, make_config: Any) -> None:
-    server.routes["/robots.txt"] = lambda h: h.reply(200, b"User-agent: *\nDisallow: /private/\n", "text/plain")
+    server.routes["/robots.txt"] = lambda h: h.reply(
+        200, b"User-agent: *\nDisallow: /private/\n", "text/plain"
+    )
     server.routes["/private/x.pdf"] = lambda h: h.reply(200, pdf_bytes(), "application/pdf")
     result = fetch(make_config, server.url("/private/x.pdf"))
     assert result.reason is Reason.ROBOTS
@@ -140,17 +164,21 @@ def test_robots_404_allows_everything(server: Loopback, make_config: Any) -> Non
 
 def test_rate_limit_is_honoured_server_side(server: Loopback, make_config: Any) -> None:
     for i in range(6):
-        server.routes[f"/p{i}.pdf"] = lambda h, i=i: h.reply(200, pdf_bytes(2000, seed=i), "application/pdf")
+        server.routes[f"/p{i}.pdf"] = lambda h, i=i: h.reply(
+            200, pdf_bytes(2000, seed=i), "application/pdf"
+        )
     config = make_config(politeness={"enabled": True}, rates={"127.0.0.1": "5/s"}, workers=4)
     with Downloader(config, resume=False) as dl:
         results = list(dl.run([server.url(f"/p{i}.pdf") for i in range(6)]))
     assert all(r.outcome is Outcome.SUCCESS for r in results)
     stamps = sorted(s.ts for s in server.log)  # robots.txt + 6 files, all to the same host
-    gaps = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(stamps)]
     assert min(gaps) >= 0.2 - 0.02, f"requests closer than 1/5 s apart: {gaps}"
 
 
-def test_credentials_never_reach_manifest_or_attempts(server: Loopback, make_config: Any, tmp_path: Path) -> None:
+def test_credentials_never_reach_manifest_or_attempts(
+    server: Loopback, make_config: Any, tmp_path: Path
+) -> None:
     server.routes["/k.pdf"] = lambda h: h.reply(200, pdf_bytes(), "application/pdf")
     server.routes["/missing.pdf"] = lambda h: h.reply(404, b"no", "text/plain")
     with Downloader(make_config(), resume=False) as dl:
@@ -168,24 +196,45 @@ def test_attempts_csv_header_is_exact(server: Loopback, make_config: Any, tmp_pa
     server.routes["/a.pdf"] = lambda h: h.reply(200, pdf_bytes(), "application/pdf")
     fetch(make_config, server.url("/a.pdf"))
     header = (tmp_path / "out" / "attempts.csv").read_text().splitlines()[0]
-    assert header == ("ts,run_id,resolver,url,verb,status,http_status,content_type,elapsed_ms,"
-                      "bytes_written,content_length_hdr,reason")
+    assert header == (
+        "ts,run_id,resolver,url,verb,status,http_status,content_type,elapsed_ms,"
+        "bytes_written,content_length_hdr,reason"
+    )
 
 
-def test_manifest_rows_carry_the_contract_fields(server: Loopback, make_config: Any, tmp_path: Path) -> None:
+def test_manifest_rows_carry_the_contract_fields(
+    server: Loopback, make_config: Any, tmp_path: Path
+) -> None:
     server.routes["/a.pdf"] = lambda h: h.reply(200, pdf_bytes(), "application/pdf")
     fetch(make_config, server.url("/a.pdf"))
     row = json.loads((tmp_path / "out" / "manifest.jsonl").read_text().splitlines()[0])
-    for key in ("ts", "run_id", "work_id", "artifact_id", "resolver", "url", "outcome", "ok",
-                "reason", "path", "content_type", "bytes", "sha256", "html_paths", "config_hash",
-                "dry_run", "trace_id"):
+    for key in (
+        "ts",
+        "run_id",
+        "work_id",
+        "artifact_id",
+        "resolver",
+        "url",
+        "outcome",
+        "ok",
+        "reason",
+        "path",
+        "content_type",
+        "bytes",
+        "sha256",
+        "html_paths",
+        "config_hash",
+        "dry_run",
+        "trace_id",
+    ):
         assert key in row, key
     assert row["ok"] is True and (tmp_path / "out" / row["path"]).is_file()
 
 
 def test_landing_page_links_are_followed(server: Loopback, make_config: Any) -> None:
     body = pdf_bytes(8000)
-    page = b'<html><head><meta name="citation_pdf_url" content="/files/paper.pdf"></head><body></body></html>'
+    page = (b'<html><head><meta name="citation_pdf_url" content="/files/paper.pdf"></head>'
+            b"<body></body></html>")
     server.routes["/article"] = lambda h: h.reply(200, page, "text/html")
     server.routes["/files/paper.pdf"] = lambda h: h.reply(200, body, "application/pdf")
     result = fetch(make_config, server.url("/article"))

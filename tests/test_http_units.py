@@ -21,9 +21,16 @@ NOW = datetime(2015, 10, 21, 7, 28, 0, tzinfo=UTC)
 @pytest.mark.parametrize(
     ("header", "seconds"),
     [
-        ("2", 2.0), ("0", 0.0), (" 120 ", 120.0), ("1.5", 1.5),
-        ("Wed, 21 Oct 2015 07:28:30 GMT", 30.0), ("Wed, 21 Oct 2015 07:27:00 GMT", 0.0),
-        ("", None), (None, None), ("soon", None), ("-5", 0.0),
+        ("2", 2.0),
+        ("0", 0.0),
+        (" 120 ", 120.0),
+        ("1.5", 1.5),
+        ("Wed, 21 Oct 2015 07:28:30 GMT", 30.0),
+        ("Wed, 21 Oct 2015 07:27:00 GMT", 0.0),
+        ("", None),
+        (None, None),
+        ("soon", None),
+        ("-5", 0.0),
     ],
 )
 def test_parse_retry_after(header: str | None, seconds: float | None) -> None:
@@ -33,7 +40,9 @@ def test_parse_retry_after(header: str | None, seconds: float | None) -> None:
 def test_retry_after_over_the_cap_is_not_slept_on() -> None:
     config = RetryConfig(retry_after_cap_s=60)
     assert should_retry(FetchError(Reason.THROTTLED, "x", retryable=True, retry_after=30), config)
-    assert not should_retry(FetchError(Reason.THROTTLED, "x", retryable=True, retry_after=3600), config)
+    assert not should_retry(
+        FetchError(Reason.THROTTLED, "x", retryable=True, retry_after=3600), config
+    )
     assert not should_retry(FetchError(Reason.NOT_FOUND, "x"), config)
 
 
@@ -53,7 +62,9 @@ def test_retry_loop_sleeps_retry_after_then_succeeds() -> None:
 
 
 def test_retry_loop_gives_up_with_the_last_error() -> None:
-    policy = RetryPolicy(RetryConfig(attempts=3, backoff_initial_s=0.1, jitter_s=0), sleep=lambda s: None)
+    policy = RetryPolicy(
+        RetryConfig(attempts=3, backoff_initial_s=0.1, jitter_s=0), sleep=lambda s: None
+    )
 
     def attempt(n: int) -> str:
         raise FetchError(Reason.CONN_ERROR, f"reset {n}", retryable=True)
@@ -112,8 +123,10 @@ def test_limiter_groups_share_one_budget() -> None:
 
 def test_breaker_opens_after_fail_max_and_half_opens_for_one_probe() -> None:
     transitions: list[tuple[str, str]] = []
-    breakers = Breakers(BreakerConfig(fail_max=3, reset_timeout_s=0.05),
-                        on_transition=lambda h, old, new, t: transitions.append((old, new)))
+    breakers = Breakers(
+        BreakerConfig(fail_max=3, reset_timeout_s=0.05),
+        on_transition=lambda h, old, new, t: transitions.append((old, new)),
+    )
     for _ in range(3):
         breakers.before("h")
         breakers.record("h", failure=True)
@@ -142,7 +155,9 @@ def test_breaker_ignores_404s() -> None:
 def test_url_canonicalisation_and_hash() -> None:
     a = canonical_url("HTTPS://Example.ORG:443/a%7Eb?b=2&a=1&api_key=k#x")
     assert a == "https://example.org/a~b?a=1&b=2"
-    assert url_hash("https://example.org/a~b?a=1&b=2") == url_hash("https://EXAMPLE.org/a~b?b=2&a=1&email=e@x")
+    assert url_hash("https://example.org/a~b?a=1&b=2") == url_hash(
+        "https://EXAMPLE.org/a~b?b=2&a=1&email=e@x"
+    )
     assert len(url_hash("http://x")) == 16
 
 

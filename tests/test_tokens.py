@@ -9,24 +9,64 @@ def test_outcomes_are_pinned() -> None:
 
 def test_statuses_are_pinned() -> None:
     assert [s.value for s in Status] == [
-        "http-head", "http-get", "http-200", "http-304", "robots-fetch", "robots-disallowed",
-        "retry", "size-mismatch", "download-error",
+        "http-head",
+        "http-get",
+        "http-200",
+        "http-304",
+        "robots-fetch",
+        "robots-disallowed",
+        "retry",
+        "size-mismatch",
+        "download-error",
     ]
 
 
 def test_reasons_are_pinned() -> None:
     assert [r.value for r in Reason] == [
-        "ok", "not-modified", "robots", "retry-after", "backoff", "conn-error", "policy-type",
-        "policy-size", "size-mismatch", "timeout", "tls-error", "download-error", "not-found",
-        "no-candidate", "not-pdf", "bot-challenge", "breaker-open", "rate-budget", "duplicate",
-        "resumed", "http-error", "throttled", "bad-response", "bad-request", "no-credential",
-        "budget", "redirect", "disk-error", "cancelled", "bad-input", "truncated",
+        "ok",
+        "not-modified",
+        "robots",
+        "retry-after",
+        "backoff",
+        "conn-error",
+        "policy-type",
+        "policy-size",
+        "size-mismatch",
+        "timeout",
+        "tls-error",
+        "download-error",
+        "not-found",
+        "no-candidate",
+        "not-pdf",
+        "bot-challenge",
+        "breaker-open",
+        "rate-budget",
+        "duplicate",
+        "resumed",
+        "http-error",
+        "throttled",
+        "bad-response",
+        "bad-request",
+        "no-credential",
+        "budget",
+        "redirect",
+        "disk-error",
+        "cancelled",
+        "bad-input",
+        "truncated",
     ]
 
 
 def test_fallback_outcomes_roles_kinds_and_dedupe_are_pinned() -> None:
     assert [f.value for f in FallbackOutcome] == [
-        "success", "no_pdf", "retryable", "nonretryable", "timeout", "skipped", "error"]
+        "success",
+        "no_pdf",
+        "retryable",
+        "nonretryable",
+        "timeout",
+        "skipped",
+        "error",
+    ]
     assert [r.value for r in Role] == ["metadata", "landing", "artifact"]
     assert [k.value for k in Kind] == ["pdf", "html", "xml", "other"]
     assert [d.value for d in DedupeAction] == ["stored", "linked", "referenced", "kept"]

@@ -39,7 +39,9 @@ def test_identifier_forms(text: str, work_id: str) -> None:
     assert parse_work(text).work_id == work_id
 
 
-@pytest.mark.parametrize("text", ["", "   ", "hello world", "10.12/x", "ftp://x.org/a", "arXiv:nope", "a\x00b"])
+@pytest.mark.parametrize(
+    "text", ["", "   ", "hello world", "10.12/x", "ftp://x.org/a", "arXiv:nope", "a\x00b"]
+)
 def test_malformed_identifiers_are_rejected_clearly(text: str) -> None:
     with pytest.raises(InputError):
         parse_work(text)
@@ -55,7 +57,10 @@ def test_txt_reader_skips_comments_and_reports_bad_lines(tmp_path: Path) -> None
     file.write_text("# a comment\n10.1038/nature12373\n\nnot an id\nPMC3531190  # trailing\n")
     lines = list(read_input(str(file)))
     assert [(line.line, line.work.work_id if line.work else None) for line in lines] == [
-        (2, "doi:10.1038/nature12373"), (4, None), (5, "pmcid:PMC3531190")]
+        (2, "doi:10.1038/nature12373"),
+        (4, None),
+        (5, "pmcid:PMC3531190"),
+    ]
     assert lines[1].error and "not an identifier" in lines[1].error
 
 

@@ -74,8 +74,10 @@ def run_batch(args: argparse.Namespace, config: Config) -> int:
         stats = dl.stats
         interrupted = dl.cancel.is_set()
     _summary_table(stats, time.time() - started)
-    print(f"outputs in {config.out_dir}/ (manifest.jsonl, attempts.csv, summary.json"
-          + (", telemetry.sqlite, spans.jsonl)" if config.telemetry.enabled else ")"))
+    print(
+        f"outputs in {config.out_dir}/ (manifest.jsonl, attempts.csv, summary.json"
+        + (", telemetry.sqlite, spans.jsonl)" if config.telemetry.enabled else ")")
+    )
     if interrupted:
         print("interrupted: run `oafetch run` again with the same --out to resume", file=sys.stderr)
         return 130
@@ -84,18 +86,29 @@ def run_batch(args: argparse.Namespace, config: Config) -> int:
 
 def _drive(results: Iterator[Any], stats: RunStats, *, quiet: bool) -> None:
     if sys.stderr.isatty() and not quiet:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
 
-        columns = (TextColumn("[bold]oafetch"), BarColumn(), MofNCompleteColumn(),
-                   TextColumn("{task.fields[rate]:.1f}/s yield {task.fields[yield_]:.0f}%"),
-                   TimeElapsedColumn())
+        columns = (
+            TextColumn("[bold]oafetch"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]:.1f}/s yield {task.fields[yield_]:.0f}%"),
+            TimeElapsedColumn(),
+        )
         with Progress(*columns, transient=True) as progress:
             task = progress.add_task("works", total=None, rate=0.0, yield_=0.0)
             start = time.monotonic()
             for _ in results:
                 elapsed = max(1e-6, time.monotonic() - start)
-                progress.update(task, completed=stats.done, rate=stats.done / elapsed,
-                                yield_=stats.yield_pct)
+                progress.update(
+                    task, completed=stats.done, rate=stats.done / elapsed, yield_=stats.yield_pct
+                )
         return
     last = time.monotonic()
     for _ in results:

@@ -17,7 +17,10 @@ TAIL_BYTES = 4096
 
 _PDF_MAGIC = b"%PDF-"
 _PDF_EOF = b"%%EOF"
-_HTML_START = re.compile(rb"^\s*(?:<!--.*?-->\s*)*<(?:!doctype\s+html|html|head|body|meta|title|script|div|p\b)", re.I | re.S)
+_HTML_START = re.compile(
+    rb"^\s*(?:<!--.*?-->\s*)*<(?:!doctype\s+html|html|head|body|meta|title|script|div|p\b)",
+    re.I | re.S,
+)
 _XML_START = re.compile(rb"^\s*<\?xml|^\s*<(?:article|pmc-articleset|TEI|oai|rdf)\b", re.I)
 _HTML_ANYWHERE = re.compile(rb"<(?:html|body|head)\b|</html>", re.I)
 _CHALLENGE = re.compile(
@@ -45,7 +48,9 @@ def classify(head: bytes, tail: bytes) -> Classification:
     start = _strip_bom(head).lstrip(b"\r\n\t \x00")
     if start.startswith(_PDF_MAGIC) or _PDF_MAGIC in start[:1024]:
         return Classification(Kind.PDF, pdf_complete=_PDF_EOF in tail)
-    if _HTML_START.match(start) or (_HTML_ANYWHERE.search(start[:2048]) and not _XML_START.match(start)):
+    if _HTML_START.match(start) or (
+        _HTML_ANYWHERE.search(start[:2048]) and not _XML_START.match(start)
+    ):
         return Classification(Kind.HTML, challenge=bool(_CHALLENGE.search(head + tail)))
     if _XML_START.match(start):
         return Classification(Kind.XML)
@@ -74,7 +79,9 @@ def verdict(
         return Verdict(False, kind, Reason.BOT_CHALLENGE, "a bot challenge page, not the document")
     if kind is Kind.PDF:
         if not found.pdf_complete:
-            return Verdict(False, kind, Reason.TRUNCATED, "PDF has no %%EOF near its end (cut short?)")
+            return Verdict(
+                False, kind, Reason.TRUNCATED, "PDF has no %%EOF near its end (cut short?)"
+            )
         if size < min_pdf_bytes:
             return Verdict(
                 False, kind, Reason.POLICY_SIZE, f"PDF of {size} bytes is below {min_pdf_bytes}"
@@ -83,4 +90,6 @@ def verdict(
         return Verdict(True, kind, Reason.OK, "ok")
     if "pdf" in accept and kind in (Kind.HTML, Kind.OTHER):
         return Verdict(False, kind, Reason.NOT_PDF, f"body is {kind.value}, not a PDF")
-    return Verdict(False, kind, Reason.POLICY_TYPE, f"{kind.value} is not an accepted kind {accept}")
+    return Verdict(
+        False, kind, Reason.POLICY_TYPE, f"{kind.value} is not an accepted kind {accept}"
+    )

@@ -28,14 +28,22 @@ log = logging.getLogger("oafetch")
 
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, help="output directory (default: oafetch-out)")
-    parser.add_argument("--config", type=Path, help="oafetch.toml to load (default: ./oafetch.toml)")
+    parser.add_argument(
+        "--config", type=Path, help="oafetch.toml to load (default: ./oafetch.toml)"
+    )
     parser.add_argument("--mailto", help="your email, sent to APIs and in the User-Agent")
     parser.add_argument("--workers", type=int, help="concurrent works (default 8)")
     parser.add_argument("--no-telemetry", action="store_true", help="write no telemetry at all")
-    parser.add_argument("--otlp-endpoint", help="send traces and metrics to this OTLP/HTTP collector")
-    parser.add_argument("--metrics-port", type=int, help="serve live Prometheus metrics on this port")
+    parser.add_argument(
+        "--otlp-endpoint", help="send traces and metrics to this OTLP/HTTP collector"
+    )
+    parser.add_argument(
+        "--metrics-port", type=int, help="serve live Prometheus metrics on this port"
+    )
     parser.add_argument("--no-robots", action="store_true", help="do not consult robots.txt")
-    parser.add_argument("--no-fsync", action="store_true", help="skip fsync before publishing files")
+    parser.add_argument(
+        "--no-fsync", action="store_true", help="skip fsync before publishing files"
+    )
     parser.add_argument("--cache-dir", type=Path, help="HTTP cache directory (shared between runs)")
     parser.add_argument("--no-cache", action="store_true", help="do not use the HTTP cache")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -79,8 +87,10 @@ def _print_result(result: DownloadResult, as_json: bool) -> None:
         return
     where = f" → {result.path}" if result.path else ""
     sha = f" sha256={result.sha256[:16]}…" if result.sha256 else ""
-    print(f"{result.outcome:<7} {result.reason:<14} {result.work_id}{where}{sha}"
-          + (f"  ({result.message})" if not result.ok and result.message else ""))
+    print(
+        f"{result.outcome:<7} {result.reason:<14} {result.work_id}{where}{sha}"
+        + (f"  ({result.message})" if not result.ok and result.message else "")
+    )
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:
@@ -111,9 +121,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_sandbox_serve(args: argparse.Namespace) -> int:
-    from oafetch.sandbox import serve_forever
+    from oafetch.sandbox import Corpus, Sandbox, serve_forever
 
-    serve_forever(seed=args.seed, n_works=args.works, log_path=args.log)
+    serve_forever(Sandbox(Corpus(seed=args.seed, n_works=args.works), log_path=args.log))
     return 0
 
 
@@ -125,25 +135,43 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"oafetch {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    fetch = sub.add_parser("fetch", help="fetch a few works by DOI, arXiv id, PMID, PMCID, OpenAlex id or URL")
+    fetch = sub.add_parser(
+        "fetch", help="fetch a few works by DOI, arXiv id, PMID, PMCID, OpenAlex id or URL"
+    )
     fetch.add_argument("ids", nargs="+", metavar="ID")
     fetch.add_argument("--json", action="store_true", help="one JSON object per result")
     fetch.add_argument("--dry-run", action="store_true", help="resolve only; download nothing")
-    fetch.add_argument("--no-resume", action="store_true", help="fetch again even if already stored")
+    fetch.add_argument(
+        "--no-resume", action="store_true", help="fetch again even if already stored"
+    )
     _common(fetch)
     fetch.set_defaults(func=cmd_fetch)
 
-    run = sub.add_parser("run", help="fetch a batch from a txt/CSV/JSONL file of ids, or - for stdin")
+    run = sub.add_parser(
+        "run", help="fetch a batch from a txt/CSV/JSONL file of ids, or - for stdin"
+    )
     run.add_argument("input", nargs="?", help="input file (txt, .csv, .jsonl) or - for stdin")
-    run.add_argument("--format", choices=("txt", "csv", "jsonl"), help="input format (default: by suffix)")
+    run.add_argument(
+        "--format", choices=("txt", "csv", "jsonl"), help="input format (default: by suffix)"
+    )
     run.add_argument("--column", help="CSV column / JSONL key holding the identifier")
-    run.add_argument("--openalex-filter", help="fetch the works an OpenAlex filter selects (e.g. is_oa:true)")
-    run.add_argument("--resume", dest="resume", action="store_true", default=True,
-                     help="skip works already stored in --out (the default)")
-    run.add_argument("--no-resume", dest="resume", action="store_false",
-                     help="ignore earlier runs in --out")
+    run.add_argument(
+        "--openalex-filter", help="fetch the works an OpenAlex filter selects (e.g. is_oa:true)"
+    )
+    run.add_argument(
+        "--resume",
+        dest="resume",
+        action="store_true",
+        default=True,
+        help="skip works already stored in --out (the default)",
+    )
+    run.add_argument(
+        "--no-resume", dest="resume", action="store_false", help="ignore earlier runs in --out"
+    )
     run.add_argument("--dry-run", action="store_true", help="resolve candidates, download nothing")
-    run.add_argument("--list-only", action="store_true", help="record every candidate, download nothing")
+    run.add_argument(
+        "--list-only", action="store_true", help="record every candidate, download nothing"
+    )
     run.add_argument("--max", type=int, help="stop after this many works")
     _common(run)
     run.set_defaults(func=cmd_run)
@@ -172,9 +200,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _setup_logging(args: argparse.Namespace) -> None:
-    level = logging.DEBUG if getattr(args, "verbose", False) else (
-        logging.WARNING if getattr(args, "quiet", False) else logging.INFO)
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    level = (
+        logging.DEBUG
+        if getattr(args, "verbose", False)
+        else (logging.WARNING if getattr(args, "quiet", False) else logging.INFO)
+    )
+    logging.basicConfig(
+        level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
     for noisy in ("httpx", "httpcore", "opentelemetry"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
@@ -193,8 +226,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from oafetch import batch
 
         batch.request_stop()
-        print("\ninterrupting: finishing in-flight works cleanly (Ctrl-C again to abort)",
-              file=sys.stderr)
+        print(
+            "\ninterrupting: finishing in-flight works cleanly (Ctrl-C again to abort)",
+            file=sys.stderr,
+        )
 
     previous = signal.signal(signal.SIGINT, on_sigint)
     try:

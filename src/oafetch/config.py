@@ -66,7 +66,9 @@ class PolitenessConfig(_Frozen):
 
     enabled: bool = True
     default_rate: str = "1/s"
-    max_wait_s: float = Field(60.0, ge=0, le=86400)  # a longer wait defers the request (rate-budget)
+    max_wait_s: float = Field(
+        60.0, ge=0, le=86400
+    )  # a longer wait defers the request (rate-budget)
     # In a batch, a file whose host's next slot is further away than this is parked and the
     # worker moves on; the scheduler resumes the work when the slot comes.
     defer_after_s: float = Field(1.0, ge=0, le=3600)
@@ -183,7 +185,7 @@ class FallbackConfig(_Frozen):
     max_rate_wait_s: float = Field(30.0, ge=0, le=86400)
 
 
-_toml_data: ContextVar[dict[str, Any]] = ContextVar("oafetch_toml_data", default={})
+_toml_data: ContextVar[dict[str, Any] | None] = ContextVar("oafetch_toml_data", default=None)
 
 
 class Config(BaseSettings):
@@ -239,7 +241,7 @@ class Config(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # flags > env > oafetch.toml > defaults
-        return init_settings, env_settings, InitSettingsSource(settings_cls, _toml_data.get())
+        return init_settings, env_settings, InitSettingsSource(settings_cls, _toml_data.get() or {})
 
     @classmethod
     def load(cls, path: str | os.PathLike[str] | None = None, **overrides: Any) -> Config:
@@ -324,4 +326,8 @@ def _suggest(loc: tuple[int | str, ...]) -> str:
             return ""
         model = annotation
     close = difflib.get_close_matches(str(loc[-1]), list(model.model_fields), n=1)
-    return f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(model.model_fields)}"
+    return (
+        f"; did you mean {close[0]!r}?"
+        if close
+        else f"; known keys: {', '.join(model.model_fields)}"
+    )

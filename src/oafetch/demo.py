@@ -54,20 +54,21 @@ def run_demo(args: argparse.Namespace) -> int:
     by_id = {w.identifier: w for w in works}
     ok = [r for r in results if r.outcome is Outcome.SUCCESS]
     obtainable = [w for w in works if w.expected_obtainable]
-    correct = sum(
-        1 for r in ok
-        if r.input in by_id and by_id[r.input].expected_sha256 == r.sha256
-    )
+    correct = sum(1 for r in ok if r.input in by_id and by_id[r.input].expected_sha256 == r.sha256)
     print()
-    print(f"yield: {len(ok)}/{len(works)} works stored "
-          f"({100 * len(ok) / max(1, len(obtainable)):.0f}% of the {len(obtainable)} obtainable), "
-          f"{correct} byte-identical to the source, in {elapsed:.1f}s")
+    print(
+        f"yield: {len(ok)}/{len(works)} works stored "
+        f"({100 * len(ok) / max(1, len(obtainable)):.0f}% of the {len(obtainable)} obtainable), "
+        f"{correct} byte-identical to the source, in {elapsed:.1f}s"
+    )
     for result in ok[:5]:
         print(f"  {result.work_id:<40} → {result.path}")
     if len(ok) > 5:
         print(f"  … and {len(ok) - 5} more under {out / 'pdf'}/")
-    print(f"manifest: {out / 'manifest.jsonl'}   attempts: {out / 'attempts.csv'}   "
-          f"summary: {out / 'summary.json'}")
+    print(
+        f"manifest: {out / 'manifest.jsonl'}   attempts: {out / 'attempts.csv'}   "
+        f"summary: {out / 'summary.json'}"
+    )
     db = out / "telemetry.sqlite"
     if db.exists():
         print(f"telemetry: {db}  (spans: {out / 'spans.jsonl'})")

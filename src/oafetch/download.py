@@ -25,11 +25,11 @@ from oafetch.errors import FetchError
 from oafetch.http.client import HttpClient
 from oafetch.http.errors import check_status, is_challenge, translate
 from oafetch.http.transports import META
-from oafetch.urls import redact_url
 from oafetch.manifest import AttemptRow
 from oafetch.storage import Storage, Stored, disk_error
 from oafetch.telemetry import names
 from oafetch.tokens import Kind, Reason, Role, Status
+from oafetch.urls import redact_url
 
 MAX_HTML_KEEP = 2 * 1024 * 1024  # landing pages larger than this are not parsed for links
 
@@ -83,7 +83,9 @@ class _Body:
         self.sha.update(chunk)
         if len(self.head) < HEAD_BYTES:
             self.head += chunk[: HEAD_BYTES - len(self.head)]
-        self.tail = (self.tail + chunk)[-TAIL_BYTES:] if len(chunk) < TAIL_BYTES else chunk[-TAIL_BYTES:]
+        self.tail = (
+            (self.tail + chunk)[-TAIL_BYTES:] if len(chunk) < TAIL_BYTES else chunk[-TAIL_BYTES:]
+        )
         self.fh.write(chunk)
 
 
@@ -114,14 +116,26 @@ def download(
         started = time.perf_counter()
         try:
             response = http.send(
-                "GET", url, role=role, stream=True, retry_count=retry_count,
+                "GET",
+                url,
+                role=role,
+                stream=True,
+                retry_count=retry_count,
                 max_rate_wait_s=max_rate_wait_s,
             )
         except FetchError as exc:
             if record:
-                record(AttemptRow(source, url, "GET", exc.status, exc.reason,
-                                  http_status=exc.http_status,
-                                  elapsed_ms=(time.perf_counter() - started) * 1000))
+                record(
+                    AttemptRow(
+                        source,
+                        url,
+                        "GET",
+                        exc.status,
+                        exc.reason,
+                        http_status=exc.http_status,
+                        elapsed_ms=(time.perf_counter() - started) * 1000,
+                    )
+                )
             raise
         meta = response.request.extensions.get(META, {})
         try:
@@ -133,7 +147,15 @@ def download(
                 _record(record, source, url, exc.status, exc.reason, response, started)
                 raise
             if declared is not None and declared > policy.max_bytes:
-                _record(record, source, url, Status.DOWNLOAD_ERROR, Reason.POLICY_SIZE, response, started)
+                _record(
+                    record,
+                    source,
+                    url,
+                    Status.DOWNLOAD_ERROR,
+                    Reason.POLICY_SIZE,
+                    response,
+                    started,
+                )
                 raise FetchError(
                     Reason.POLICY_SIZE,
                     f"{redact_url(url)} declares {declared} bytes > max_bytes={policy.max_bytes}",
@@ -156,7 +178,8 @@ def download(
                             raise FetchError(
                                 Reason.SIZE_MISMATCH,
                                 f"{redact_url(url)}: got {body.size} of {declared} bytes",
-                                status=Status.SIZE_MISMATCH, http_status=response.status_code,
+                                status=Status.SIZE_MISMATCH,
+                                http_status=response.status_code,
                             ) from None
                         raise translate(exc, url) from None
                     except OSError as exc:
@@ -167,7 +190,8 @@ def download(
                     raise FetchError(
                         Reason.SIZE_MISMATCH,
                         f"{redact_url(url)}: got {body.size} bytes, Content-Length says {declared}",
-                        status=Status.SIZE_MISMATCH, http_status=response.status_code,
+                        status=Status.SIZE_MISMATCH,
+                        http_status=response.status_code,
                     )
                 try:
                     fh.flush()
@@ -177,8 +201,11 @@ def download(
                     fh.close()
                 found = classify(bytes(body.head), body.tail)
                 decision = verdict(
-                    found, size=body.size, accept=policy.accept,
-                    min_pdf_bytes=policy.min_pdf_bytes, challenge_header=is_challenge(response),
+                    found,
+                    size=body.size,
+                    accept=policy.accept,
+                    min_pdf_bytes=policy.min_pdf_bytes,
+                    challenge_header=is_challenge(response),
                 )
                 html = None
                 if found.kind is Kind.HTML and not decision.ok and body.size <= MAX_HTML_KEEP:
@@ -190,17 +217,30 @@ def download(
                     published = True
                 elapsed = (time.perf_counter() - started) * 1000
                 _record(
-                    record, source, url,
+                    record,
+                    source,
+                    url,
                     Status.HTTP_200 if decision.ok else Status.DOWNLOAD_ERROR,
-                    decision.reason, response, started, size=body.size,
+                    decision.reason,
+                    response,
+                    started,
+                    size=body.size,
                 )
                 return BodyOutcome(
-                    url=str(response.url), http_status=response.status_code, content_type=ctype,
-                    verdict=decision, size=body.size, sha256=sha, stored=stored, html=html,
+                    url=str(response.url),
+                    http_status=response.status_code,
+                    content_type=ctype,
+                    verdict=decision,
+                    size=body.size,
+                    sha256=sha,
+                    stored=stored,
+                    html=html,
                     elapsed_ms=elapsed,
                 )
             except FetchError as exc:
-                _record(record, source, url, exc.status, exc.reason, response, started, size=body.size)
+                _record(
+                    record, source, url, exc.status, exc.reason, response, started, size=body.size
+                )
                 raise
             finally:
                 if not fh.closed:
@@ -212,7 +252,9 @@ def download(
 
     def on_retry(number: int, sleep_s: float, reason: Reason, error: FetchError) -> None:
         if record:
-            record(AttemptRow(source, url, "GET", Status.RETRY, reason, http_status=error.http_status))
+            record(
+                AttemptRow(source, url, "GET", Status.RETRY, reason, http_status=error.http_status)
+            )
 
     return http.retrying(attempt, on_retry=on_retry)
 
@@ -232,7 +274,11 @@ def _record(
         return
     record(
         AttemptRow(
-            resolver=source, url=url, verb="GET", status=status, reason=reason,
+            resolver=source,
+            url=url,
+            verb="GET",
+            status=status,
+            reason=reason,
             http_status=response.status_code,
             content_type=response.headers.get("content-type"),
             elapsed_ms=(time.perf_counter() - started) * 1000,

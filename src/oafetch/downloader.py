@@ -144,8 +144,12 @@ class Downloader:
                 max_workers=max(4, self.config.workers * 2), thread_name_prefix="oafetch-source"
             )
             self.fallback = Fallback(
-                resolvers, http=self.http, storage=self.storage, config=self.config,
-                pool=self._pool, record=self._record_attempt,
+                resolvers,
+                http=self.http,
+                storage=self.storage,
+                config=self.config,
+                pool=self._pool,
+                record=self._record_attempt,
             )
             self._run_span = self.telemetry.tracer.start_span(
                 names.SPAN_RUN,
@@ -175,7 +179,9 @@ class Downloader:
         summary = self.stats.as_dict()
         try:
             self._pool.shutdown(wait=True, cancel_futures=True)
-            self._run_span.set_attribute(names.OUTCOME, "interrupted" if self.cancel.is_set() else "done")
+            self._run_span.set_attribute(
+                names.OUTCOME, "interrupted" if self.cancel.is_set() else "done"
+            )
             self._run_span.end()
             self.http.close()
             self.manifest.close(fsync=self.config.download.fsync)
@@ -216,24 +222,32 @@ class Downloader:
         """One scheduling step of a work: a final result, or :class:`Parked` to resume later."""
         if line.work is None:
             result = DownloadResult(
-                work_id=f"line:{line.line}", outcome=Outcome.ERROR, reason=Reason.BAD_INPUT,
-                message=f"line {line.line}: {line.error}", line=line.line,
+                work_id=f"line:{line.line}",
+                outcome=Outcome.ERROR,
+                reason=Reason.BAD_INPUT,
+                message=f"line {line.line}: {line.error}",
+                line=line.line,
             )
             log.warning("input line %s skipped: %s", line.line, line.error)
             self.stats.add(result)
             return result
         token = otel_context.attach(self._run_ctx)
         try:
-            with identity(run_id=self.run_id, work_id=line.work.work_id,
-                          artifact_id=line.work.artifact_id):
-                result = self._process(line, dry_run, parked, defer_after_s)
-            if isinstance(result, Parked):
-                return result
+            with identity(
+                run_id=self.run_id, work_id=line.work.work_id, artifact_id=line.work.artifact_id
+            ):
+                outcome = self._process(line, dry_run, parked, defer_after_s)
+            if isinstance(outcome, Parked):
+                return outcome
+            result = outcome
         except Exception as exc:  # the batch must go on whatever happens to one work
             log.exception("work %s failed unexpectedly", line.work.work_id)
             result = DownloadResult(
-                work_id=line.work.work_id, outcome=Outcome.ERROR, reason=Reason.DOWNLOAD_ERROR,
-                message=f"internal error: {type(exc).__name__}: {exc}", line=line.line,
+                work_id=line.work.work_id,
+                outcome=Outcome.ERROR,
+                reason=Reason.DOWNLOAD_ERROR,
+                message=f"internal error: {type(exc).__name__}: {exc}",
+                line=line.line,
             )
         finally:
             otel_context.detach(token)
@@ -244,8 +258,11 @@ class Downloader:
         """End a parked work that will not be resumed (the run was interrupted)."""
         assert parked.line.work is not None
         result = DownloadResult(
-            work_id=parked.line.work.work_id, outcome=Outcome.SKIP, reason=Reason.CANCELLED,
-            message="run interrupted while the work waited for a host", line=parked.line.line,
+            work_id=parked.line.work.work_id,
+            outcome=Outcome.SKIP,
+            reason=Reason.CANCELLED,
+            message="run interrupted while the work waited for a host",
+            line=parked.line.line,
         )
         self.stats.add(result)
         return result
@@ -260,10 +277,17 @@ class Downloader:
             return None
         row = prior.row
         return DownloadResult(
-            work_id=work.work_id, outcome=Outcome.SUCCESS, reason=Reason.RESUMED,
-            message="stored by an earlier run", path=path, sha256=prior.sha256,
-            bytes=expected, content_type=row.get("content_type"), resolver=row.get("resolver"),
-            url=row.get("url"), dedupe_action="kept",
+            work_id=work.work_id,
+            outcome=Outcome.SUCCESS,
+            reason=Reason.RESUMED,
+            message="stored by an earlier run",
+            path=path,
+            sha256=prior.sha256,
+            bytes=expected,
+            content_type=row.get("content_type"),
+            resolver=row.get("resolver"),
+            url=row.get("url"),
+            dedupe_action="kept",
         )
 
     def _process(
@@ -301,12 +325,20 @@ class Downloader:
                 bytes=body.size if stored and body else None,
                 content_type=_MIME.get(body.verdict.kind.value) if stored and body else None,
                 resolver=cand.source if cand else None,
-                url=(body.url if body else cand.url if cand else
-                     resolution.candidates[0].url if resolution.candidates else None),
+                url=(
+                    body.url
+                    if body
+                    else cand.url
+                    if cand
+                    else resolution.candidates[0].url
+                    if resolution.candidates
+                    else None
+                ),
                 dedupe_action=stored.dedupe.value if stored else None,
                 ttfp_ms=ttfp,
                 trace_id=format(span.get_span_context().trace_id, "032x")
-                if span.get_span_context().is_valid else None,
+                if span.get_span_context().is_valid
+                else None,
                 version=cand.version if cand else None,
                 license=cand.license if cand else None,
                 host_type=cand.host_type if cand else None,
@@ -314,28 +346,43 @@ class Downloader:
                 input=redact_url(work.raw) if work.raw else None,
             )
             attrs = {
-                names.OUTCOME: str(result.outcome), names.REASON: str(result.reason),
-                names.RESOLVER: result.resolver, names.CONTENT_TYPE: result.content_type,
-                names.BYTES: result.bytes, names.SHA256: result.sha256,
+                names.OUTCOME: str(result.outcome),
+                names.REASON: str(result.reason),
+                names.RESOLVER: result.resolver,
+                names.CONTENT_TYPE: result.content_type,
+                names.BYTES: result.bytes,
+                names.SHA256: result.sha256,
                 names.FINAL_PATH: stored.relpath if stored else None,
-                names.DEDUPE_ACTION: result.dedupe_action, names.TTFP_MS: ttfp,
+                names.DEDUPE_ACTION: result.dedupe_action,
+                names.TTFP_MS: ttfp,
             }
             span.set_attributes({k: v for k, v in attrs.items() if v is not None})
         if self.telemetry.enabled:
             self.telemetry.instruments.downloads.add(
-                1, {"outcome": str(result.outcome), "reason": str(result.reason),
-                    "resolver": result.resolver or "none"},
+                1,
+                {
+                    "outcome": str(result.outcome),
+                    "reason": str(result.reason),
+                    "resolver": result.resolver or "none",
+                },
             )
             if result.bytes:
                 self.telemetry.instruments.download_size.record(result.bytes)
         self._write_manifest(result, stored.relpath if stored else None, dry_run, work)
         return result
 
-    def _write_manifest(self, result: DownloadResult, relpath: str | None, dry_run: bool, work: Work) -> None:
+    def _write_manifest(
+        self, result: DownloadResult, relpath: str | None, dry_run: bool, work: Work
+    ) -> None:
         row = result.to_dict()
         row.update(
-            run_id=self.run_id, artifact_id=work.artifact_id, ok=result.ok, path=relpath,
-            html_paths=[], config_hash=self.config.config_hash, dry_run=dry_run,
+            run_id=self.run_id,
+            artifact_id=work.artifact_id,
+            ok=result.ok,
+            path=relpath,
+            html_paths=[],
+            config_hash=self.config.config_hash,
+            dry_run=dry_run,
             message=_scrub(result.message, self.http.secrets),
         )
         self.manifest.write(row)
@@ -361,15 +408,14 @@ class Downloader:
         lines = _as_lines(works)
         if max_works is not None:
             lines = _take(lines, max_works)
-        scheduler = Scheduler(self, workers=self.config.workers,
-                              defer_after_s=self.config.politeness.defer_after_s)
+        scheduler = Scheduler(
+            self, workers=self.config.workers, defer_after_s=self.config.politeness.defer_after_s
+        )
         yield from scheduler.run(lines, dry_run=dry_run)
 
 
 def _as_lines(items: Iterable[Any]) -> Iterator[InputLine]:
-    number = 0
-    for item in items:
-        number += 1
+    for number, item in enumerate(items, start=1):
         if isinstance(item, InputLine):
             yield item
         elif isinstance(item, Work):

@@ -24,12 +24,12 @@ from oafetch.config import Config, FallbackConfig
 from oafetch.download import BodyOutcome, RecordAttempt, download
 from oafetch.errors import FetchError
 from oafetch.http.client import HttpClient
-from oafetch.urls import canonical_url, host_of
 from oafetch.resolvers.base import Candidate, Resolver, WorkIds
 from oafetch.resolvers.landing_page import extract_links
 from oafetch.storage import Storage
 from oafetch.telemetry import names
 from oafetch.tokens import FallbackOutcome, Outcome, Reason, Role, Status
+from oafetch.urls import canonical_url, host_of
 from oafetch.works import IdKind, Work
 
 
@@ -42,19 +42,49 @@ class Tier:
 
 DEFAULT_TIERS: tuple[Tier, ...] = (
     Tier("direct", ("unpaywall", "openalex", "crossref", "semantic_scholar")),
-    Tier("repositories", ("arxiv", "pmc", "europe_pmc", "core", "zenodo", "figshare", "hal",
-                          "osf", "openaire", "doaj")),
+    Tier(
+        "repositories",
+        (
+            "arxiv",
+            "pmc",
+            "europe_pmc",
+            "core",
+            "zenodo",
+            "figshare",
+            "hal",
+            "osf",
+            "openaire",
+            "doaj",
+        ),
+    ),
     Tier("landing", ("landing_page",), parallel=False),
     Tier("archive", ("wayback",), parallel=False),
 )
 
 # Which failure best explains a work that found candidates but stored nothing (most telling first).
 _REASON_RANK = (
-    Reason.BOT_CHALLENGE, Reason.NOT_PDF, Reason.TRUNCATED, Reason.SIZE_MISMATCH,
-    Reason.POLICY_SIZE, Reason.POLICY_TYPE, Reason.ROBOTS, Reason.THROTTLED, Reason.RATE_BUDGET,
-    Reason.BREAKER_OPEN, Reason.TIMEOUT, Reason.TLS_ERROR, Reason.CONN_ERROR, Reason.HTTP_ERROR,
-    Reason.REDIRECT, Reason.DISK_ERROR, Reason.NOT_FOUND, Reason.BAD_RESPONSE, Reason.BAD_REQUEST,
-    Reason.BUDGET, Reason.CANCELLED, Reason.DOWNLOAD_ERROR,
+    Reason.BOT_CHALLENGE,
+    Reason.NOT_PDF,
+    Reason.TRUNCATED,
+    Reason.SIZE_MISMATCH,
+    Reason.POLICY_SIZE,
+    Reason.POLICY_TYPE,
+    Reason.ROBOTS,
+    Reason.THROTTLED,
+    Reason.RATE_BUDGET,
+    Reason.BREAKER_OPEN,
+    Reason.TIMEOUT,
+    Reason.TLS_ERROR,
+    Reason.CONN_ERROR,
+    Reason.HTTP_ERROR,
+    Reason.REDIRECT,
+    Reason.DISK_ERROR,
+    Reason.NOT_FOUND,
+    Reason.BAD_RESPONSE,
+    Reason.BAD_REQUEST,
+    Reason.BUDGET,
+    Reason.CANCELLED,
+    Reason.DOWNLOAD_ERROR,
 )
 
 
@@ -194,7 +224,9 @@ class Fallback:
         :meth:`resume` continues it later without repeating what was done.
         """
         state = _WorkState(
-            work, WorkIds.of(work), time.monotonic() + self.policy.total_budget_s,
+            work,
+            WorkIds.of(work),
+            time.monotonic() + self.policy.total_budget_s,
             self.policy.max_attempts,
         )
         state.defer_after_s = defer_after_s
@@ -240,7 +272,9 @@ class Fallback:
                 break
         return self._conclude(state, any_source, dry_run)
 
-    def _run_parallel(self, tier: Tier, sources: list[Resolver], state: _WorkState, dry_run: bool) -> None:
+    def _run_parallel(
+        self, tier: Tier, sources: list[Resolver], state: _WorkState, dry_run: bool
+    ) -> None:
         ctx = otel_context.get_current()
         slot = waiting.current_slot()
 
@@ -255,7 +289,7 @@ class Fallback:
         futures: list[Future[None]] = [self.pool.submit(task, r) for r in sources]
         timeout = min(self.policy.per_source_timeout_s, max(0.0, state.remaining()))
         with waiting.idle():  # the sources work; this thread only waits for them
-            done, pending = wait(futures, timeout=timeout)
+            _, pending = wait(futures, timeout=timeout)
             if pending:  # over budget: stop them at their next checkpoint and let them finish
                 state.fail(Reason.TIMEOUT, f"tier {tier.name}: sources over {timeout:.0f}s")
                 state.stop.set()
@@ -321,13 +355,25 @@ class Fallback:
                 break
             body = self._try(candidate, state, depth=0)
             if body is not None:
-                return (FallbackOutcome.SUCCESS, Reason.OK, Status.HTTP_200) if state.win(body, candidate) \
+                return (
+                    (FallbackOutcome.SUCCESS, Reason.OK, Status.HTTP_200)
+                    if state.win(body, candidate)
                     else (FallbackOutcome.SKIPPED, Reason.DUPLICATE, Status.HTTP_200)
+                )
             last = state.failures[-1][0] if state.failures else last
         if state.stop.is_set() and state.winner is not None:
             return FallbackOutcome.SKIPPED, Reason.CANCELLED, Status.HTTP_200
-        retryable = last in (Reason.THROTTLED, Reason.TIMEOUT, Reason.CONN_ERROR, Reason.RATE_BUDGET)
-        return (FallbackOutcome.RETRYABLE if retryable else FallbackOutcome.NO_PDF), last, Status.DOWNLOAD_ERROR
+        retryable = last in (
+            Reason.THROTTLED,
+            Reason.TIMEOUT,
+            Reason.CONN_ERROR,
+            Reason.RATE_BUDGET,
+        )
+        return (
+            (FallbackOutcome.RETRYABLE if retryable else FallbackOutcome.NO_PDF),
+            last,
+            Status.DOWNLOAD_ERROR,
+        )
 
     def _try(self, candidate: Candidate, state: _WorkState, depth: int) -> BodyOutcome | None:
         """Download one candidate; follow an HTML page's PDF links (two levels at most)."""
@@ -339,14 +385,25 @@ class Fallback:
             budget = min(budget, state.defer_after_s)
         try:
             body = download(
-                self.http, candidate.url, work_id=state.work.work_id, storage=self.storage,
-                policy=self.config.download, source=candidate.source, role=candidate.role,
-                record=self.record, max_rate_wait_s=budget,
+                self.http,
+                candidate.url,
+                work_id=state.work.work_id,
+                storage=self.storage,
+                policy=self.config.download,
+                source=candidate.source,
+                role=candidate.role,
+                record=self.record,
+                max_rate_wait_s=budget,
             )
         except FetchError as exc:
             wait_s = exc.retry_after if exc.retry_after is not None else 0.0
             can_wait = wait_s <= max(0.0, state.remaining())
-            if parking and can_wait and exc.reason in (Reason.RATE_BUDGET, Reason.THROTTLED) and wait_s:
+            if (
+                parking
+                and can_wait
+                and exc.reason in (Reason.RATE_BUDGET, Reason.THROTTLED)
+                and wait_s
+            ):
                 state.unclaim(candidate.url)
                 state.deferrals += 1
                 state.park(candidate, time.monotonic() + wait_s)
@@ -360,40 +417,73 @@ class Fallback:
                 if state.stop.is_set():
                     break
                 found = self._try(
-                    Candidate(link, candidate.source, Role.ARTIFACT, candidate.kind,
-                              candidate.version, candidate.license, candidate.host_type),
-                    state, depth + 1,
+                    Candidate(
+                        link,
+                        candidate.source,
+                        Role.ARTIFACT,
+                        candidate.kind,
+                        candidate.version,
+                        candidate.license,
+                        candidate.host_type,
+                    ),
+                    state,
+                    depth + 1,
                 )
                 if found is not None:
                     return found
-        state.fail(body.verdict.reason, f"{candidate.source}: {host_of(body.url)}: {body.verdict.message}")
+        state.fail(
+            body.verdict.reason, f"{candidate.source}: {host_of(body.url)}: {body.verdict.message}"
+        )
         return None
 
     # -- the verdict ----------------------------------------------------------------------------
     def _conclude(self, state: _WorkState, any_source: bool, dry_run: bool) -> Resolution:
         if state.winner is None and state.parked and not state.stop.is_set():
             host = host_of(state.parked[0][0].url)
-            return Resolution(Outcome.SKIP, Reason.RATE_BUDGET, f"waiting for {host}",
-                              candidates=state.candidates, downloads=state.downloads,
-                              parked=state)
+            return Resolution(
+                Outcome.SKIP,
+                Reason.RATE_BUDGET,
+                f"waiting for {host}",
+                candidates=state.candidates,
+                downloads=state.downloads,
+                parked=state,
+            )
         if state.winner is not None:
             body, candidate = state.winner
-            return Resolution(Outcome.SUCCESS, Reason.OK, "ok", body, candidate, state.candidates,
-                              state.downloads)
+            return Resolution(
+                Outcome.SUCCESS, Reason.OK, "ok", body, candidate, state.candidates, state.downloads
+            )
         if dry_run and state.candidates:
             first = state.candidates[0]
-            return Resolution(Outcome.SKIP, Reason.OK, "dry run: candidate found", None, first,
-                              state.candidates, 0)
+            return Resolution(
+                Outcome.SKIP,
+                Reason.OK,
+                "dry run: candidate found",
+                None,
+                first,
+                state.candidates,
+                0,
+            )
         if not any_source:
-            return Resolution(Outcome.SKIP, Reason.NO_CANDIDATE,
-                              "no enabled source applies to this identifier", candidates=[])
+            return Resolution(
+                Outcome.SKIP,
+                Reason.NO_CANDIDATE,
+                "no enabled source applies to this identifier",
+                candidates=[],
+            )
         reasons = [r for r, _ in state.failures]
         for reason in _REASON_RANK:
             if reason in reasons:
                 message = next(m for r, m in state.failures if r is reason)
-                return Resolution(Outcome.ERROR, reason, message, None, None, state.candidates,
-                                  state.downloads)
-        return Resolution(Outcome.SKIP, Reason.NO_CANDIDATE,
-                          "no source reported an open-access copy", None, None, state.candidates,
-                          state.downloads)
-
+                return Resolution(
+                    Outcome.ERROR, reason, message, None, None, state.candidates, state.downloads
+                )
+        return Resolution(
+            Outcome.SKIP,
+            Reason.NO_CANDIDATE,
+            "no source reported an open-access copy",
+            None,
+            None,
+            state.candidates,
+            state.downloads,
+        )

@@ -11,7 +11,7 @@ from oafetch.errors import OutputDirLocked
 
 
 class DirLock:
-    """``<dir>/.oafetch.lock`` held with ``flock`` for the life of a run (released on exit or kill)."""
+    """``<dir>/.oafetch.lock``, held with ``flock`` while a run lives (freed on exit or kill)."""
 
     def __init__(self, directory: Path) -> None:
         self.path = directory / ".oafetch.lock"
@@ -19,7 +19,7 @@ class DirLock:
 
     def acquire(self) -> None:
         """Raises:
-            OutputDirLocked: another process holds the lock (its pid is in the message).
+        OutputDirLocked: another process holds the lock (its pid is in the message).
         """
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from oafetch.urls import redact_url
 from oafetch.tokens import Outcome
+from oafetch.urls import redact_url
 
 log = logging.getLogger(__name__)
 
@@ -32,9 +32,29 @@ ATTEMPTS_HEADER = (
 ATTEMPT_FIELDS = tuple(ATTEMPTS_HEADER.split(","))
 
 MANIFEST_FIELDS = (
-    "ts", "run_id", "work_id", "artifact_id", "resolver", "url", "outcome", "ok", "reason",
-    "path", "content_type", "bytes", "sha256", "html_paths", "config_hash", "dry_run", "trace_id",
-    "version", "license", "host_type", "dedupe_action", "message", "input",
+    "ts",
+    "run_id",
+    "work_id",
+    "artifact_id",
+    "resolver",
+    "url",
+    "outcome",
+    "ok",
+    "reason",
+    "path",
+    "content_type",
+    "bytes",
+    "sha256",
+    "html_paths",
+    "config_hash",
+    "dry_run",
+    "trace_id",
+    "version",
+    "license",
+    "host_type",
+    "dedupe_action",
+    "message",
+    "input",
 )
 
 
@@ -104,10 +124,18 @@ class AttemptsWriter(_Appender):
         buf = io.StringIO()
         csv.writer(buf, lineterminator="\n").writerow(
             [
-                f"{time.time():.3f}", self.run_id, row.resolver, redact_url(row.url), row.verb,
-                row.status, _blank(row.http_status), row.content_type or "",
+                f"{time.time():.3f}",
+                self.run_id,
+                row.resolver,
+                redact_url(row.url),
+                row.verb,
+                row.status,
+                _blank(row.http_status),
+                row.content_type or "",
                 _blank(None if row.elapsed_ms is None else round(row.elapsed_ms, 1)),
-                _blank(row.bytes_written), _blank(row.content_length_hdr), row.reason,
+                _blank(row.bytes_written),
+                _blank(row.content_length_hdr),
+                row.reason,
             ]
         )
         self.write_line(buf.getvalue())
@@ -138,7 +166,7 @@ class PriorOutcome:
 
 
 def read_manifest(path: Path) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:
-    """Yield ``(line_no, row, error)`` for each line; a bad line yields an error, not an exception."""
+    """Yield ``(line_no, row, error)`` per line; a bad line yields an error, never raises."""
     if not path.exists():
         return
     with path.open("r", encoding="utf-8", errors="replace") as fh:
@@ -167,7 +195,11 @@ def load_prior(path: Path) -> dict[str, PriorOutcome]:
         if row.get("dry_run"):
             continue
         previous = prior.get(row["work_id"])
-        if previous and previous.outcome == Outcome.SUCCESS and row.get("outcome") != Outcome.SUCCESS:
+        if (
+            previous
+            and previous.outcome == Outcome.SUCCESS
+            and row.get("outcome") != Outcome.SUCCESS
+        ):
             continue  # a later failure never hides a stored file
         prior[row["work_id"]] = PriorOutcome(
             outcome=str(row.get("outcome")), path=row.get("path"), sha256=row.get("sha256"), row=row

@@ -84,7 +84,9 @@ class Scheduler:
         self.max_parked = max_parked
         self.slots = threading.Semaphore(workers)
 
-    def _task(self, line: InputLine, parked: Parked | None, dry_run: bool) -> DownloadResult | Parked:
+    def _task(
+        self, line: InputLine, parked: Parked | None, dry_run: bool
+    ) -> DownloadResult | Parked:
         with waiting.holding(self.slots):
             return self.downloader.step(
                 line, dry_run=dry_run, parked=parked, defer_after_s=self.defer_after_s
@@ -103,9 +105,13 @@ class Scheduler:
             while True:
                 now = time.monotonic()
                 action = next_action(
-                    now=now, running=len(running), max_threads=self.max_threads,
-                    parked_due=heap[0].not_before if heap else None, parked_count=len(heap),
-                    max_parked=self.max_parked, input_left=input_left,
+                    now=now,
+                    running=len(running),
+                    max_threads=self.max_threads,
+                    parked_due=heap[0].not_before if heap else None,
+                    parked_count=len(heap),
+                    max_parked=self.max_parked,
+                    input_left=input_left,
                     stopping=cancel.is_set(),
                 )
                 if action == "resume":

@@ -44,8 +44,12 @@ def safe_name(work_id: str) -> str:
 
 def disk_error(exc: OSError, path: Path) -> FetchError:
     """A clear error for a failed write (disk full, permissions …)."""
-    what = {errno.ENOSPC: "disk full", errno.EDQUOT: "disk quota exceeded",
-            errno.EACCES: "permission denied", errno.EROFS: "read-only file system"}
+    what = {
+        errno.ENOSPC: "disk full",
+        errno.EDQUOT: "disk quota exceeded",
+        errno.EACCES: "permission denied",
+        errno.EROFS: "read-only file system",
+    }
     label = what.get(exc.errno or 0, exc.strerror or str(exc))
     return FetchError(Reason.DISK_ERROR, f"cannot write {path}: {label}")
 
@@ -115,9 +119,11 @@ class Storage:
                 if existing is not None and existing != final and existing.exists():
                     action = self._link(existing, final)
                     self.discard(temp)
-                    return Stored(final if action is DedupeAction.LINKED else existing,
-                                  self._rel(final if action is DedupeAction.LINKED else existing),
-                                  action)
+                    return Stored(
+                        final if action is DedupeAction.LINKED else existing,
+                        self._rel(final if action is DedupeAction.LINKED else existing),
+                        action,
+                    )
                 same = final.exists() and _sha256_file(final) == sha256
                 if same:
                     self.discard(temp)

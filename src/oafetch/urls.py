@@ -18,14 +18,35 @@ REDACTED = "REDACTED"
 # Query parameters that carry credentials or personal data (compared case-insensitively).
 SECRET_PARAMS = frozenset(
     {
-        "api_key", "apikey", "api-key", "key", "token", "access_token", "auth", "authorization",
-        "email", "mailto", "sig", "signature", "password", "passwd", "secret", "client_secret",
-        "x-api-key", "x-amz-signature", "x-amz-credential", "x-amz-security-token",
+        "api_key",
+        "apikey",
+        "api-key",
+        "key",
+        "token",
+        "access_token",
+        "auth",
+        "authorization",
+        "email",
+        "mailto",
+        "sig",
+        "signature",
+        "password",
+        "passwd",
+        "secret",
+        "client_secret",
+        "x-api-key",
+        "x-amz-signature",
+        "x-amz-credential",
+        "x-amz-security-token",
     }
 )
 SECRET_HEADERS = frozenset(
     {
-        "authorization", "proxy-authorization", "x-api-key", "crossref-plus-api-token", "cookie",
+        "authorization",
+        "proxy-authorization",
+        "x-api-key",
+        "crossref-plus-api-token",
+        "cookie",
         "set-cookie",
     }
 )

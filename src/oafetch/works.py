@@ -73,11 +73,15 @@ _DOI_PREFIX = re.compile(
 _ARXIV_NEW = re.compile(r"^\d{4}\.\d{4,5}(?:v\d+)?$")
 _ARXIV_OLD = re.compile(r"^[a-z][a-z\-]*(?:\.[a-z]{2})?/\d{7}(?:v\d+)?$", re.I)
 _ARXIV_PREFIX = re.compile(r"^arxiv:\s*", re.I)
-_ARXIV_URL = re.compile(r"^https?://(?:www\.|export\.)?arxiv\.org/(?:abs|pdf)/(.+?)(?:\.pdf)?/?$", re.I)
+_ARXIV_URL = re.compile(
+    r"^https?://(?:www\.|export\.)?arxiv\.org/(?:abs|pdf)/(.+?)(?:\.pdf)?/?$", re.I
+)
 _ARXIV_DOI = re.compile(r"^10\.48550/arxiv\.(.+)$", re.I)
 _PMID = re.compile(r"^(?:pmid\s*:?\s*)?(\d{1,9})$", re.I)
 _PMCID = re.compile(r"^(?:pmcid\s*:?\s*)?pmc(\d{1,9})(?:\.\d+)?$", re.I)
-_OPENALEX = re.compile(r"^(?:openalex:\s*|https?://(?:api\.)?openalex\.org/(?:works/)?)?(w\d{2,12})$", re.I)
+_OPENALEX = re.compile(
+    r"^(?:openalex:\s*|https?://(?:api\.)?openalex\.org/(?:works/)?)?(w\d{2,12})$", re.I
+)
 
 
 def _arxiv(value: str) -> str | None:
@@ -113,7 +117,9 @@ def parse_work(text: str, *, line: int | None = None) -> Work:
     if _ARXIV_PREFIX.match(value):
         arxiv = _arxiv(_ARXIV_PREFIX.sub("", value))
         if arxiv is None:
-            raise InputError(f"{value!r} is not an arXiv id (expected 2101.00001v2 or hep-th/9901001)")
+            raise InputError(
+                f"{value!r} is not an arXiv id (expected 2101.00001v2 or hep-th/9901001)"
+            )
         return Work(IdKind.ARXIV, arxiv, raw, line)
     doi = normalise_doi(value)
     if doi is not None:
@@ -123,9 +129,8 @@ def parse_work(text: str, *, line: int | None = None) -> Work:
         return Work(IdKind.DOI, doi, raw, line)
     if (arxiv := _arxiv(value)) is not None:
         return Work(IdKind.ARXIV, arxiv, raw, line)
-    if match := _ARXIV_URL.match(value):
-        if (arxiv := _arxiv(match[1])) is not None:
-            return Work(IdKind.ARXIV, arxiv, raw, line)
+    if (match := _ARXIV_URL.match(value)) and (arxiv := _arxiv(match[1])) is not None:
+        return Work(IdKind.ARXIV, arxiv, raw, line)
     if match := _PMCID.match(value):
         return Work(IdKind.PMCID, f"PMC{int(match[1])}", raw, line)
     if match := _PMID.match(value):
@@ -162,7 +167,7 @@ def _parse(line_no: int, text: str, extra: dict[str, Any] | None = None) -> Inpu
 
 
 def read_txt(stream: IO[str]) -> Iterator[InputLine]:
-    """One identifier per line; blank lines and ``#`` comments (whole-line or after spaces) skipped."""
+    """One identifier per line; blank lines and ``#`` comments (whole or trailing) are skipped."""
     for number, text in enumerate(stream, start=1):
         content = re.split(r"(?:^|\s)#", text, maxsplit=1)[0].strip()
         if content:
@@ -175,7 +180,9 @@ def read_csv(stream: IO[str], column: str | None = None) -> Iterator[InputLine]:
     fields = reader.fieldnames or []
     if column is None:
         lowered = {f.lower().strip(): f for f in fields}
-        column = next((lowered[c] for c in _ID_COLUMNS if c in lowered), fields[0] if fields else None)
+        column = next(
+            (lowered[c] for c in _ID_COLUMNS if c in lowered), fields[0] if fields else None
+        )
     if column is None or column not in fields:
         raise InputError(
             f"CSV input has no column {column!r}; columns are {fields}; choose one with --column"
@@ -188,7 +195,7 @@ def read_csv(stream: IO[str], column: str | None = None) -> Iterator[InputLine]:
 
 
 def read_jsonl(stream: IO[str], key: str | None = None) -> Iterator[InputLine]:
-    """One JSON value per line: a string id, or an object whose ``key`` (or a known key) holds it."""
+    """One JSON value per line: a string id, or an object whose ``key`` (or a known key) has it."""
     for number, text in enumerate(stream, start=1):
         if not text.strip():
             continue
@@ -206,7 +213,9 @@ def read_jsonl(stream: IO[str], key: str | None = None) -> Iterator[InputLine]:
         keys = [key] if key else [k for k in _ID_COLUMNS if k in value]
         found = next((value[k] for k in keys if isinstance(value.get(k), str)), None)
         if found is None:
-            yield InputLine(number, None, f"no identifier field (tried {keys or list(_ID_COLUMNS)})")
+            yield InputLine(
+                number, None, f"no identifier field (tried {keys or list(_ID_COLUMNS)})"
+            )
             continue
         yield _parse(number, found, {k: v for k, v in value.items() if k not in keys})
 
@@ -241,7 +250,9 @@ def _open_text(path: str) -> IO[str]:
     return file.open(encoding="utf-8", errors="replace", newline="")
 
 
-def read_input(path: str, *, fmt: str | None = None, column: str | None = None) -> Iterator[InputLine]:
+def read_input(
+    path: str, *, fmt: str | None = None, column: str | None = None
+) -> Iterator[InputLine]:
     """Stream the identifiers of an input file (or ``-`` for stdin), line by line.
 
     Raises:

@@ -36,12 +36,14 @@ def _succeed() -> None:
     return None
 
 
-class _Listener(pybreaker.CircuitBreakerListener):  # type: ignore[misc]
+class _Listener(pybreaker.CircuitBreakerListener):
     def __init__(self, host: str, hook: TransitionHook) -> None:
         self._host = host
         self._hook = hook
 
-    def state_change(self, cb: pybreaker.CircuitBreaker, old_state: object, new_state: object) -> None:
+    def state_change(
+        self, cb: pybreaker.CircuitBreaker, old_state: object, new_state: object
+    ) -> None:
         old = getattr(old_state, "name", str(old_state))
         new = getattr(new_state, "name", str(new_state))
         if old != new:
@@ -49,7 +51,7 @@ class _Listener(pybreaker.CircuitBreakerListener):  # type: ignore[misc]
 
 
 def is_failure(status: int | None, challenge: bool = False) -> bool:
-    """Whether an answer counts against the host: transport failure (None) or 5xx, not a challenge."""
+    """Whether an answer counts against the host: no response (None) or a 5xx (not a challenge)."""
     return status is None or (status >= 500 and not challenge)
 
 

@@ -37,12 +37,12 @@ from oafetch.http.transports import (
     RateLimitTransport,
     RobotsTransport,
 )
-from oafetch.urls import redact_url, scrub
-from oafetch.waiting import idle_wait
 from oafetch.rates import DEFAULT_RATE_GROUPS
 from oafetch.telemetry.emit import emit_breaker_transition, emit_retry
 from oafetch.telemetry.runtime import Telemetry
 from oafetch.tokens import Reason, Role, Status
+from oafetch.urls import redact_url, scrub
+from oafetch.waiting import idle_wait
 
 T = TypeVar("T")
 
@@ -166,17 +166,25 @@ class HttpClient:
 
     def _on_transition(self, host: str, old: str, new: str, reset_timeout_s: float) -> None:
         emit_breaker_transition(
-            host=host, scope="host", old_state=old, new_state=new,
-            reset_timeout_s=reset_timeout_s, telemetry=self.telemetry,
+            host=host,
+            scope="host",
+            old_state=old,
+            new_state=new,
+            reset_timeout_s=reset_timeout_s,
+            telemetry=self.telemetry,
         )
 
     def _fetch_robots(self, url: str) -> tuple[int | None, str]:
         """GET robots.txt below the robots stage (cached, breaker-guarded, rate-limited)."""
         for _ in range(5):
             request = httpx.Request(
-                "GET", url, headers={"User-Agent": self.config.user_agent},
-                extensions={META: {"role": Role.LANDING, "robots": True},
-                            "timeout": self._client.timeout.as_dict()},
+                "GET",
+                url,
+                headers={"User-Agent": self.config.user_agent},
+                extensions={
+                    META: {"role": Role.LANDING, "robots": True},
+                    "timeout": self._client.timeout.as_dict(),
+                },
             )
             try:
                 response = self._below_robots.handle_request(request)
@@ -227,7 +235,11 @@ class HttpClient:
             meta["skip_robots"] = True
         try:
             request = self._client.build_request(
-                method, url, params=params, headers=headers, json=json_body,
+                method,
+                url,
+                params=params,
+                headers=headers,
+                json=json_body,
                 extensions={META: meta},
             )
             return self._client.send(request, stream=stream, follow_redirects=follow_redirects)
@@ -239,7 +251,12 @@ class HttpClient:
             error.args = (self._message(str(error)),)
             raise error from None
 
-    def retrying(self, attempt: Callable[[int], T], *, on_retry: Callable[[int, float, Reason, FetchError], None] | None = None) -> T:
+    def retrying(
+        self,
+        attempt: Callable[[int], T],
+        *,
+        on_retry: Callable[[int, float, Reason, FetchError], None] | None = None,
+    ) -> T:
         """Run ``attempt(retry_count)`` under the retry policy, recording each retry."""
 
         def record(number: int, sleep_s: float, reason: Reason, error: FetchError) -> None:
@@ -270,8 +287,14 @@ class HttpClient:
 
         def attempt(retry_count: int) -> TextResponse:
             response = self.send(
-                method, url, role=role, params=params, headers=headers, json_body=json_body,
-                stream=True, retry_count=retry_count,
+                method,
+                url,
+                role=role,
+                params=params,
+                headers=headers,
+                json_body=json_body,
+                stream=True,
+                retry_count=retry_count,
             )
             try:
                 check_status(response, throttle_statuses=throttle_statuses)
@@ -315,8 +338,12 @@ class HttpClient:
             ResolverError: the body is not valid JSON (``bad-response``).
         """
         response = self.get_text(
-            url, params=params, headers={"Accept": "application/json", **(headers or {})},
-            method=method, json_body=json_body, throttle_statuses=throttle_statuses,
+            url,
+            params=params,
+            headers={"Accept": "application/json", **(headers or {})},
+            method=method,
+            json_body=json_body,
+            throttle_statuses=throttle_statuses,
         )
         try:
             return json.loads(response.text)
@@ -331,12 +358,22 @@ class HttpClient:
 
     @contextmanager
     def stream(
-        self, url: str, *, role: Role, retry_count: int = 0, headers: Mapping[str, str] | None = None,
+        self,
+        url: str,
+        *,
+        role: Role,
+        retry_count: int = 0,
+        headers: Mapping[str, str] | None = None,
         max_rate_wait_s: float | None = None,
     ) -> Iterator[httpx.Response]:
         """One streamed GET attempt (caller checks status and reads the body)."""
         response = self.send(
-            "GET", url, role=role, stream=True, retry_count=retry_count, headers=headers,
+            "GET",
+            url,
+            role=role,
+            stream=True,
+            retry_count=retry_count,
+            headers=headers,
             max_rate_wait_s=max_rate_wait_s,
         )
         try:

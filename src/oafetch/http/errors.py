@@ -8,8 +8,8 @@ import httpx
 
 from oafetch.errors import FetchError
 from oafetch.http.retry import RETRY_STATUSES, parse_retry_after
-from oafetch.urls import redact_url
 from oafetch.tokens import Reason, Status
+from oafetch.urls import redact_url
 
 
 def _is_tls(exc: BaseException) -> bool:
@@ -18,7 +18,7 @@ def _is_tls(exc: BaseException) -> bool:
         if isinstance(seen, ssl.SSLError | ssl.CertificateError):
             return True
         text = str(seen)
-        if "CERTIFICATE_VERIFY_FAILED" in text or "SSL" in text and "handshake" in text.lower():
+        if "CERTIFICATE_VERIFY_FAILED" in text or ("SSL" in text and "handshake" in text.lower()):
             return True
         seen = seen.__cause__ or seen.__context__
     return False
@@ -49,7 +49,7 @@ def translate(exc: httpx.HTTPError | httpx.InvalidURL, url: str) -> FetchError:
 
 def is_challenge(response: httpx.Response) -> bool:
     """A Cloudflare-style bot challenge announced by its headers (body checks live in classify)."""
-    return response.headers.get("cf-mitigated", "").lower() == "challenge"
+    return str(response.headers.get("cf-mitigated", "")).lower() == "challenge"
 
 
 def check_status(
@@ -90,10 +90,18 @@ def check_status(
         )
     if code in (404, 410):
         raise FetchError(
-            Reason.NOT_FOUND, f"HTTP {code} from {url}", status=Status.HTTP_GET,
-            http_status=code, url=url, content_type=ctype,
+            Reason.NOT_FOUND,
+            f"HTTP {code} from {url}",
+            status=Status.HTTP_GET,
+            http_status=code,
+            url=url,
+            content_type=ctype,
         )
     raise FetchError(
-        Reason.HTTP_ERROR, f"HTTP {code} from {url}", status=Status.HTTP_GET,
-        http_status=code, url=url, content_type=ctype,
+        Reason.HTTP_ERROR,
+        f"HTTP {code} from {url}",
+        status=Status.HTTP_GET,
+        http_status=code,
+        url=url,
+        content_type=ctype,
     )

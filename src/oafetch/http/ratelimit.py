@@ -63,7 +63,7 @@ class _HostState:
 def _state_for(policy: RatePolicy) -> _HostState:
     shortest = min(policy.windows, key=lambda w: w.period_s, default=None)
     spacing = shortest.interval_s if shortest else 0.0
-    logs = [deque(maxlen=max(1, int(w.count))) for w in policy.windows]
+    logs: list[deque[float]] = [deque(maxlen=max(1, int(w.count))) for w in policy.windows]
     return _HostState(policy=policy, spacing_s=spacing, logs=logs)
 
 

@@ -40,7 +40,8 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
 
     >>> parse_retry_after("2")
     2.0
-    >>> parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=datetime(2015, 10, 21, 7, 27, 30, tzinfo=UTC))
+    >>> now = datetime(2015, 10, 21, 7, 27, 30, tzinfo=UTC)
+    >>> parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=now)
     30.0
     """
     if value is None:
@@ -67,9 +68,9 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
 
 def backoff_s(attempt: int, config: RetryConfig, rng: random.Random | None = None) -> float:
     """Exponential backoff with jitter for retry number ``attempt`` (1-based)."""
-    base = min(config.backoff_max_s, config.backoff_initial_s * (2 ** max(0, attempt - 1)))
-    jitter = (rng or random).uniform(0, config.jitter_s)
-    return min(config.backoff_max_s, base + jitter)
+    base = min(config.backoff_max_s, config.backoff_initial_s * (2.0 ** max(0, attempt - 1)))
+    jitter: float = (rng or random).uniform(0, config.jitter_s)
+    return float(min(config.backoff_max_s, base + jitter))
 
 
 def wait_for(exc: BaseException, attempt: int, config: RetryConfig) -> tuple[float, Reason]:
@@ -84,6 +85,10 @@ def should_retry(exc: BaseException, config: RetryConfig) -> bool:
     if not isinstance(exc, FetchError) or not exc.retryable:
         return False
     return exc.retry_after is None or exc.retry_after <= config.retry_after_cap_s
+
+
+def _plain_sleep(seconds: float) -> None:
+    threading.Event().wait(seconds)
 
 
 OnRetry = Callable[[int, float, Reason, FetchError], None]
@@ -104,7 +109,7 @@ class RetryPolicy:
         sleep: Callable[[float], None] | None = None,
     ) -> None:
         self.config = config
-        self._sleep = sleep or threading.Event().wait
+        self._sleep: Callable[[float], None] = sleep or _plain_sleep
 
     def call(self, attempt_fn: Callable[[int], T], *, on_retry: OnRetry | None = None) -> T:
         """Call ``attempt_fn(retry_count)`` until it returns, or re-raise its last error.

@@ -30,10 +30,10 @@ from oafetch.errors import FetchError, RobotsDisallowed
 from oafetch.http.breakers import Breakers, is_failure
 from oafetch.http.ratelimit import RateBudgetExceeded, RateLimiter
 from oafetch.http.robots import RobotsCache
-from oafetch.urls import SECRET_HEADERS, redact_url, url_hash
 from oafetch.telemetry.emit import emit_rate_event
 from oafetch.telemetry.runtime import Telemetry
 from oafetch.tokens import Reason, Role
+from oafetch.urls import SECRET_HEADERS, redact_url, url_hash
 
 META = "oafetch"
 
@@ -44,7 +44,7 @@ def meta_of(request: httpx.Request) -> dict[str, Any]:
     if meta is None:
         meta = {}
         request.extensions[META] = meta
-    return meta  # type: ignore[no-any-return]
+    return meta
 
 
 def _is_private(host: str) -> bool:
@@ -177,16 +177,24 @@ class RateLimitTransport(httpx.BaseTransport):
             delay = self._limiter.reserve(host, max_wait_s=budget)
         except RateBudgetExceeded as exc:
             emit_rate_event(
-                host=host, role=role, action="block", delay_ms=exc.wait_s * 1000,
-                max_delay_ms=budget * 1000, telemetry=self._telemetry,
+                host=host,
+                role=role,
+                action="block",
+                delay_ms=exc.wait_s * 1000,
+                max_delay_ms=budget * 1000,
+                telemetry=self._telemetry,
             )
             raise
         if delay > 0 and self._wait(delay):
             raise FetchError(Reason.CANCELLED, "run interrupted while waiting for a rate slot")
         meta["rate_delay_ms"] = delay * 1000
         emit_rate_event(
-            host=host, role=role, action="acquire", delay_ms=delay * 1000,
-            max_delay_ms=budget * 1000, telemetry=self._telemetry,
+            host=host,
+            role=role,
+            action="acquire",
+            delay_ms=delay * 1000,
+            max_delay_ms=budget * 1000,
+            telemetry=self._telemetry,
         )
         response = self._inner.handle_request(request)
         if self._adapt:

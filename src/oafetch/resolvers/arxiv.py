@@ -2,10 +2,11 @@
 
 The API has no DOI lookup, so this source applies once an arXiv id is known: given, read from a
 ``10.48550/arXiv.…`` DOI, or learnt by an earlier tier (Unpaywall, OpenAlex, S2). Errors come
-back as an Atom feed with one entry titled "Error" (``bad-response``); an empty feed means the
-id does not exist (no candidates). The PDF URL carries the version only when the user asked
-for one, so arxiv.org serves the latest; the ``/abs/`` page is not offered (it only links the
-same PDF, and arxiv.org asks for 15 s between requests). The entry's ``<arxiv:doi>`` is learnt.
+back as an Atom feed with one entry titled "Error" (with HTTP 400 or 200: ``bad-response``);
+an empty feed means the id does not exist (no candidates). The PDF URL carries the version
+only when the user asked for one, so arxiv.org serves the latest; the ``/abs/`` page is not
+offered (it only links the same PDF, and arxiv.org asks for 15 s between requests). The
+entry's ``<arxiv:doi>`` is learnt.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import re
 import xml.etree.ElementTree as ET
 from typing import ClassVar
 
+from oafetch.errors import FetchError
 from oafetch.http.client import HttpClient
 from oafetch.resolvers.base import Candidate, Resolver, WorkIds, text
 from oafetch.resolvers.common import Found, bad_response, fetch_xml
@@ -53,7 +55,14 @@ class ArxivResolver(Resolver):
         assert wanted is not None
         bare = _VERSION.sub("", wanted)
         url = f"{self.base_url}/api/query"
-        root = fetch_xml(http, url, source=self.name, params={"id_list": bare, "max_results": "1"})
+        try:
+            root = fetch_xml(http, url, source=self.name,
+                             params={"id_list": bare, "max_results": "1"})
+        except FetchError as exc:
+            if exc.http_status == 400:  # the error feed comes with a 400 for a malformed id
+                raise bad_response(self.name, url, f"error feed (HTTP 400) for id {bare!r}") \
+                    from None
+            raise
         if root is None:
             return []
         if root.tag != f"{ATOM}feed":
@@ -65,9 +74,10 @@ class ArxivResolver(Resolver):
             if title.lower() == "error" or "/api/errors" in entry_id:
                 summary = " ".join((entry.findtext(f"{ATOM}summary") or "").split())
                 raise bad_response(self.name, url, f"error feed: {summary[:200] or title}")
-        entry = _matching(entries, bare)
-        if entry is None:
+        match = _matching(entries, bare)
+        if match is None:
             return []
+        entry = match
         ids.learn(arxiv=bare, doi=text(entry.findtext(f"{ARXIV}doi")))
         found = Found(self.name)
         found.add(

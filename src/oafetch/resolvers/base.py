@@ -20,8 +20,8 @@ from urllib.parse import quote
 
 from oafetch.config import Config, ResolverSettings
 from oafetch.http.client import HttpClient
-from oafetch.urls import host_of
 from oafetch.tokens import Kind, Role
+from oafetch.urls import host_of
 from oafetch.works import IdKind, Work
 
 
@@ -57,8 +57,14 @@ class WorkIds:
     @classmethod
     def of(cls, work: Work) -> WorkIds:
         ids = cls()
-        attr = {IdKind.DOI: "doi", IdKind.ARXIV: "arxiv", IdKind.PMID: "pmid",
-                IdKind.PMCID: "pmcid", IdKind.OPENALEX: "openalex", IdKind.URL: "url"}[work.kind]
+        attr = {
+            IdKind.DOI: "doi",
+            IdKind.ARXIV: "arxiv",
+            IdKind.PMID: "pmid",
+            IdKind.PMCID: "pmcid",
+            IdKind.OPENALEX: "openalex",
+            IdKind.URL: "url",
+        }[work.kind]
         setattr(ids, attr, work.value)
         return ids
 
@@ -101,8 +107,11 @@ class Resolver(ABC):
         self.settings = settings
         self.config = config
         extra: dict[str, Any] = dict(settings.model_extra or {})
-        self.urls = {k: str(extra.get(k, v)).rstrip("/") for k, v in self.endpoints.items()
-                     if k != "base_url"}
+        self.urls = {
+            k: str(extra.get(k, v)).rstrip("/")
+            for k, v in self.endpoints.items()
+            if k != "base_url"
+        }
         self.base_url = (settings.base_url or self.endpoints.get("base_url", "")).rstrip("/")
 
     @property
@@ -177,9 +186,8 @@ def credential_for(cls: type[Resolver], config: Config) -> str | None:
     settings = config.resolver(cls.name)
     if cls.credential == "api_key" and settings.api_key is not None:
         return settings.api_key.get_secret_value() or None
-    if cls.credential == "email":
-        if settings.email:
-            return settings.email
+    if cls.credential == "email" and settings.email:
+        return settings.email
     for var in cls.credential_env:
         if os.environ.get(var):
             return os.environ[var]

@@ -97,7 +97,7 @@ def _date(message: dict[str, Any]) -> dt.date | None:
     parts = dig(message, "issued", "date-parts", 0) or dig(message, "created", "date-parts", 0)
     if not isinstance(parts, list) or not parts or not all(isinstance(p, int) for p in parts):
         return None
-    year, month, day = (list(parts) + [1, 1])[:3]
+    year, month, day = [*parts, 1, 1][:3]
     try:
         return dt.date(year, month, day)
     except ValueError:

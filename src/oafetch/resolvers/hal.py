@@ -42,7 +42,8 @@ class HalResolver(Resolver):
             raise bad_response(self.name, url, f"error body: {str(detail)[:200]}")
         found = Found(self.name, ids)
         for doc in docs:
-            if isinstance(doc, dict) and any(same_doi(d, ids.doi) for d in as_list(doc.get("doiId_s"))):
+            dois = as_list(doc.get("doiId_s")) if isinstance(doc, dict) else []
+            if any(same_doi(d, ids.doi) for d in dois):
                 self._doc(doc, found)
         return found.result()
 

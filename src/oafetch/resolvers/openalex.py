@@ -90,14 +90,13 @@ class OpenAlexResolver(OptionalKeyResolver):
     @staticmethod
     def _location(location: dict[str, Any], found: Found) -> None:
         source_type = text(dig(location, "source", "type"))
-        facts = {
-            "version": location.get("version"),
-            "license": location.get("license"),
-            "host_type": "repository" if source_type == "repository" else
-            ("publisher" if source_type else None),
-        }
-        found.add(text(location.get("pdf_url")), Role.ARTIFACT, **facts)
-        found.add(text(location.get("landing_page_url")), Role.LANDING, **facts)
+        host_type = None
+        if source_type:
+            host_type = "repository" if source_type == "repository" else "publisher"
+        for url, role in ((location.get("pdf_url"), Role.ARTIFACT),
+                          (location.get("landing_page_url"), Role.LANDING)):
+            found.add(text(url), role, version=location.get("version"),
+                      license=location.get("license"), host_type=host_type)
 
 
 def _tail(value: Any) -> str | None:

@@ -127,7 +127,7 @@ class PmcResolver(OptionalKeyResolver):
         return None
 
     def _rewrite(self, href: str) -> str:
-        """``ftp://ftp.ncbi.nlm.nih.gov/pub/…`` → ``{ftp_url}/pub/…`` (NCBI serves it over HTTPS)."""
+        """``ftp://ftp.ncbi.nlm.nih.gov/pub/…`` → ``{ftp_url}/pub/…`` (served over HTTPS)."""
         href = href.strip()
         if not href.lower().startswith("ftp://"):
             return href

@@ -42,13 +42,21 @@ def build_resolvers(
     for name, settings in config.resolvers.items():
         if name not in classes:
             close = difflib.get_close_matches(name, list(classes), n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else f"; known: {', '.join(sorted(classes))}"
+            hint = (
+                f"; did you mean {close[0]!r}?"
+                if close
+                else f"; known: {', '.join(sorted(classes))}"
+            )
             raise ConfigError(f"[resolvers.{name}]: unknown resolver{hint}")
         allowed = _COMMON_KEYS | set(classes[name].endpoints)
         for key in settings.model_extra or {}:
             if key not in allowed:
                 close = difflib.get_close_matches(key, sorted(allowed), n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else f"; allowed: {', '.join(sorted(allowed))}"
+                hint = (
+                    f"; did you mean {close[0]!r}?"
+                    if close
+                    else f"; allowed: {', '.join(sorted(allowed))}"
+                )
                 raise ConfigError(f"[resolvers.{name}] unknown key {key!r}{hint}")
     built: dict[str, Resolver] = {}
     notes: list[str] = []

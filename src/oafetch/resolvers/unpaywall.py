@@ -71,7 +71,7 @@ class UnpaywallResolver(Resolver):
 
     @staticmethod
     def _location(location: dict[str, Any], found: Found, ids: WorkIds) -> None:
-        facts = {
+        facts: dict[str, Any] = {
             "version": location.get("version"),
             "license": location.get("license"),
             "host_type": location.get("host_type"),

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from typing import Any, ClassVar
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from oafetch.http.client import HttpClient
 from oafetch.http.urls import host_of
@@ -23,7 +23,7 @@ from oafetch.tokens import Role
 from oafetch.works import IdKind, Work
 
 MAX_LOOKUPS = 4
-_PLAYBACK = re.compile(r"/web/(\d{1,14})[a-z]{0,2}_?/(.+)$")
+_PLAYBACK = re.compile(r"/web/(\d{1,14})(?:[a-z]{2}_)?/(.+)$")
 _OK_STATUS = re.compile(r"^(?:2\d\d|3\d\d|-)?$")
 
 
@@ -42,10 +42,11 @@ class WaybackResolver(Resolver):
 
     def lookups(self, work: Work, ids: WorkIds) -> list[str]:
         """The URLs worth asking about, most promising first."""
-        archive_hosts = {host_of(self.base_url), host_of(self.urls["web_url"]),
-                         host_of(self.urls["cdx_url"]), "web.archive.org", "archive.org"}
-        seen = [u for u in ids.urls if is_http_url(u) and host_of(u) not in archive_hosts
-                and host_of(u) not in ("doi.org", "dx.doi.org")]
+        # Archive URLs are no use, and DOI-resolver URLs are looked up once, as doi.org.
+        skip = {host_of(self.base_url), host_of(self.urls["web_url"]),
+                host_of(self.urls["cdx_url"]), "web.archive.org", "archive.org", "doi.org",
+                "dx.doi.org", host_of(self.config.resolver("landing_page").base_url or "")}
+        seen = [u for u in ids.urls if is_http_url(u) and host_of(u) not in skip]
         seen.sort(key=lambda u: 0 if _pdfish(u) else 1)
         urls = seen[: MAX_LOOKUPS - 1]
         if work.kind is IdKind.URL and work.value not in urls:
@@ -86,23 +87,20 @@ class WaybackResolver(Resolver):
         if not _OK_STATUS.match(status) or (status.startswith("3") and not _is_doi_url(url)):
             return None
         timestamp = text(str(closest.get("timestamp") or ""))
-        playback = _PLAYBACK.search(urlsplit(text(closest.get("url")) or "").path or "")
-        if playback is not None:
-            full = text(closest.get("url")) or ""
-            original = full[full.index("/", full.index(f"/web/{playback[1]}") + 5) + 1:]
+        original = url
+        if (playback := _PLAYBACK.search(text(closest.get("url")) or "")) is not None:
             timestamp = timestamp or playback[1]
-        else:
-            original = url
+            original = playback[2] if is_http_url(playback[2]) else url
         if not timestamp or not timestamp.isdigit():
             return None
-        return timestamp, original if is_http_url(original) else url
+        return timestamp, original
 
     def _cdx(self, url: str, http: HttpClient) -> tuple[str, str] | None:
         """(timestamp, original) of the latest 200 PDF capture, per the CDX API."""
         api = f"{self.urls['cdx_url']}/cdx/search/cdx"
-        params: Any = [("url", url), ("output", "json"), ("filter", "statuscode:200"),
-                       ("filter", "mimetype:application/pdf"), ("limit", "-1")]
-        data = fetch_json(http, api, params=params)
+        query = urlencode([("url", url), ("output", "json"), ("filter", "statuscode:200"),
+                           ("filter", "mimetype:application/pdf"), ("limit", "-1")])
+        data = fetch_json(http, f"{api}?{query}")
         if data is None or data == []:
             return None
         if not isinstance(data, list) or not all(isinstance(row, list) for row in data):

@@ -60,16 +60,35 @@ VARIANTS: Mapping[Behaviour, tuple[str, ...]] = MappingProxyType(
         Behaviour.DIRECT_OA: ("meta", "link"),
         Behaviour.LANDING_ONLY: ("meta", "link", "anchor", "refresh"),
         Behaviour.REPOSITORY_ONLY: (
-            "arxiv", "pmc", "zenodo", "hal", "figshare", "osf", "core", "europe_pmc",
+            "arxiv",
+            "pmc",
+            "zenodo",
+            "hal",
+            "figshare",
+            "osf",
+            "core",
+            "europe_pmc",
         ),
         Behaviour.CHALLENGE: (
-            "cf403+arxiv", "captcha_pdf", "cf403", "captcha_pdf+pmc",
-            "cf403+hal", "captcha_pdf", "cf403", "captcha_pdf+core",
+            "cf403+arxiv",
+            "captcha_pdf",
+            "cf403",
+            "captcha_pdf+pmc",
+            "cf403+hal",
+            "captcha_pdf",
+            "cf403",
+            "captcha_pdf+core",
         ),
-        Behaviour.NO_OA: ("paywall", "pmc_not_oa", "osf_withdrawn", "hal_notice", "crossref_forbidden"),
+        Behaviour.NO_OA: (
+            "paywall",
+            "pmc_not_oa",
+            "osf_withdrawn",
+            "hal_notice",
+            "crossref_forbidden",
+        ),
         Behaviour.FLAPPING: ("2", "1", "3"),
     }
-)  # fmt: skip
+)
 
 #: The oafetch reason token a correct client reports for a work it cannot obtain.
 UNOBTAINABLE_REASON: Mapping[Behaviour, str] = MappingProxyType(
@@ -215,18 +234,31 @@ class _Planner:
             assert ident.arxiv_id is not None
             listers = {ARXIV} | extra | ({S2} if rng.random() < 0.4 else set())
             idx = plan.add_copy(
-                Copy("arxiv", "arxiv", f"/pdf/{ident.arxiv_id}", Mode.OK, frozenset(listers),
-                     version="submittedVersion", license=None)
-            )  # fmt: skip
+                Copy(
+                    "arxiv",
+                    "arxiv",
+                    f"/pdf/{ident.arxiv_id}",
+                    Mode.OK,
+                    frozenset(listers),
+                    version="submittedVersion",
+                    license=None,
+                )
+            )
             page_listers = {OPENALEX}
             if rng.random() < 0.5:
                 page_listers.add(UNPAYWALL)
             if ident.doi.lower().startswith("10.48550/"):
                 page_listers.add(LANDING)
             plan.pages.append(
-                Page("arxiv", f"/abs/{ident.arxiv_id}", Mode.OK, LinkStyle.META, idx,
-                     frozenset(page_listers))
-            )  # fmt: skip
+                Page(
+                    "arxiv",
+                    f"/abs/{ident.arxiv_id}",
+                    Mode.OK,
+                    LinkStyle.META,
+                    idx,
+                    frozenset(page_listers),
+                )
+            )
         elif repo in (PMC, EPMC):
             assert ident.pmcid is not None
             pmcid = ident.pmcid
@@ -235,54 +267,98 @@ class _Planner:
                 path = f"/{pmcid}.1/{pmcid}.1.pdf"
                 plan.add_copy(Copy("pmc", "pmc_cloud", path, Mode.OK, frozenset(listers)))
             plan.add_copy(
-                Copy("europe_pmc", "europe_pmc_render", f"/articles/{pmcid}?pdf=render",
-                     Mode.OK, frozenset({EPMC}))
-            )  # fmt: skip
+                Copy(
+                    "europe_pmc",
+                    "europe_pmc_render",
+                    f"/articles/{pmcid}?pdf=render",
+                    Mode.OK,
+                    frozenset({EPMC}),
+                )
+            )
             if not extra:
                 plan.add_copy(
-                    Copy("pmc_site", "pmc_site", f"/articles/{pmcid}/pdf/", Mode.BOT_WALL,
-                         frozenset({UNPAYWALL}), version="publishedVersion")
-                )  # fmt: skip
+                    Copy(
+                        "pmc_site",
+                        "pmc_site",
+                        f"/articles/{pmcid}/pdf/",
+                        Mode.BOT_WALL,
+                        frozenset({UNPAYWALL}),
+                        version="publishedVersion",
+                    )
+                )
         elif repo == ZENODO:
             rec, key = ids["zenodo"], ids["zenodo_key"]
             path = f"/api/records/{rec}/files/{key}/content"
             idx = plan.add_copy(Copy("zenodo", "zenodo", path, Mode.OK, frozenset({ZENODO})))
             plan.pages.append(
-                Page("zenodo", f"/records/{rec}", Mode.OK, LinkStyle.META, idx,
-                     frozenset({LANDING, OPENALEX, OPENAIRE}))
-            )  # fmt: skip
+                Page(
+                    "zenodo",
+                    f"/records/{rec}",
+                    Mode.OK,
+                    LinkStyle.META,
+                    idx,
+                    frozenset({LANDING, OPENALEX, OPENAIRE}),
+                )
+            )
         elif repo == FIGSHARE:
             path = f"/files/{ids['figshare_file']}"
             plan.add_copy(Copy("figshare", "figshare_files", path, Mode.OK, frozenset({FIGSHARE})))
             page = f"/articles/journal_contribution/{ident.slug}/{ids['figshare']}"
             plan.pages.append(
-                Page("figshare", page, Mode.WAF, LinkStyle.NONE, None,
-                     frozenset({LANDING, OPENALEX}))
-            )  # fmt: skip
+                Page(
+                    "figshare", page, Mode.WAF, LinkStyle.NONE, None, frozenset({LANDING, OPENALEX})
+                )
+            )
         elif repo == HAL:
             hal = ids["hal"]
-            listers = frozenset({HAL} | extra)
-            idx = plan.add_copy(Copy("hal", "hal_site", f"/{hal}/document", Mode.OK, listers,
-                                     version="acceptedVersion"))  # fmt: skip
-            plan.add_copy(Copy("hal", "hal_site", f"/{hal}/file/{ident.slug}.pdf", Mode.OK,
-                               frozenset({HAL}), version="acceptedVersion"))  # fmt: skip
+            hal_listers = frozenset({HAL} | extra)
+            idx = plan.add_copy(
+                Copy(
+                    "hal",
+                    "hal_site",
+                    f"/{hal}/document",
+                    Mode.OK,
+                    hal_listers,
+                    version="acceptedVersion",
+                )
+            )
+            plan.add_copy(
+                Copy(
+                    "hal",
+                    "hal_site",
+                    f"/{hal}/file/{ident.slug}.pdf",
+                    Mode.OK,
+                    frozenset({HAL}),
+                    version="acceptedVersion",
+                )
+            )
             plan.pages.append(
                 Page("hal_site", f"/{hal}", Mode.OK, LinkStyle.META, idx, frozenset({OPENAIRE}))
             )
         elif repo == OSF:
             path = f"/download/{ids['osf_file']}/"
-            plan.add_copy(Copy("osf", "osf_site", path, Mode.OK, frozenset({OSF}),
-                               version="submittedVersion"))  # fmt: skip
+            plan.add_copy(
+                Copy("osf", "osf_site", path, Mode.OK, frozenset({OSF}), version="submittedVersion")
+            )
             plan.pages.append(
-                Page("osf_site", f"/{ids['osf']}/", Mode.OK, LinkStyle.NONE, None,
-                     frozenset({LANDING, UNPAYWALL}))
-            )  # fmt: skip
+                Page(
+                    "osf_site",
+                    f"/{ids['osf']}/",
+                    Mode.OK,
+                    LinkStyle.NONE,
+                    None,
+                    frozenset({LANDING, UNPAYWALL}),
+                )
+            )
         elif repo == CORE:
             core = ids["core"]
-            listers = frozenset({CORE} | extra)
-            plan.add_copy(Copy("core", "core_site", f"/download/pdf/{core}.pdf", Mode.OK, listers))
-            plan.add_copy(Copy("core", "core_site", f"/download/{core}.pdf", Mode.OK,
-                               frozenset({CORE})))  # fmt: skip
+            core_listers = frozenset({CORE} | extra)
+            plan.add_copy(
+                Copy("core", "core_site", f"/download/pdf/{core}.pdf", Mode.OK, core_listers)
+            )
+            plan.add_copy(
+                Copy("core", "core_site", f"/download/{core}.pdf", Mode.OK, frozenset({CORE}))
+            )
         else:  # pragma: no cover - guarded by VARIANTS
             raise ValueError(f"unknown repository {repo!r}")
 
@@ -319,8 +395,13 @@ def plan_work(ident: Identity, behaviour: Behaviour, variant: str, rng: random.R
     elif behaviour is Behaviour.ARCHIVE_ONLY:
         assert pub is not None
         landing, pdf = pub.paths(ident.doi, ident.slug)
-        p.publisher(Mode.GONE, {UNPAYWALL, OPENALEX, CROSSREF}, Mode.GONE, LinkStyle.META,
-                    {LANDING, OPENAIRE})  # fmt: skip
+        p.publisher(
+            Mode.GONE,
+            {UNPAYWALL, OPENALEX, CROSSREF},
+            Mode.GONE,
+            LinkStyle.META,
+            {LANDING, OPENAIRE},
+        )
         p.snapshot(pub.name, pdf, "pdf")
         p.snapshot(pub.name, landing, "html")
         p.snapshot("doi", f"/{ident.doi}", "html")
@@ -347,6 +428,13 @@ def plan_work(ident: Identity, behaviour: Behaviour, variant: str, rng: random.R
         mode = _SIMPLE_MODES[behaviour]
         flaps = int(variant) if behaviour is Behaviour.FLAPPING else 0
         restricted = behaviour is Behaviour.ROBOTS_DISALLOWED
-        p.publisher(mode, p.pub_listers(), Mode.OK, LinkStyle.META, p.page_listers(True),
-                    restricted=restricted, flaps=flaps)  # fmt: skip
+        p.publisher(
+            mode,
+            p.pub_listers(),
+            Mode.OK,
+            LinkStyle.META,
+            p.page_listers(True),
+            restricted=restricted,
+            flaps=flaps,
+        )
     return p.plan

@@ -43,12 +43,44 @@ from .publishers import ARXIV_DISALLOWED, Publisher, make_publishers
 
 MIB = 1024 * 1024
 
-_ADJECTIVES = ("Robust", "Sparse", "Adaptive", "Stochastic", "Latent", "Coupled", "Emergent",
-               "Scalable", "Bayesian", "Nonlinear", "Quantum", "Spectral")  # fmt: skip
-_NOUNS = ("inference", "dynamics", "transport", "networks", "signalling", "estimation",
-          "turbulence", "folding", "selection", "retrieval", "dispersion", "coherence")  # fmt: skip
-_FIELDS = ("soil microbiomes", "cortical circuits", "glacier flow", "protein complexes",
-           "urban mobility", "plasma edges", "coral reefs", "language models")  # fmt: skip
+_ADJECTIVES = (
+    "Robust",
+    "Sparse",
+    "Adaptive",
+    "Stochastic",
+    "Latent",
+    "Coupled",
+    "Emergent",
+    "Scalable",
+    "Bayesian",
+    "Nonlinear",
+    "Quantum",
+    "Spectral",
+)
+_NOUNS = (
+    "inference",
+    "dynamics",
+    "transport",
+    "networks",
+    "signalling",
+    "estimation",
+    "turbulence",
+    "folding",
+    "selection",
+    "retrieval",
+    "dispersion",
+    "coherence",
+)
+_FIELDS = (
+    "soil microbiomes",
+    "cortical circuits",
+    "glacier flow",
+    "protein complexes",
+    "urban mobility",
+    "plasma edges",
+    "coral reefs",
+    "language models",
+)
 _FLAG_ODDS = (
     ("pmid_str", 0.5),  # ID Converter gives this work's pmid as a string, not an int
     ("hal_files_scalar", 0.5),  # HAL's files_s is a scalar string, not an array
@@ -160,8 +192,10 @@ class Corpus:
             doi = f"10.5281/zenodo.{rec}"
         elif repo == FIGSHARE:
             article = draw.draw(lambda r: r.randrange(1_000_000, 29_999_999))
-            repo_ids.update(figshare=article, figshare_file=draw.draw(
-                lambda r: r.randrange(10_000_000, 59_999_999)))  # fmt: skip
+            repo_ids.update(
+                figshare=article,
+                figshare_file=draw.draw(lambda r: r.randrange(10_000_000, 59_999_999)),
+            )
             doi = f"10.6084/m9.figshare.{article}.v1"
         elif repo == OSF:
             alnum = string.ascii_lowercase + string.digits
@@ -185,8 +219,9 @@ class Corpus:
         if (pmcid and wrng.random() < 0.9) or (publisher is not None and wrng.random() < 0.15):
             pmid = draw.draw(lambda r: r.randrange(10_000_000, 39_999_999))
         openalex_id = "W" + draw.draw(lambda r: r.randrange(1_000_000_000, 4_999_999_999))
-        identifier, alias = self._identifier(doi, arxiv_id, arxiv_primary, pmcid, pmid,
-                                             openalex_id, wrng, draw)  # fmt: skip
+        identifier, alias = self._identifier(
+            doi, arxiv_id, arxiv_primary, pmcid, pmid, openalex_id, wrng, draw
+        )
         ident = Identity(index, slug, doi, publisher, arxiv_id, pmcid, repo_ids, year)
         plan = plan_work(ident, behaviour, variant, wrng)
         flags = frozenset(name for name, odds in _FLAG_ODDS if wrng.random() < odds)

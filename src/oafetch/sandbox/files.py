@@ -73,7 +73,7 @@ def _not_modified(req: Request, tag: str, modified: str) -> bool:
         return False
 
 
-def _byte_range(spec: str, size: int) -> tuple[int, int] | None | str:
+def _byte_range(spec: str, size: int) -> tuple[int, int] | str | None:
     """(first, last) for a single satisfiable range, None to ignore, "bad" if unsatisfiable."""
     if not spec.startswith("bytes=") or "," in spec:
         return None
@@ -149,7 +149,9 @@ class FileServer:
             cut = int(len(data) * TRUNCATE_AT)
             return Response(200, headers, data[:cut], length=len(data), close=True)
         if mode is Mode.OVERSIZED:
-            return Response(200, headers, chunks=self.corpus.oversized_chunks(work), length=work.size)
+            return Response(
+                200, headers, chunks=self.corpus.oversized_chunks(work), length=work.size
+            )
         return self.refusal(mode, work, copy.host)
 
     def refusal(self, mode: Mode, work: SandboxWork, host: str) -> Response:

@@ -27,7 +27,7 @@ document.getElementsByTagName('head')[0].appendChild(a);}());</script></body></h
 
 def _head(title: str, extra: str = "") -> str:
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>{escape(title)}</title>{extra}</head>\n"
     )
 
@@ -92,8 +92,7 @@ def cloudflare_challenge(ray: str) -> str:
 def captcha(site: str) -> str:
     """A captcha page (served as if it were a PDF)."""
     return (
-        _head("Verify you are human")
-        + "<body><h1>Please verify you are a human</h1>"
+        _head("Verify you are human") + "<body><h1>Please verify you are a human</h1>"
         f"<p>Access to {escape(site)} has been limited for unusual traffic.</p>"
         '<form method="post" action="/captcha/verify"><div class="g-recaptcha" '
         'data-sitekey="6LcSANDBOXKEYxxxxxxxxxxxxxxxxxxxxxxxxxx"></div>'
@@ -104,8 +103,7 @@ def captcha(site: str) -> str:
 def article_html(title: str, doi: str) -> str:
     """A full-text HTML article page (what an html_as_pdf URL really returns)."""
     return (
-        _head(title)
-        + f"<body><main><h1>{escape(title)}</h1><p>doi:{escape(doi)}</p>"
+        _head(title) + f"<body><main><h1>{escape(title)}</h1><p>doi:{escape(doi)}</p>"
         "<p>The PDF version of this article is being prepared. Please read the HTML "
         "version below.</p><section><h2>1. Introduction</h2><p>Lorem ipsum.</p></section>"
         "</main></body></html>\n"
@@ -115,10 +113,9 @@ def article_html(title: str, doi: str) -> str:
 def pmc_bot_wall(pmcid: str) -> str:
     """PMC's "Preparing to download" proof-of-work page."""
     return (
-        _head("Preparing to download ...")
-        + f'<body><div id="pow" data-article="{escape(pmcid)}">'
+        _head("Preparing to download ...") + f'<body><div id="pow" data-article="{escape(pmcid)}">'
         "<h1>Preparing to download ...</h1><p>Please wait while we verify your browser.</p>"
-        '<noscript>This page requires JavaScript.</noscript></div><script>'
+        "<noscript>This page requires JavaScript.</noscript></div><script>"
         "var c=0;function w(){c++;if(c<1e6){w()}}/* proof of work */</script></body></html>\n"
     )
 
@@ -151,7 +148,6 @@ def wayback_frame(original: str, raw_url: str, timestamp: str) -> str:
 def osf_shell(guid: str) -> str:
     """OSF's single-page-app shell: no PDF link without JavaScript."""
     return (
-        _head("OSF Preprints")
-        + f'<body><div id="app" data-guid="{escape(guid)}"></div>'
+        _head("OSF Preprints") + f'<body><div id="app" data-guid="{escape(guid)}"></div>'
         '<script src="/static/preprints.js"></script></body></html>\n'
     )

@@ -10,6 +10,7 @@ client's idle keep-alive socket.
 
 from __future__ import annotations
 
+import contextlib
 import http
 import logging
 import socket
@@ -83,14 +84,13 @@ class HostServer(ThreadingHTTPServer):
         with self._connections_lock:
             connections = list(self._connections)
         for conn in connections:
-            try:
+            with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
     def handle_error(self, request: Any, client_address: Any) -> None:
-        logger.debug("sandbox %s: connection error from %s", self.service, client_address,
-                     exc_info=True)  # fmt: skip
+        logger.debug(
+            "sandbox %s: connection error from %s", self.service, client_address, exc_info=True
+        )
 
 
 class SandboxHandler(BaseHTTPRequestHandler):
@@ -101,7 +101,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
     timeout = 120
     server: HostServer
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         """Silence the stdlib's per-request stderr line (the RequestLog records requests)."""
 
     def do_GET(self) -> None:
@@ -141,7 +141,10 @@ class SandboxHandler(BaseHTTPRequestHandler):
         if wait is not None:
             retry = retry_after_seconds(wait)
             response = json_response(
-                {"error": "Too Many Requests", "message": f"Rate limit exceeded; retry in {retry}s"},
+                {
+                    "error": "Too Many Requests",
+                    "message": f"Rate limit exceeded; retry in {retry}s",
+                },
                 429,
                 [("Retry-After", str(retry))],
             )
@@ -187,10 +190,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
         lines.append(f"Date: {self.date_time_string()}")
         lines += [f"{name}: {value}" for name, value in response.headers]
         if status not in (204, 304):
-            if response.length is not None:
-                length = response.length
-            else:
-                length = len(response.body)
+            length = response.length if response.length is not None else len(response.body)
             lines.append(f"Content-Length: {length}")
         if response.close:
             lines.append("Connection: close")

@@ -108,7 +108,10 @@ def html_response(html: str, status: int = 200, headers: Headers | None = None) 
 
 
 def xml_response(
-    xml: str, status: int = 200, content_type: str = "application/xml", headers: Headers | None = None
+    xml: str,
+    status: int = 200,
+    content_type: str = "application/xml",
+    headers: Headers | None = None,
 ) -> Response:
     """An XML body (Atom feeds pass their own content type)."""
     return Response(status, _with_type(f"{content_type}; charset=utf-8", headers), xml.encode())

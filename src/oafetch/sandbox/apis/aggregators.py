@@ -51,8 +51,9 @@ class CoreApp(App):
         auth = req.header("Authorization") or ""
         if (auth.lower().startswith("bearer ") and auth[7:].strip()) or req.arg("apiKey"):
             return None
-        return json_response({"message": "Unauthorized: an API key is required"}, 401,
-                             self._headers())  # fmt: skip
+        return json_response(
+            {"message": "Unauthorized: an API key is required"}, 401, self._headers()
+        )
 
     def append_slash(self, req: Request, match: re.Match[str]) -> Response:
         query = req.target.partition("?")[2]
@@ -62,11 +63,18 @@ class CoreApp(App):
         """A CORE work object."""
         core = work.repo_ids["core"]
         download = self.urls.url("core_site", f"/download/{core}.pdf")
-        return {"id": int(core), "doi": work.doi, "title": work.title,
-                "yearPublished": work.year, "downloadUrl": download,
-                "sourceFulltextUrls": [],
-                "links": [{"type": "download", "url": download},
-                          {"type": "display", "url": self.urls.url("core_site", f"/works/{core}")}]}
+        return {
+            "id": int(core),
+            "doi": work.doi,
+            "title": work.title,
+            "yearPublished": work.year,
+            "downloadUrl": download,
+            "sourceFulltextUrls": [],
+            "links": [
+                {"type": "download", "url": download},
+                {"type": "display", "url": self.urls.url("core_site", f"/works/{core}")},
+            ],
+        }
 
     def discover(self, req: Request, match: re.Match[str]) -> Response:
         denied = self._denied(req)
@@ -80,8 +88,9 @@ class CoreApp(App):
         copies = _core_copies(work) if work is not None else []
         if not copies:
             return json_response({"fullTextLink": None, "source": None}, headers=self._headers())
-        return json_response({"fullTextLink": self.copy_url(copies[0]), "source": "CORE"},
-                             headers=self._headers())  # fmt: skip
+        return json_response(
+            {"fullTextLink": self.copy_url(copies[0]), "source": "CORE"}, headers=self._headers()
+        )
 
     def search(self, req: Request, match: re.Match[str]) -> Response:
         denied = self._denied(req)
@@ -95,8 +104,10 @@ class CoreApp(App):
         if found is not None and found.group(1).lower() == "doi":
             work = self.corpus.by_doi(found.group(2) or found.group(3))
         results = [self.render(work)] if work is not None and _core_copies(work) else []
-        return json_response({"totalHits": len(results), "limit": int(limit_text), "offset": 0,
-                              "results": results}, headers=self._headers())  # fmt: skip
+        return json_response(
+            {"totalHits": len(results), "limit": int(limit_text), "offset": 0, "results": results},
+            headers=self._headers(),
+        )
 
     def _work(self, core_id: str) -> SandboxWork | None:
         work = self.corpus.by_repo("core", core_id)
@@ -142,12 +153,16 @@ class HalApp(App):
         hal = work.repo_ids["hal"]
         files = [c for c in work.copies if c.host == "hal_site"]
         doc: dict[str, Any] = {
-            "docid": int(hal.removeprefix("hal-")), "halId_s": hal, "doiId_s": work.doi,
-            "uri_s": self.urls.url("hal_site", f"/{hal}"), "label_s": work.title,
-            "title_s": [work.title], "openAccess_bool": bool(files),
+            "docid": int(hal.removeprefix("hal-")),
+            "halId_s": hal,
+            "doiId_s": work.doi,
+            "uri_s": self.urls.url("hal_site", f"/{hal}"),
+            "label_s": work.title,
+            "title_s": [work.title],
+            "openAccess_bool": bool(files),
             "submitType_s": "file" if files else "notice",
             "linkExtUrl_s": self.urls.doi_url(work.doi),
-        }  # fmt: skip
+        }
         if files:
             doc["fileMain_s"] = self.copy_url(files[0])
             listed = [self.copy_url(c) for c in files[1:]]
@@ -169,8 +184,9 @@ class HalApp(App):
             fields = [f.strip() for f in (req.arg("fl") or _HAL_DEFAULT_FL).split(",")]
             full = self.doc(work)
             docs = [full if "*" in fields else {k: full[k] for k in fields if k in full}]
-        return json_response({"response": {"numFound": len(docs), "start": 0,
-                                           "numFoundExact": True, "docs": docs}})  # fmt: skip
+        return json_response(
+            {"response": {"numFound": len(docs), "start": 0, "numFoundExact": True, "docs": docs}}
+        )
 
 
 class HalSiteApp(SiteApp):
@@ -202,21 +218,37 @@ class DoajApp(App):
         listed = work.pages_listed_by(DOAJ) if work is not None else []
         results = []
         if work is not None and listed:
-            links = [{"type": "fulltext", "url": self.page_url(p), "content_type": "HTML"}
-                     for p in listed]  # fmt: skip
-            results.append({
-                "id": hashlib.md5(work.doi.encode()).hexdigest(),
-                "created_date": f"{work.year}-02-01T00:00:00Z",
-                "last_updated": "2025-06-01T00:00:00Z",
-                "bibjson": {"title": work.title, "year": str(work.year),
-                            "identifier": [{"type": "doi", "id": work.doi},
-                                           {"type": "eissn", "id": "2049-3630"}],
-                            "link": links,
-                            "journal": {"title": "Sandbox J", "publisher": "Sandbox"}},
-            })  # fmt: skip
-        return json_response({"total": len(results), "page": 1, "pageSize": 10,
-                              "timestamp": "2025-06-01T00:00:00Z", "query": query,
-                              "results": results})  # fmt: skip
+            links = [
+                {"type": "fulltext", "url": self.page_url(p), "content_type": "HTML"}
+                for p in listed
+            ]
+            results.append(
+                {
+                    "id": hashlib.md5(work.doi.encode()).hexdigest(),
+                    "created_date": f"{work.year}-02-01T00:00:00Z",
+                    "last_updated": "2025-06-01T00:00:00Z",
+                    "bibjson": {
+                        "title": work.title,
+                        "year": str(work.year),
+                        "identifier": [
+                            {"type": "doi", "id": work.doi},
+                            {"type": "eissn", "id": "2049-3630"},
+                        ],
+                        "link": links,
+                        "journal": {"title": "Sandbox J", "publisher": "Sandbox"},
+                    },
+                }
+            )
+        return json_response(
+            {
+                "total": len(results),
+                "page": 1,
+                "pageSize": 10,
+                "timestamp": "2025-06-01T00:00:00Z",
+                "query": query,
+                "results": results,
+            }
+        )
 
 
 class OpenAireApp(App):
@@ -228,31 +260,56 @@ class OpenAireApp(App):
     def product(self, work: SandboxWork) -> dict[str, Any]:
         """One research product."""
         is_open = work.behaviour is not Behaviour.NO_OA
-        access = {"code": "c_abf2" if is_open else "c_14cb", "label": "OPEN" if is_open else
-                  "CLOSED", "scheme": "http://vocabularies.coar-repositories.org/documentation/"
-                  "access_rights/"}  # fmt: skip
+        access = {
+            "code": "c_abf2" if is_open else "c_14cb",
+            "label": "OPEN" if is_open else "CLOSED",
+            "scheme": "http://vocabularies.coar-repositories.org/documentation/access_rights/",
+        }
         pids = [{"scheme": "doi", "value": work.doi}]
         if work.pmcid:
             pids.append({"scheme": "pmc", "value": work.pmcid})
         if work.pmid:
             pids.append({"scheme": "pmid", "value": work.pmid})
-        instances = [{"type": "Article", "urls": [self.page_url(p)], "license": "CC BY",
-                      "accessRight": access, "hostedBy": {"value": p.host}}
-                     for p in work.pages_listed_by(OPENAIRE)]  # fmt: skip
+        instances = [
+            {
+                "type": "Article",
+                "urls": [self.page_url(p)],
+                "license": "CC BY",
+                "accessRight": access,
+                "hostedBy": {"value": p.host},
+            }
+            for p in work.pages_listed_by(OPENAIRE)
+        ]
         if not instances:
-            instances = [{"type": "Article", "urls": [self.urls.doi_url(work.doi)],
-                          "accessRight": access}]  # fmt: skip
-        return {"id": "doi_dedup___::" + hashlib.md5(work.doi.lower().encode()).hexdigest(),
-                "mainTitle": work.title, "type": "publication",
-                "publicationDate": f"{work.year}-01-15", "pids": pids,
-                "bestAccessRight": access, "openAccessColor": "gold" if is_open else None,
-                "instances": instances}  # fmt: skip
+            instances = [
+                {"type": "Article", "urls": [self.urls.doi_url(work.doi)], "accessRight": access}
+            ]
+        return {
+            "id": "doi_dedup___::" + hashlib.md5(work.doi.lower().encode()).hexdigest(),
+            "mainTitle": work.title,
+            "type": "publication",
+            "publicationDate": f"{work.year}-01-15",
+            "pids": pids,
+            "bestAccessRight": access,
+            "openAccessColor": "gold" if is_open else None,
+            "instances": instances,
+        }
 
     def products(self, req: Request, match: re.Match[str]) -> Response:
         pid = req.arg("pid") or req.arg("doi")
         work = self.corpus.by_doi(pid) if pid else None
         results = [self.product(work)] if work is not None else []
         headers = [("x-ratelimit-limit", "7200"), ("x-ratelimit-used", "1")]
-        return json_response({"header": {"numFound": len(results), "maxScore": 1.0,
-                                         "queryTime": 5, "page": 1, "pageSize": 10},
-                              "results": results}, headers=headers)  # fmt: skip
+        return json_response(
+            {
+                "header": {
+                    "numFound": len(results),
+                    "maxScore": 1.0,
+                    "queryTime": 5,
+                    "page": 1,
+                    "pageSize": 10,
+                },
+                "results": results,
+            },
+            headers=headers,
+        )

@@ -9,6 +9,7 @@ unversioned and latest-version URLs give the expected file, older versions give 
 
 from __future__ import annotations
 
+import functools
 import re
 from xml.sax.saxutils import escape, quoteattr
 
@@ -61,6 +62,10 @@ class ArxivApiApp(App):
             "  </entry>\n"
         )
 
+    def entry_bytes(self, work: SandboxWork) -> bytes:
+        """`entry` encoded (the cached form)."""
+        return self.entry(work).encode()
+
     def entry(self, work: SandboxWork) -> str:
         """One ``<entry>`` for `work` (latest version)."""
         assert work.arxiv_id is not None
@@ -103,7 +108,9 @@ class ArxivApiApp(App):
         for item in wanted:
             work = self.corpus.by_arxiv(item)
             if work is not None:
-                entries.append(self.memo(work.index, lambda w=work: self.entry(w).encode()).decode())
+                entries.append(
+                    self.memo(work.index, functools.partial(self.entry_bytes, work)).decode()
+                )
         title = f"id_list={raw}" if raw else (req.arg("search_query") or "")
         return xml_response(self._feed(req, entries, title), 200, _ATOM)
 
@@ -116,8 +123,11 @@ class ArxivSiteApp(SiteApp):
     def setup(self) -> None:
         delay = self.ctx.arxiv_crawl_delay
         disallow = "".join(f"Disallow: {p}\n" for p in ARXIV_DISALLOWED)
-        self.robots = (200, f"User-agent: *\nCrawl-delay: {delay:g}\nAllow: /pdf\nAllow: /abs\n"
-                            f"Allow: /html\n{disallow}")  # fmt: skip
+        self.robots = (
+            200,
+            f"User-agent: *\nCrawl-delay: {delay:g}\nAllow: /pdf\nAllow: /abs\n"
+            f"Allow: /html\n{disallow}",
+        )
         self.route(r"/pdf/(?P<id>.+)", self.pdf)
         self.route(r"/abs/(?P<id>.+)", self.abstract)
         self.route(r"/(?:e-print|api|search)(?:/.*)?", self.forbidden)

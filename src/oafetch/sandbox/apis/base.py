@@ -58,7 +58,9 @@ class App:
     def setup(self) -> None:
         """Register routes (subclasses)."""
 
-    def route(self, pattern: str, handler: RouteHandler, methods: tuple[str, ...] = ("GET",)) -> None:
+    def route(
+        self, pattern: str, handler: RouteHandler, methods: tuple[str, ...] = ("GET",)
+    ) -> None:
         """Serve paths fully matching `pattern` with `handler` (GET implies HEAD)."""
         allowed = set(methods) | ({"HEAD"} if "GET" in methods else set())
         self._routes.append((frozenset(allowed), re.compile(pattern), handler))
@@ -142,8 +144,10 @@ class SiteApp(App):
         if page.mode is not Mode.OK:
             return self.ctx.files.refusal(page.mode, work, self.service)
         body = self.memo(("page", work.index, page.path), lambda: self.render_page(work, page))
-        headers = [("Content-Type", "text/html; charset=utf-8"),
-                   ("Last-Modified", last_modified(work))]  # fmt: skip
+        headers = [
+            ("Content-Type", "text/html; charset=utf-8"),
+            ("Last-Modified", last_modified(work)),
+        ]
         return Response(200, headers, body)
 
     def render_page(self, work: SandboxWork, page: Page) -> bytes:

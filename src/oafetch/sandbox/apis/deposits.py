@@ -50,43 +50,72 @@ class ZenodoApp(SiteApp):
         copy = _copy_on(work, self.service)
         assert copy is not None
         md5 = hashlib.md5(self.corpus.pdf_bytes(work)).hexdigest()
-        files = [{"id": f"{int(rec):08x}-pdf", "key": work.repo_ids["zenodo_key"],
-                  "size": work.size, "checksum": f"md5:{md5}",
-                  "links": {"self": self.copy_url(copy)}}]  # fmt: skip
+        files = [
+            {
+                "id": f"{int(rec):08x}-pdf",
+                "key": work.repo_ids["zenodo_key"],
+                "size": work.size,
+                "checksum": f"md5:{md5}",
+                "links": {"self": self.copy_url(copy)},
+            }
+        ]
         if "zenodo_extra_file" in work.flags:
             extra = f"/api/records/{rec}/files/supplement.csv/content"
-            files.insert(0, {"id": f"{int(rec):08x}-csv", "key": "supplement.csv", "size": 22,
-                             "checksum": "md5:" + hashlib.md5(b"x,y\n1,2\n").hexdigest(),
-                             "links": {"self": self.urls.url(self.service, extra)}})  # fmt: skip
+            files.insert(
+                0,
+                {
+                    "id": f"{int(rec):08x}-csv",
+                    "key": "supplement.csv",
+                    "size": 22,
+                    "checksum": "md5:" + hashlib.md5(b"x,y\n1,2\n").hexdigest(),
+                    "links": {"self": self.urls.url(self.service, extra)},
+                },
+            )
         api = self.urls.url(self.service, f"/api/records/{rec}")
         return {
-            "id": int(rec), "recid": rec, "conceptrecid": str(int(rec) - 1),
-            "doi": work.doi, "doi_url": self.urls.doi_url(work.doi),
+            "id": int(rec),
+            "recid": rec,
+            "conceptrecid": str(int(rec) - 1),
+            "doi": work.doi,
+            "doi_url": self.urls.doi_url(work.doi),
             "created": f"{work.year}-01-15T00:00:00+00:00",
             "updated": f"{work.year}-02-01T00:00:00+00:00",
-            "metadata": {"title": work.title, "doi": work.doi,
-                         "publication_date": f"{work.year}-01-15",
-                         "resource_type": {"type": "publication", "subtype": "article"},
-                         "access_right": "open", "license": {"id": "cc-by-4.0"},
-                         "creators": [{"name": f"Sandbox{work.index}, Ada"}]},
+            "metadata": {
+                "title": work.title,
+                "doi": work.doi,
+                "publication_date": f"{work.year}-01-15",
+                "resource_type": {"type": "publication", "subtype": "article"},
+                "access_right": "open",
+                "license": {"id": "cc-by-4.0"},
+                "creators": [{"name": f"Sandbox{work.index}, Ada"}],
+            },
             "files": files,
-            "links": {"self": api, "self_html": self.urls.url(self.service, f"/records/{rec}"),
-                      "files": api + "/files"},
-        }  # fmt: skip
+            "links": {
+                "self": api,
+                "self_html": self.urls.url(self.service, f"/records/{rec}"),
+                "files": api + "/files",
+            },
+        }
 
     def record(self, req: Request, match: re.Match[str]) -> Response:
         work = self._work(match["id"])
         if work is None:
-            return json_response({"status": 404, "message": "The persistent identifier does "
-                                  "not exist."}, 404)  # fmt: skip
+            return json_response(
+                {"status": 404, "message": "The persistent identifier does not exist."}, 404
+            )
         return json_response(self.render(work))
 
     def search(self, req: Request, match: re.Match[str]) -> Response:
         found = _DOI_QUERY.search(req.arg("q") or "")
         work = self.corpus.by_doi(norm_doi(found.group(1))) if found else None
         hits = [self.render(work)] if work is not None and _copy_on(work, self.service) else []
-        return json_response({"hits": {"hits": hits, "total": len(hits)}, "aggregations": {},
-                              "links": {"self": self.urls.bases[self.service] + req.target}})
+        return json_response(
+            {
+                "hits": {"hits": hits, "total": len(hits)},
+                "aggregations": {},
+                "links": {"self": self.urls.bases[self.service] + req.target},
+            }
+        )
 
     def content(self, req: Request, match: re.Match[str]) -> Response:
         if match["key"] == "supplement.csv" and self._work(match["id"]) is not None:
@@ -112,35 +141,53 @@ class FigshareApp(SiteApp):
         aid = work.repo_ids["figshare"]
         page = next((p for p in work.pages if p.host == self.service), None)
         return {
-            "id": int(aid), "title": work.title, "doi": work.doi, "handle": "",
+            "id": int(aid),
+            "title": work.title,
+            "doi": work.doi,
+            "handle": "",
             "url": self.urls.url(self.service, f"/v2/articles/{aid}"),
             "url_public_html": self.page_url(page) if page else None,
             "url_public_api": self.urls.url(self.service, f"/v2/articles/{aid}"),
             "published_date": f"{work.year}-01-15T00:00:00Z",
-            "defined_type": 6, "defined_type_name": "journal contribution",
-        }  # fmt: skip
+            "defined_type": 6,
+            "defined_type_name": "journal contribution",
+        }
 
     def article(self, req: Request, match: re.Match[str]) -> Response:
         work = self._work(match["id"])
         if work is None:
-            return json_response({"message": "Entity not found: article",
-                                  "code": "EntityNotFound"}, 404)  # fmt: skip
+            return json_response(
+                {"message": "Entity not found: article", "code": "EntityNotFound"}, 404
+            )
         copy = _copy_on(work, "figshare_files")
         assert copy is not None
         md5 = hashlib.md5(self.corpus.pdf_bytes(work)).hexdigest()
-        file = {"id": int(work.repo_ids["figshare_file"]), "name": f"sbx-{work.index:05d}.pdf",
-                "size": work.size, "is_link_only": False, "download_url": self.copy_url(copy),
-                "supplied_md5": md5, "computed_md5": md5, "mimetype": "application/pdf"}
-        body = {**self.summary(work), "is_embargoed": False, "embargo_date": None,
-                "license": _CC_BY, "files": [file]}  # fmt: skip
+        file = {
+            "id": int(work.repo_ids["figshare_file"]),
+            "name": f"sbx-{work.index:05d}.pdf",
+            "size": work.size,
+            "is_link_only": False,
+            "download_url": self.copy_url(copy),
+            "supplied_md5": md5,
+            "computed_md5": md5,
+            "mimetype": "application/pdf",
+        }
+        body = {
+            **self.summary(work),
+            "is_embargoed": False,
+            "embargo_date": None,
+            "license": _CC_BY,
+            "files": [file],
+        }
         return json_response(body)
 
     def search(self, req: Request, match: re.Match[str]) -> Response:
         payload = req.json()
         doi = payload.get("doi") if isinstance(payload, dict) else None
         if not isinstance(doi, str):
-            return json_response({"message": "Invalid search: expected {\"doi\": ...}",
-                                  "code": "BadRequest"}, 400)  # fmt: skip
+            return json_response(
+                {"message": 'Invalid search: expected {"doi": ...}', "code": "BadRequest"}, 400
+            )
         work = self.corpus.by_doi(doi)
         found = work is not None and _copy_on(work, "figshare_files") is not None
         return json_response([self.summary(work)] if found and work is not None else [])
@@ -172,22 +219,38 @@ class OsfApp(App):
         primary: dict[str, Any] | None = None
         if copy is not None:
             fid = work.repo_ids["osf_file"]
-            primary = {"links": {"related": {"href": self.urls.url(self.service, f"/v2/files/{fid}/"),
-                                             "meta": {}}},
-                       "data": {"id": fid, "type": "files"}}  # fmt: skip
+            primary = {
+                "links": {
+                    "related": {
+                        "href": self.urls.url(self.service, f"/v2/files/{fid}/"),
+                        "meta": {},
+                    }
+                },
+                "data": {"id": fid, "type": "files"},
+            }
         attributes = {
-            "title": work.title, "date_published": f"{work.year}-01-15T00:00:00Z",
-            "is_published": True, "public": True,
+            "title": work.title,
+            "date_published": f"{work.year}-01-15T00:00:00Z",
+            "is_published": True,
+            "public": True,
             "reviews_state": "accepted" if copy else "withdrawn",
             "date_withdrawn": None if copy else f"{work.year}-06-01T00:00:00Z",
             "withdrawal_justification": None if copy else "Withdrawn by the authors.",
-        }  # fmt: skip
-        body = {"data": {"id": guid, "type": "preprints", "attributes": attributes,
-                         "relationships": {"primary_file": primary},
-                         "links": {"self": self.urls.url(self.service, f"/v2/preprints/{guid}/"),
-                                   "html": self.urls.url("osf_site", f"/{guid}/"),
-                                   "preprint_doi": self.urls.doi_url(work.doi)}},
-                "meta": {"version": "2.0"}}  # fmt: skip
+        }
+        body = {
+            "data": {
+                "id": guid,
+                "type": "preprints",
+                "attributes": attributes,
+                "relationships": {"primary_file": primary},
+                "links": {
+                    "self": self.urls.url(self.service, f"/v2/preprints/{guid}/"),
+                    "html": self.urls.url("osf_site", f"/{guid}/"),
+                    "preprint_doi": self.urls.doi_url(work.doi),
+                },
+            },
+            "meta": {"version": "2.0"},
+        }
         return json_response(body)
 
     def file(self, req: Request, match: re.Match[str]) -> Response:
@@ -196,15 +259,26 @@ class OsfApp(App):
         if work is None or copy is None:
             return self._missing()
         data = self.corpus.pdf_bytes(work)
-        attributes = {"name": f"sbx-{work.index:05d}.pdf", "kind": "file", "size": len(data),
-                      "materialized_path": f"/sbx-{work.index:05d}.pdf",
-                      "extra": {"hashes": {"md5": hashlib.md5(data).hexdigest(),
-                                           "sha256": hashlib.sha256(data).hexdigest()}}}
-        links = {"download": self.copy_url(copy),
-                 "self": self.urls.url(self.service, f"/v2/files/{match['id']}/"),
-                 "html": self.urls.url("osf_site", f"/{work.repo_ids['osf']}/")}  # fmt: skip
-        return json_response({"data": {"id": match["id"], "type": "files",
-                                       "attributes": attributes, "links": links}})
+        attributes = {
+            "name": f"sbx-{work.index:05d}.pdf",
+            "kind": "file",
+            "size": len(data),
+            "materialized_path": f"/sbx-{work.index:05d}.pdf",
+            "extra": {
+                "hashes": {
+                    "md5": hashlib.md5(data).hexdigest(),
+                    "sha256": hashlib.sha256(data).hexdigest(),
+                }
+            },
+        }
+        links = {
+            "download": self.copy_url(copy),
+            "self": self.urls.url(self.service, f"/v2/files/{match['id']}/"),
+            "html": self.urls.url("osf_site", f"/{work.repo_ids['osf']}/"),
+        }
+        return json_response(
+            {"data": {"id": match["id"], "type": "files", "attributes": attributes, "links": links}}
+        )
 
 
 class OsfSiteApp(SiteApp):

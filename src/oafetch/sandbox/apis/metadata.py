@@ -18,8 +18,11 @@ from ..model import Behaviour, Copy, Mode, Page, SandboxWork
 from ..wire import Request, Response, json_response, raw_json, text_response
 from .base import App
 
-_PMH = {"arxiv": "oai:arXiv.org:{arxiv}", "pmc": "oai:pubmedcentral.nih.gov:{pmc}",
-        "hal": "oai:HAL:{hal}v1"}  # fmt: skip
+_PMH = {
+    "arxiv": "oai:arXiv.org:{arxiv}",
+    "pmc": "oai:pubmedcentral.nih.gov:{pmc}",
+    "hal": "oai:HAL:{hal}v1",
+}
 _CC_URL = "https://creativecommons.org/licenses/by/4.0/"
 _S2_PREFIXES = ("DOI", "ARXIV", "PMID", "PMCID", "CORPUSID")
 
@@ -85,6 +88,7 @@ class UnpaywallApp(App):
     ) -> dict[str, Any]:
         publisher = is_publisher_host(host)
         pdf = self.copy_url(copy) if copy is not None else None
+        landing: str | None
         if publisher and (page is None or "unpaywall_landing_direct" not in work.flags):
             landing = self.urls.doi_url(work.doi)
         else:
@@ -185,13 +189,31 @@ class CrossrefApp(App):
         for copy in work.copies_listed_by("crossref"):
             url = self.copy_url(copy)
             if copy.mode is not Mode.FORBIDDEN:
-                links.append({"URL": url, "content-type": "application/pdf",
-                              "content-version": "vor", "intended-application": "text-mining"})
-            links.append({"URL": url, "content-type": "unspecified", "content-version": "vor",
-                          "intended-application": "similarity-checking"})  # fmt: skip
+                links.append(
+                    {
+                        "URL": url,
+                        "content-type": "application/pdf",
+                        "content-version": "vor",
+                        "intended-application": "text-mining",
+                    }
+                )
+            links.append(
+                {
+                    "URL": url,
+                    "content-type": "unspecified",
+                    "content-version": "vor",
+                    "intended-application": "similarity-checking",
+                }
+            )
         for page in work.pages_listed_by("crossref"):
-            links.append({"URL": self.page_url(page), "content-type": "unspecified",
-                          "content-version": "vor", "intended-application": "text-mining"})
+            links.append(
+                {
+                    "URL": self.page_url(page),
+                    "content-type": "unspecified",
+                    "content-version": "vor",
+                    "intended-application": "text-mining",
+                }
+            )
         licensed = work.behaviour is not Behaviour.NO_OA and (links or work.copies)
         date = {"date-parts": [[work.year, 1, 15]]}
         landing = next((p for p in work.pages if is_publisher_host(p.host)), None)
@@ -216,10 +238,15 @@ class CrossrefApp(App):
         if links:
             message["link"] = links
         if licensed:
-            message["license"] = [{"start": date, "URL": _CC_URL, "content-version": "vor",
-                                   "delay-in-days": 0}]  # fmt: skip
-        return {"status": "ok", "message-type": "work", "message-version": "1.0.0",
-                "message": message}  # fmt: skip
+            message["license"] = [
+                {"start": date, "URL": _CC_URL, "content-version": "vor", "delay-in-days": 0}
+            ]
+        return {
+            "status": "ok",
+            "message-type": "work",
+            "message-version": "1.0.0",
+            "message": message,
+        }
 
 
 class SemanticScholarApp(App):
@@ -257,7 +284,7 @@ class SemanticScholarApp(App):
         payload = req.json()
         ids = payload.get("ids") if isinstance(payload, dict) else None
         if not isinstance(ids, list) or len(ids) > 500:
-            return json_response({"error": "Body must be {\"ids\": [...]} with <= 500 ids"}, 400)
+            return json_response({"error": 'Body must be {"ids": [...]} with <= 500 ids'}, 400)
         fields = req.arg("fields")
         out = [None if (w := self.find(str(i))) is None else self.render(w, fields) for i in ids]
         return json_response(out)
@@ -276,13 +303,20 @@ class SemanticScholarApp(App):
         if listed:
             copy = listed[0]
             status = "GOLD" if is_publisher_host(copy.host) else "GREEN"
-            pdf = {"url": self.copy_url(copy), "status": status,
-                   "license": "CCBY" if copy.license else None,
-                   "disclaimer": "Notice: Paper or abstract available at " + self.copy_url(copy)}
+            pdf = {
+                "url": self.copy_url(copy),
+                "status": status,
+                "license": "CCBY" if copy.license else None,
+                "disclaimer": "Notice: Paper or abstract available at " + self.copy_url(copy),
+            }
         elif "s2_empty_url" in work.flags:
-            pdf = {"url": "", "status": "CLOSED", "license": None,
-                   "disclaimer": "Notice: The following paper fields have been elided by the "
-                                 "publisher: {'openAccessPdf'}."}  # fmt: skip
+            pdf = {
+                "url": "",
+                "status": "CLOSED",
+                "license": None,
+                "disclaimer": "Notice: The following paper fields have been elided by the "
+                "publisher: {'openAccessPdf'}.",
+            }
         full: dict[str, Any] = {
             "paperId": work.s2_id,
             "corpusId": work.corpus_id,

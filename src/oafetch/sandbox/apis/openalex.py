@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import re
 from typing import Any
@@ -68,8 +69,10 @@ class OpenAlexApp(App):
         key = match["key"]
         work = self.find(key)
         if work is None:
-            return json_response({"error": "404 Not Found",
-                                  "message": f"The requested work {key!r} was not found."}, 404)  # fmt: skip
+            return json_response(
+                {"error": "404 Not Found", "message": f"The requested work {key!r} was not found."},
+                404,
+            )
         bare = key.rsplit("/", 1)[-1].upper()
         if work.openalex_alias is not None and bare == work.openalex_alias:
             query = req.target.partition("?")[2]
@@ -78,7 +81,7 @@ class OpenAlexApp(App):
         select = req.arg("select")
         if select:
             return json_response(self._select(self.render(work), select))
-        return raw_json(self.memo(work.index, lambda: json.dumps(self.render(work)).encode()))
+        return raw_json(self.memo(work.index, functools.partial(self.render_bytes, work)))
 
     @staticmethod
     def _select(record: dict[str, Any], select: str) -> dict[str, Any]:
@@ -90,10 +93,7 @@ class OpenAlexApp(App):
     ) -> dict[str, Any]:
         host = copy.host if copy is not None else page.host if page is not None else "doi"
         publisher = is_publisher_host(host)
-        if publisher or page is None:
-            landing = self.urls.doi_url(work.doi)
-        else:
-            landing = self.page_url(page)
+        landing = self.urls.doi_url(work.doi) if publisher or page is None else self.page_url(page)
         source_type = "journal" if publisher else "repository"
         name = journal_label(work) if publisher else host.replace("_site", "").replace("_", " ")
         license_ = (copy.license if copy is not None else "cc-by") if is_oa else None
@@ -102,9 +102,12 @@ class OpenAlexApp(App):
             "is_oa": is_oa,
             "landing_page_url": landing,
             "pdf_url": self.copy_url(copy) if copy is not None else None,
-            "source": {"id": f"https://openalex.org/S{4000000 + len(name) * 7919}",
-                       "display_name": name, "type": source_type,
-                       "host_organization_name": name},  # fmt: skip
+            "source": {
+                "id": f"https://openalex.org/S{4000000 + len(name) * 7919}",
+                "display_name": name,
+                "type": source_type,
+                "host_organization_name": name,
+            },
             "license": license_,
             "license_id": f"https://openalex.org/licenses/{license_}" if license_ else None,
             "version": version,
@@ -112,9 +115,15 @@ class OpenAlexApp(App):
             "is_published": version == "publishedVersion",
         }
 
+    def render_bytes(self, work: SandboxWork) -> bytes:
+        """`render` as JSON bytes (the cached form)."""
+        return json.dumps(self.render(work)).encode()
+
     def render(self, work: SandboxWork) -> dict[str, Any]:
         """The OpenAlex work object of `work`."""
-        locations = [self._location(work, c, work.page_for(c)) for c in work.copies_listed_by(OPENALEX)]
+        locations = [
+            self._location(work, c, work.page_for(c)) for c in work.copies_listed_by(OPENALEX)
+        ]
         locations += [self._location(work, None, p) for p in work.pages_listed_by(OPENALEX)]
         publisher_page = next((p for p in work.pages if is_publisher_host(p.host)), None)
         if publisher_page is not None and not any(
@@ -126,7 +135,10 @@ class OpenAlexApp(App):
         publisher_oa = any(loc["source"]["type"] == "journal" for loc in oa)
         repo_oa = any(loc["source"]["type"] == "repository" for loc in oa)
         doi_url = f"https://doi.org/{work.doi.lower()}"
-        ids: dict[str, str] = {"openalex": f"https://openalex.org/{work.openalex_id}", "doi": doi_url}
+        ids: dict[str, str] = {
+            "openalex": f"https://openalex.org/{work.openalex_id}",
+            "doi": doi_url,
+        }
         if work.pmid:
             ids["pmid"] = f"https://pubmed.ncbi.nlm.nih.gov/{work.pmid}"
         if work.pmcid:
@@ -207,15 +219,26 @@ class OpenAlexApp(App):
         chosen = [self.corpus.works[i] for i in indexes[start : start + per_page]]
         more = start + per_page < len(indexes)
         next_cursor = _cursor(start + per_page) if cursor is not None and more else None
-        meta = {"count": len(indexes), "db_response_time_ms": 3, "page": page,
-                "per_page": per_page, "next_cursor": next_cursor, "groups_count": None}  # fmt: skip
+        meta = {
+            "count": len(indexes),
+            "db_response_time_ms": 3,
+            "page": page,
+            "per_page": per_page,
+            "next_cursor": next_cursor,
+            "groups_count": None,
+        }
         select = req.arg("select")
         if select:
             results = [self._select(self.render(w), select) for w in chosen]
             return json_response({"meta": meta, "results": results, "group_by": []})
-        parts = [self.memo(w.index, lambda w=w: json.dumps(self.render(w)).encode()) for w in chosen]
-        body = (b'{"meta":' + json.dumps(meta).encode() + b',"results":[' + b",".join(parts)
-                + b'],"group_by":[]}')  # fmt: skip
+        parts = [self.memo(w.index, functools.partial(self.render_bytes, w)) for w in chosen]
+        body = (
+            b'{"meta":'
+            + json.dumps(meta).encode()
+            + b',"results":['
+            + b",".join(parts)
+            + b'],"group_by":[]}'
+        )
         return raw_json(body)
 
     def _filter_bytes(self, filters: str) -> bytes:

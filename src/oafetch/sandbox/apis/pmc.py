@@ -19,7 +19,7 @@ from xml.sax.saxutils import escape, quoteattr
 
 from .. import pages
 from ..ids import looks_like_doi, norm_doi
-from ..model import SandboxWork
+from ..model import LinkStyle, SandboxWork
 from ..wire import Request, Response, html_response, json_response, text_response, xml_response
 from .base import App, SiteApp
 
@@ -48,8 +48,11 @@ class IdConvApp(App):
         """One ``records[]`` entry."""
         work = self._find(requested)
         if work is None or work.pmcid is None:
-            return {"requested-id": requested, "status": "error",
-                    "errmsg": "Identifier not found in PMC"}  # fmt: skip
+            return {
+                "requested-id": requested,
+                "status": "error",
+                "errmsg": "Identifier not found in PMC",
+            }
         out: dict[str, Any] = {"requested-id": requested, "pmcid": work.pmcid}
         if work.pmid:
             out["pmid"] = work.pmid if "pmid_str" in work.flags else int(work.pmid)
@@ -63,13 +66,15 @@ class IdConvApp(App):
             message = f"ids: between 1 and {_MAX_IDS} identifiers are required (got {len(ids)})"
             if json_format:
                 return json_response({"status": "error", "message": message}, 400)
-            return xml_response(f'<pmcids status="error"><message>{escape(message)}</message>'
-                                "</pmcids>", 400)  # fmt: skip
+            return xml_response(
+                f'<pmcids status="error"><message>{escape(message)}</message></pmcids>', 400
+            )
         records = [self.record(i) for i in ids]
         if json_format:
             echo = f"ids={','.join(ids)};format=json"
-            return json_response({"status": "ok", "responseDate": _DATE, "request": echo,
-                                  "records": records})  # fmt: skip
+            return json_response(
+                {"status": "ok", "responseDate": _DATE, "request": echo, "records": records}
+            )
         lines = []
         for rec in records:
             attrs = " ".join(f"{k}={quoteattr(str(v))}" for k, v in rec.items() if k != "errmsg")
@@ -77,9 +82,12 @@ class IdConvApp(App):
                 lines.append(f"<record {attrs}><errmsg>{escape(rec['errmsg'])}</errmsg></record>")
             else:
                 lines.append(f"<record {attrs}/>")
-        body = ('<?xml version="1.0" ?>\n<pmcids status="ok"><request idtype="auto" dbfrom="pmc" '
-                f'format="xml"><echo>ids={escape(",".join(ids))}</echo></request>'
-                + "".join(lines) + "</pmcids>\n")  # fmt: skip
+        body = (
+            '<?xml version="1.0" ?>\n<pmcids status="ok"><request idtype="auto" dbfrom="pmc" '
+            f'format="xml"><echo>ids={escape(",".join(ids))}</echo></request>'
+            + "".join(lines)
+            + "</pmcids>\n"
+        )
         return xml_response(body)
 
 
@@ -96,17 +104,23 @@ class PmcOaApp(App):
 
     def oa(self, req: Request, match: re.Match[str]) -> Response:
         requested = (req.arg("id") or "").strip()
-        head = (f"<OA><responseDate>{_DATE}</responseDate>"
-                f"<request id={quoteattr(requested)}>{escape(req.target)}</request>")  # fmt: skip
+        head = (
+            f"<OA><responseDate>{_DATE}</responseDate>"
+            f"<request id={quoteattr(requested)}>{escape(req.target)}</request>"
+        )
         work = self.corpus.by_pmcid(requested) if requested else None
         if not requested:
             return xml_response(head + '<error code="badArgument">id is required</error></OA>')
         if work is None:
-            return xml_response(head + '<error code="idDoesNotExist">invalid article id</error></OA>')
+            return xml_response(
+                head + '<error code="idDoesNotExist">invalid article id</error></OA>'
+            )
         copy = next((c for c in work.copies if c.host == "pmc_cloud"), None)
         if copy is None:
             message = f"identifier '{work.pmcid}' is not Open Access"
-            return xml_response(head + f'<error code="idIsNotOpenAccess">{escape(message)}</error></OA>')
+            return xml_response(
+                head + f'<error code="idIsNotOpenAccess">{escape(message)}</error></OA>'
+            )
         pmcid = work.pmcid or ""
         netloc = self.urls.bases[self.service].split("://", 1)[1]
         shard = _shard(pmcid)
@@ -117,9 +131,12 @@ class PmcOaApp(App):
         pdf = f"ftp://{netloc}/pub/pmc/oa_pdf/{shard}/sbx-{work.index:05d}.{pmcid}.pdf"
         links.append(f'<link format="pdf" updated="{work.year}-03-09 13:55:42" href="{pdf}"/>')
         citation = quoteattr(f"Sandbox J. {work.year}; {work.index % 40}:{work.index}")
-        record = (f'<records returned-count="1" total-count="1"><record id="{pmcid}" '
-                  f'citation={citation} license="CC BY" retracted="no">'
-                  + "".join(links) + "</record></records>")  # fmt: skip
+        record = (
+            f'<records returned-count="1" total-count="1"><record id="{pmcid}" '
+            f'citation={citation} license="CC BY" retracted="no">'
+            + "".join(links)
+            + "</record></records>"
+        )
         return xml_response(head + record + "</OA>")
 
 
@@ -129,12 +146,16 @@ class PmcCloudApp(SiteApp):
     robots = (404, "NoSuchKey\n")
 
     def setup(self) -> None:
-        self.route(r"/(?P<id>PMC\d+)\.(?P<ver>\d+)/(?P=id)\.(?P=ver)\.(?P<ext>pdf|xml|txt)", self.file)
+        self.route(
+            r"/(?P<id>PMC\d+)\.(?P<ver>\d+)/(?P=id)\.(?P=ver)\.(?P<ext>pdf|xml|txt)", self.file
+        )
 
     def missing(self, req: Request) -> Response:
-        body = ('<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>NoSuchKey</Code>'
-                f"<Message>The specified key does not exist.</Message><Key>{escape(req.path[1:])}"
-                "</Key></Error>")  # fmt: skip
+        body = (
+            '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>NoSuchKey</Code>'
+            f"<Message>The specified key does not exist.</Message><Key>{escape(req.path[1:])}"
+            "</Key></Error>"
+        )
         return xml_response(body, 404)
 
     def file(self, req: Request, match: re.Match[str]) -> Response:
@@ -181,8 +202,15 @@ class PmcSiteApp(SiteApp):
         if work is None:
             return self.missing(req)
         pdf = self.urls.url(self.service, f"/articles/{work.pmcid}/pdf/sbx-{work.index:05d}.pdf")
-        html = pages.landing(site="PMC", title=work.title, doi=work.doi, year=work.year,
-                             style=pages.LinkStyle.META, pdf_url=pdf, pdf_relative=None)  # fmt: skip
+        html = pages.landing(
+            site="PMC",
+            title=work.title,
+            doi=work.doi,
+            year=work.year,
+            style=LinkStyle.META,
+            pdf_url=pdf,
+            pdf_relative=None,
+        )
         return html_response(html)
 
 
@@ -224,16 +252,35 @@ class EuropePmcApp(App):
         }
         out = {k: v for k, v in out.items() if v is not None}
         if core:
-            urls = [{"availability": "Subscription required", "availabilityCode": "S",
-                     "documentStyle": "doi", "site": "DOI", "url": self.urls.doi_url(work.doi)}]
+            urls = [
+                {
+                    "availability": "Subscription required",
+                    "availabilityCode": "S",
+                    "documentStyle": "doi",
+                    "site": "DOI",
+                    "url": self.urls.doi_url(work.doi),
+                }
+            ]
             if render is not None:
-                urls.append({"availability": "Open access", "availabilityCode": "OA",
-                             "documentStyle": "pdf", "site": "Europe_PMC",
-                             "url": self.copy_url(render)})
-                urls.append({"availability": "Open access", "availabilityCode": "OA",
-                             "documentStyle": "html", "site": "Europe_PMC",
-                             "url": self.urls.url("europe_pmc_render", f"/articles/{work.pmcid}")})
-            out["fullTextUrlList"] = {"fullTextUrl": urls}  # fmt: skip
+                urls.append(
+                    {
+                        "availability": "Open access",
+                        "availabilityCode": "OA",
+                        "documentStyle": "pdf",
+                        "site": "Europe_PMC",
+                        "url": self.copy_url(render),
+                    }
+                )
+                urls.append(
+                    {
+                        "availability": "Open access",
+                        "availabilityCode": "OA",
+                        "documentStyle": "html",
+                        "site": "Europe_PMC",
+                        "url": self.urls.url("europe_pmc_render", f"/articles/{work.pmcid}"),
+                    }
+                )
+            out["fullTextUrlList"] = {"fullTextUrl": urls}
         return out
 
     def search(self, req: Request, match: re.Match[str]) -> Response:
@@ -245,12 +292,22 @@ class EuropePmcApp(App):
             work = None
         core = (req.arg("resultType") or "lite").lower() == "core"
         results = [self.result(work, core)] if work is not None else []
-        return json_response({
-            "version": "6.9", "hitCount": len(results), "nextCursorMark": "*",
-            "request": {"queryString": query, "resultType": "core" if core else "lite",
-                        "cursorMark": "*", "pageSize": 25, "sort": "", "synonym": False},
-            "resultList": {"result": results},
-        })  # fmt: skip
+        return json_response(
+            {
+                "version": "6.9",
+                "hitCount": len(results),
+                "nextCursorMark": "*",
+                "request": {
+                    "queryString": query,
+                    "resultType": "core" if core else "lite",
+                    "cursorMark": "*",
+                    "pageSize": 25,
+                    "sort": "",
+                    "synonym": False,
+                },
+                "resultList": {"result": results},
+            }
+        )
 
     def full_text(self, req: Request, match: re.Match[str]) -> Response:
         work = self.corpus.by_pmcid(match["id"])

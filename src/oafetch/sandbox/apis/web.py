@@ -84,8 +84,14 @@ class WaybackApp(App):
     def _page_html(self, work: SandboxWork, snap: Snapshot) -> bytes:
         page = self.corpus.page_at(snap.host, snap.path)
         captured = page[1] if page else next(p for p in work.pages if LANDING in p.listed_by)
-        as_it_was = Page(captured.host, captured.path, Mode.OK, captured.style, captured.links,
-                         captured.listed_by)  # fmt: skip
+        as_it_was = Page(
+            captured.host,
+            captured.path,
+            Mode.OK,
+            captured.style,
+            captured.links,
+            captured.listed_by,
+        )
         site = "Sandbox Publisher " + captured.host.removeprefix("publisher")
         return landing_html(self.urls, work, as_it_was, site)
 
@@ -96,8 +102,7 @@ class WaybackApp(App):
             return json_response({"url": url, "archived_snapshots": {}})
         snap = found[1]
         playback = self.urls.url(self.service, f"/web/{snap.timestamp}/") + self.original(snap)
-        closest = {"status": "200", "available": True, "url": playback,
-                   "timestamp": snap.timestamp}  # fmt: skip
+        closest = {"status": "200", "available": True, "url": playback, "timestamp": snap.timestamp}
         return json_response({"url": url, "archived_snapshots": {"closest": closest}})
 
     def _row(self, work: SandboxWork, snap: Snapshot) -> dict[str, str]:
@@ -105,9 +110,15 @@ class WaybackApp(App):
         digest = base64.b32encode(hashlib.sha1(data).digest()).decode()
         original = self.original(snap)
         mimetype = "application/pdf" if snap.kind == "pdf" else "text/html"
-        return {"urlkey": _surt(original), "timestamp": snap.timestamp, "original": original,
-                "mimetype": mimetype, "statuscode": "200", "digest": digest,
-                "length": str(len(data))}  # fmt: skip
+        return {
+            "urlkey": _surt(original),
+            "timestamp": snap.timestamp,
+            "original": original,
+            "mimetype": mimetype,
+            "statuscode": "200",
+            "digest": digest,
+            "length": str(len(data)),
+        }
 
     def cdx(self, req: Request, match: re.Match[str]) -> Response:
         url = req.arg("url") or ""
@@ -122,7 +133,9 @@ class WaybackApp(App):
                 return text_response(f"Invalid filter field: {field}\n", 400)
             rows = [r for r in rows if bool(re.fullmatch(pattern, r[field])) != negate]
         if (req.arg("output") or "").lower() == "json":
-            table = [list(_CDX_FIELDS)] + [[r[f] for f in _CDX_FIELDS] for r in rows] if rows else []
+            table = (
+                [list(_CDX_FIELDS)] + [[r[f] for f in _CDX_FIELDS] for r in rows] if rows else []
+            )
             return json_response(table)
         lines = "".join(" ".join(r[f] for f in _CDX_FIELDS) + "\n" for r in rows)
         return text_response(lines)
@@ -139,8 +152,10 @@ class WaybackApp(App):
         if parts["ts"] != snap.timestamp:
             return redirect(self.urls.url(self.service, f"/web/{snap.timestamp}{flag}/") + original)
         stamp = calendar.timegm(datetime.strptime(snap.timestamp, "%Y%m%d%H%M%S").timetuple())
-        memento = [("Memento-Datetime", formatdate(stamp, usegmt=True)),
-                   ("x-archive-src", f"sandbox-{snap.timestamp[:8]}.warc.gz")]  # fmt: skip
+        memento = [
+            ("Memento-Datetime", formatdate(stamp, usegmt=True)),
+            ("x-archive-src", f"sandbox-{snap.timestamp[:8]}.warc.gz"),
+        ]
         if not flag:
             raw = self.urls.url(self.service, f"/web/{snap.timestamp}id_/") + original
             frame = pages.wayback_frame(original, raw, snap.timestamp)
@@ -175,4 +190,3 @@ class PublisherApp(SiteApp):
     def purchase(self, req: Request, match: re.Match[str]) -> Response:
         body = pages.simple("Checkout", f"Add {match['slug']} to your basket (USD 39.95).")
         return html_response(body)
-
