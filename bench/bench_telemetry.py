@@ -3,7 +3,7 @@
 1. Per span: creating and ending a span (no-op API, SDK without processors, SDK with oafetch's
    stamping + schema processors), and what the schema writer thread spends per span (SQLite +
    JSONL), measured as drain throughput.
-2. A loopback workload of PDF-sized bodies (default 500 × 300 KB, 8 workers, one shared
+2. A loopback workload of PDF-sized bodies (default 500 files of 300 KB, 8 workers, one shared
    ``httpx.Client``): every file is fetched the way the pipeline does it (work → attempt → GET →
    body streamed, sha256'd and written to disk, one rate-limit event), with telemetry off
    (``Telemetry.noop()``, plain transport) and fully on (instrumented transport with oafetch's
@@ -13,7 +13,7 @@ The server is nginx when it is installed (started here on a free loopback port w
 config), else a threaded ``http.server`` in a separate process.
 
 Run:  .venv/bin/python bench/bench_telemetry.py [--files 500] [--size 300000] [--workers 8]
-          [--rounds 5] [--spans 50000]
+          [--rounds 3] [--spans 50000]
 Prints Markdown (machine, command, numbers) to stdout.
 """
 
@@ -42,6 +42,7 @@ from typing import Any
 
 import httpx
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+from opentelemetry.util.types import AttributeValue
 
 from oafetch.config import TelemetryConfig
 from oafetch.telemetry import TelemetrySession, names
@@ -77,7 +78,7 @@ def wait_listening(port: int, timeout: float = 10.0) -> None:
 
 
 @contextmanager
-def nginx(root: Path, work: Path) -> Iterator[int]:
+def nginx(root: Path, work: Path, limit_rate: str = "0") -> Iterator[int]:
     port = free_port()
     conf = work / "nginx.conf"
     temp = {k: work / k for k in ("body", "proxy", "fastcgi", "uwsgi", "scgi")}
@@ -91,6 +92,7 @@ events {{ worker_connections 1024; }}
 http {{
   access_log off;
   sendfile on;
+  limit_rate {limit_rate};
   keepalive_requests 100000;
   default_type application/pdf;
   client_body_temp_path {temp["body"]};
@@ -151,7 +153,11 @@ def python_server(root: Path) -> Iterator[int]:
 
 def span_loop(telemetry: Telemetry, n: int) -> float:
     tracer = telemetry.tracer
-    attrs = {names.SOURCE: "unpaywall", names.TIER: 1, names.HOST: "api.unpaywall.org"}
+    attrs: dict[str, AttributeValue] = {
+        names.SOURCE: "unpaywall",
+        names.TIER: 1,
+        names.HOST: "api.unpaywall.org",
+    }
     started = time.perf_counter()
     with identity(run_id="bench", work_id="w"):
         for _ in range(n):
@@ -282,86 +288,101 @@ def fetch_all(
             list(pool.map(one, files))
 
 
+VARIANTS = ("off", "no-client-span", "full")
+
+
 def run_variant(
-    full: bool, base: str, files: list[str], work: Path, workers: int
+    variant: str, base: str, files: list[str], work: Path, workers: int
 ) -> tuple[float, float]:
-    out = work / ("full" if full else "none")
+    """``off``; ``full``; ``no-client-span``: full, but a plain transport (no instrumentation)."""
+    out = work / variant
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     wall0, cpu0 = time.perf_counter(), time.process_time()
-    if full:
+    if variant == "off":
+        fetch_all(Telemetry.noop(), httpx.HTTPTransport(retries=0), base, files, out, workers)
+    else:
         session = TelemetrySession.start(TelemetryConfig(), out)
-        transport = session.instrument(httpx.HTTPTransport(retries=0))
+        transport: httpx.BaseTransport = httpx.HTTPTransport(retries=0)
+        if variant == "full":
+            transport = session.instrument(transport)
+        run_attrs = {names.RUN_ID: "bench"}
         with (
             identity(run_id="bench"),
-            session.telemetry.tracer.start_as_current_span(
-                names.SPAN_RUN, attributes={names.RUN_ID: "bench"}
-            ),
+            session.telemetry.tracer.start_as_current_span(names.SPAN_RUN, attributes=run_attrs),
         ):
             fetch_all(session.telemetry, transport, base, files, out, workers)
         session.shutdown()  # includes the final flush of the store
-    else:
-        fetch_all(Telemetry.noop(), httpx.HTTPTransport(retries=0), base, files, out, workers)
     return time.perf_counter() - wall0, time.process_time() - cpu0
 
 
-def bench_workload(args: argparse.Namespace, work: Path) -> tuple[str, list[tuple[str, str]]]:
-    root = work / "www"
-    root.mkdir()
+def make_files(root: Path, n: int, size: int) -> list[str]:
+    root.mkdir(exist_ok=True)
     files = []
-    for i in range(args.files):
+    for i in range(n):
         name = f"f{i:05d}.pdf"
-        body = b"%PDF-1.7\n" + os.urandom(args.size - 16) + b"\n%%EOF\n"
-        (root / name).write_bytes(body)
+        (root / name).write_bytes(b"%PDF-1.7\n" + os.urandom(size - 16) + b"\n%%EOF\n")
         files.append(name)
+    return files
+
+
+def bench_workload(args: argparse.Namespace, work: Path, limit_rate: str) -> list[tuple[str, str]]:
+    root = work / "www"
+    files = make_files(root, args.files, args.size)
     server: Callable[[], Any]
     if shutil.which("nginx"):
-        kind = (
-            "nginx "
-            + subprocess.run(["nginx", "-v"], capture_output=True, text=True)
-            .stderr.strip()
-            .split("/")[-1]
-        )
-        server = lambda: nginx(root, work)  # noqa: E731
+        version = subprocess.run(["nginx", "-v"], capture_output=True, text=True).stderr
+        kind = f"nginx {version.strip().split('/')[-1]}"
+        if limit_rate != "0":
+            kind += f", limit_rate {limit_rate}B/s per connection"
+        server = lambda: nginx(root, work, limit_rate)  # noqa: E731
     else:
         kind = "python http.server (separate process)"
         server = lambda: python_server(root)  # noqa: E731
-    none_t: list[tuple[float, float]] = []
-    full_t: list[tuple[float, float]] = []
+    times: dict[str, list[tuple[float, float]]] = {v: [] for v in VARIANTS}
     with server() as port:
         base = f"http://127.0.0.1:{port}"
-        run_variant(False, base, files[:50], work, args.workers)  # warm-up (page cache, pools)
-        run_variant(True, base, files[:50], work, args.workers)
+        for variant in VARIANTS:  # warm-up: page cache, imports, connection pools
+            run_variant(variant, base, files[:50], work, args.workers)
         for _ in range(args.rounds):
-            none_t.append(run_variant(False, base, files, work, args.workers))
-            full_t.append(run_variant(True, base, files, work, args.workers))
-    db = work / "full" / "telemetry.sqlite"
-    conn = sqlite3.connect(db)
-    (http_rows,) = conn.execute(
-        "SELECT COUNT(*) FROM http_events WHERE bytes IS NOT NULL"
-    ).fetchone()
+            for variant in VARIANTS:
+                times[variant].append(run_variant(variant, base, files, work, args.workers))
+    conn = sqlite3.connect(work / "full" / "telemetry.sqlite")
+    (linked,) = conn.execute("SELECT COUNT(*) FROM http_events WHERE bytes IS NOT NULL").fetchone()
     (downloads,) = conn.execute("SELECT COUNT(*) FROM downloads").fetchone()
     conn.close()
 
-    def med(xs: list[tuple[float, float]], i: int) -> float:
-        return statistics.median(x[i] for x in xs)
+    def med(variant: str, i: int) -> float:
+        return statistics.median(x[i] for x in times[variant])
 
-    wall_none, wall_full = med(none_t, 0), med(full_t, 0)
-    cpu_none, cpu_full = med(none_t, 1), med(full_t, 1)
+    off_w, mid_w, full_w = (med(v, 0) for v in VARIANTS)
+    off_c, mid_c, full_c = (med(v, 1) for v in VARIANTS)
     mb = args.files * args.size / 1e6
+    n = args.files
+
+    def pct(a: float, b: float) -> str:
+        return f"{(a / b - 1) * 100:+.1f} %"
+
+    cpu = (
+        f"{off_c / n * 1e6:.0f} µs / +{(mid_c - off_c) / n * 1e6:.0f} µs"
+        f" / +{(full_c - mid_c) / n * 1e6:.0f} µs"
+    )
     rows = [
         ("server", kind),
-        ("workload", f"{args.files} files × {args.size:,} B, {args.workers} workers, {args.rounds} rounds"),
-        ("wall, telemetry off (median)", f"{wall_none:.3f} s ({args.files / wall_none:.0f} files/s, {mb / wall_none:.0f} MB/s)"),
-        ("wall, full telemetry (median)", f"{wall_full:.3f} s ({args.files / wall_full:.0f} files/s)"),
-        ("**wall-time overhead**", f"**{(wall_full / wall_none - 1) * 100:+.1f} %**"),
-        ("all rounds, off", ", ".join(f"{w:.3f}" for w, _ in none_t)),
-        ("all rounds, full", ", ".join(f"{w:.3f}" for w, _ in full_t)),
-        ("client CPU, off → full (median)", f"{cpu_none:.3f} s → {cpu_full:.3f} s ({(cpu_full / cpu_none - 1) * 100:+.1f} %)"),
-        ("client CPU per file added", f"{(cpu_full - cpu_none) / args.files * 1e6:.0f} µs"),
-        ("rows check (last full round)", f"{downloads} downloads, {http_rows} http_events with body bytes"),
-    ]  # fmt: skip
-    return kind, rows
+        ("workload", f"{n} files of {args.size:,} B, {args.workers} workers, {args.rounds} rounds"),
+        ("wall, telemetry off", f"{off_w:.3f} s ({n / off_w:.0f} files/s, {mb / off_w:.0f} MB/s)"),
+        ("wall, oafetch spans + store, no CLIENT span", f"{mid_w:.3f} s ({pct(mid_w, off_w)})"),
+        ("wall, full telemetry", f"{full_w:.3f} s ({n / full_w:.0f} files/s)"),
+        ("**wall-time overhead of full telemetry**", f"**{pct(full_w, off_w)}**"),
+        ("client CPU per file: off / + spans and store / + CLIENT span", cpu),
+        ("wall per round, off", ", ".join(f"{w:.3f}" for w, _ in times["off"])),
+        ("wall per round, full", ", ".join(f"{w:.3f}" for w, _ in times["full"])),
+        (
+            "store check (last full round)",
+            f"{downloads} downloads, {linked} http_events with bytes",
+        ),
+    ]
+    return rows
 
 
 def versions() -> str:
@@ -395,8 +416,13 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=500)
     parser.add_argument("--size", type=int, default=300_000)
     parser.add_argument("--workers", type=int, default=8)
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--spans", type=int, default=50_000)
+    parser.add_argument(
+        "--limit-rate",
+        default="0,2m",
+        help="comma-separated nginx limit_rate values per connection (0: unpaced)",
+    )
     args = parser.parse_args()
     os.environ.setdefault("OTEL_SEMCONV_STABILITY_OPT_IN", "http")
     print("## Telemetry overhead\n")
@@ -408,15 +434,19 @@ def main() -> None:
         print(f"### Per span ({args.spans:,} `oafetch.attempt` spans, 5 attributes, one thread)\n")
         print(table(bench_spans(args.spans, work / "spans")))
         print()
-        _, rows = bench_workload(args, work)
-        print("### Loopback download workload\n")
-        print(table(rows))
-        print()
+        for rate in args.limit_rate.split(","):
+            if rate != "0" and not shutil.which("nginx"):
+                continue
+            paced = "" if rate == "0" else f" (server paced at {rate}B/s per connection)"
+            print(f"### Loopback download workload{paced}\n")
+            print(table(bench_workload(args, work, rate)))
+            print()
         print(
             "Off = `Telemetry.noop()` and a plain `httpx.HTTPTransport`; full = `TelemetrySession` "
             "(SQLite + JSONL), the instrumented transport with oafetch's hooks, run/work/attempt/"
-            "CLIENT/body spans and one rate-limit event per file, final flush included. Both "
-            "variants stream, sha256 and write every body (no fsync)."
+            "CLIENT/body spans and one rate-limit event per file, final flush included; the middle "
+            "variant is full without the CLIENT-span transport. Every variant streams, sha256s and "
+            "writes each body (no fsync)."
         )
 
 

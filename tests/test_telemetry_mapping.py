@@ -9,6 +9,7 @@ import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.trace import SpanKind
+from opentelemetry.util.types import AttributeValue
 
 from oafetch.telemetry import names
 from oafetch.telemetry.mapping import (
@@ -56,7 +57,7 @@ def event(name: str, attrs: dict[str, Any], ts_ns: int = T0 + 1_000_000) -> dict
     return {"name": name, "ts_ns": ts_ns, "attributes": attrs}
 
 
-CLIENT_ATTRS = {
+CLIENT_ATTRS: dict[str, AttributeValue] = {
     names.HTTP_REQUEST_METHOD: "GET",
     names.HTTP_RESPONSE_STATUS_CODE: 503,
     names.SERVER_ADDRESS: "api.example.org",
@@ -434,7 +435,7 @@ def test_to_record_of_a_real_span_round_trips_through_the_mapping() -> None:
     assert rec["span_id"] == format(ctx.span_id, "016x")
     assert rec["parent_span_id"] == format(keep.spans[1].context.span_id, "016x")
     assert rec["end_ns"] - rec["start_ns"] == client.end_time - client.start_time
-    assert rec["events"][0]["attributes"]["list"] == [1, 2]
+    assert list(rec["events"][0]["attributes"]["list"]) == [1, 2]
     assert rec["resource"]["service.name"]
     rows: Rows = map_span(client)
     (row,) = rows.tables["http_events"]

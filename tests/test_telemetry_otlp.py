@@ -28,6 +28,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
+from opentelemetry.util.types import AttributeValue
 
 import oafetch
 from oafetch.config import TelemetryConfig
@@ -181,7 +182,7 @@ def fetch_like_the_hot_path(session: TelemetrySession, url: str, *, redact: bool
             identity(work_id="w1"),
             tracer.start_as_current_span(names.SPAN_WORK) as work,
         ):
-            attempt_attrs = {names.SOURCE: "direct", names.TIER: 1}
+            attempt_attrs: dict[str, AttributeValue] = {names.SOURCE: "direct", names.TIER: 1}
             with tracer.start_as_current_span(names.SPAN_ATTEMPT, attributes=attempt_attrs) as att:
                 facts: dict[str, Any] = {}
                 with (

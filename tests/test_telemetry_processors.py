@@ -12,9 +12,10 @@ from typing import Any
 
 import pytest
 from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.metrics.export import HistogramDataPoint, InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import SpanKind, Tracer
+from opentelemetry.util.types import AttributeValue
 
 from oafetch.config import TelemetryConfig
 from oafetch.telemetry import TelemetrySession, names, processors
@@ -386,14 +387,18 @@ def test_transport_failure_duration_is_recorded_from_client_spans() -> None:
     provider = TracerProvider(shutdown_on_exit=False)
     provider.add_span_processor(StampingProcessor(failure_duration=histogram))
     tracer = provider.get_tracer("t")
-    failed = {
+    failed: dict[str, AttributeValue] = {
         names.HTTP_REQUEST_METHOD: "GET",
         names.SERVER_ADDRESS: "down.example",
         names.ERROR_TYPE: "ConnectError",
     }
     with tracer.start_as_current_span("GET", kind=SpanKind.CLIENT, attributes=failed):
         pass
-    answered = {**failed, names.HTTP_RESPONSE_STATUS_CODE: 503, names.ERROR_TYPE: "503"}
+    answered: dict[str, AttributeValue] = {
+        **failed,
+        names.HTTP_RESPONSE_STATUS_CODE: 503,
+        names.ERROR_TYPE: "503",
+    }
     with tracer.start_as_current_span("GET", kind=SpanKind.CLIENT, attributes=answered):
         pass
     data = reader.get_metrics_data()
@@ -405,7 +410,8 @@ def test_transport_failure_duration_is_recorded_from_client_spans() -> None:
         for m in sm.metrics
         if m.name == names.METRIC_TRANSPORT_FAILURE_DURATION
     ]
-    (point,) = metric.data.data_points  # type: ignore[union-attr]
-    assert point.count == 1  # type: ignore[union-attr]
+    (point,) = metric.data.data_points
+    assert isinstance(point, HistogramDataPoint)
+    assert point.count == 1
     assert dict(point.attributes or {})[names.ERROR_TYPE] == "ConnectError"
     meters.shutdown()

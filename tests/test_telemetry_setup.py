@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from opentelemetry import trace
 from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.metrics.export import HistogramDataPoint, InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -149,8 +149,9 @@ def test_install_into_an_application_s_providers(tmp_path: Path) -> None:
         for m in sm.metrics
         if m.name == names.METRIC_DOWNLOAD_SIZE
     ]
-    (point,) = size.data.data_points  # type: ignore[union-attr]
-    assert point.explicit_bounds[-1] == 1024**3  # type: ignore[union-attr]
+    (point,) = size.data.data_points
+    assert isinstance(point, HistogramDataPoint)
+    assert point.explicit_bounds[-1] == 1024**3
     provider.shutdown()
     meters.shutdown()
 

@@ -142,14 +142,94 @@ class TelemetryConfig(_Frozen):
 
 
 class CacheConfig(_Frozen):
-    """The shared RFC 9111 HTTP cache for metadata, landing pages and robots.txt."""
+    """The shared RFC 9111 HTTP cache for metadata, landing pages and robots.txt.
+
+    Answers that carry ``Cache-Control``/``Expires`` keep the server's freshness. For answers
+    without them (most scholarly APIs send none), the freshness comes from ``ttl_s``, keyed by
+    ``"host"`` or ``"host/role"`` (role ``metadata``, ``landing`` or ``robots``; a host key also
+    covers its subdomains; ``"*"`` is the catch-all, like ``default_ttl_s``). These rules are
+    layered over built-in defaults (Crossref/OpenAlex metadata 3 days + 180 s
+    stale-while-revalidate, archive.org 7 days). Durations are seconds or ``"30m"``, ``"12h"``,
+    ``"3d"``, ``"1w"``. Loopback/private hosts get no assumed freshness unless a rule names them.
+    """
 
     enabled: bool = True
-    dir: Path | None = None  # default: the user cache directory (platformdirs) / "oafetch"
-    # Freshness for answers that carry no cache headers: "host" or "host/role" → seconds.
+    dir: Path | None = None  # default: platformdirs.user_cache_dir("oafetch")
+    # Freshness for answers that carry no cache headers: "host" / "host/role" / "*" → seconds.
     ttl_s: dict[str, float] = Field(default_factory=dict)
     default_ttl_s: float = Field(86400.0, ge=0)
-    stale_while_revalidate_s: float = Field(180.0, ge=0)
+    # Stale-while-revalidate window added to those answers (same keys; a bare number = "*").
+    stale_while_revalidate_s: dict[str, float] = Field(default_factory=dict)
+    # 404/410 without cache headers are kept at most this long.
+    negative_ttl_s: float = Field(3600.0, ge=0)
+    # Hard bound: an entry is dropped this long after it was stored, whatever its headers say.
+    max_age_s: float = Field(30 * 86400.0, gt=0)
+    max_size_mb: float = Field(1024.0, gt=0)  # the database is trimmed (least recently used)
+    max_entry_bytes: int = Field(16 * MIB, ge=1024)  # larger bodies pass through uncached
+
+    @staticmethod
+    def parse_duration(value: object) -> float:
+        """Seconds from a number or a text like ``"90"``, ``"30m"``, ``"12h"``, ``"3d"``, ``"1d12h"``.
+
+        Raises:
+            ValueError: not a non-negative duration.
+        """
+        import re
+
+        if isinstance(value, bool):
+            raise ValueError(f"must be a duration like 90, '30m', '12h' or '7d' (got {value!r})")
+        if isinstance(value, int | float):
+            seconds = float(value)
+        elif isinstance(value, str):
+            text = value.strip().lower().replace(" ", "")
+            units = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+            parts = re.findall(r"(\d+(?:\.\d+)?)([smhdw]?)", text)
+            if not text or "".join(n + u for n, u in parts) != text or (
+                len(parts) > 1 and any(not u for _, u in parts)
+            ):
+                raise ValueError(
+                    f"must be a duration like 90, '30m', '12h' or '7d' (got {value!r})"
+                )
+            seconds = sum(float(n) * units[u] for n, u in parts)
+        else:
+            raise ValueError(f"must be a duration like 90, '30m', '12h' or '7d' (got {value!r})")
+        if seconds < 0 or seconds != seconds:
+            raise ValueError(f"must be a duration >= 0 (got {value!r})")
+        return seconds
+
+    @field_validator("dir")
+    @classmethod
+    def _dir(cls, value: Path | None) -> Path | None:
+        return value.expanduser() if value is not None else None
+
+    @field_validator("default_ttl_s", "negative_ttl_s", "max_age_s", mode="before")
+    @classmethod
+    def _duration(cls, value: object) -> float:
+        return cls.parse_duration(value)
+
+    @field_validator("ttl_s", "stale_while_revalidate_s", mode="before")
+    @classmethod
+    def _rules(cls, value: object) -> dict[str, float]:
+        if isinstance(value, int | float | str) and not isinstance(value, bool):
+            value = {"*": value}  # a bare number: the default for every host
+        if not isinstance(value, dict):
+            raise ValueError(f"must be a table of 'host' or 'host/role' = duration (got {value!r})")
+        rules: dict[str, float] = {}
+        for key, duration in value.items():
+            name = str(key).strip().lower()
+            host, _, role = name.partition("/")
+            if not host or (role and role not in ("metadata", "landing", "robots")) or (
+                host == "*" and role
+            ):
+                raise ValueError(
+                    f"key {key!r}: must be 'host', 'host/role' (role metadata, landing or "
+                    f"robots) or '*' (got {key!r})"
+                )
+            try:
+                rules[name] = cls.parse_duration(duration)
+            except ValueError as exc:
+                raise ValueError(f"{key!r}: {exc}") from None
+        return rules
 
 
 class ResolverSettings(BaseModel):

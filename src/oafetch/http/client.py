@@ -36,6 +36,7 @@ from oafetch.http.transports import (
     GuardTransport,
     RateLimitTransport,
     RobotsTransport,
+    SendGateTransport,
 )
 from oafetch.rates import DEFAULT_RATE_GROUPS
 from oafetch.telemetry.emit import emit_breaker_transition, emit_retry
@@ -107,6 +108,7 @@ class HttpClient:
                 max_keepalive_connections=http.max_keepalive_connections,
             ),
         )
+        inner = SendGateTransport(inner, self.limiter, self.cancel)
         if self.telemetry.enabled:
             from opentelemetry.instrumentation.httpx import SyncOpenTelemetryTransport
 

@@ -2,7 +2,7 @@
 
 Order, outer → inner (built in one place, :func:`oafetch.http.client.build_transport`)::
 
-    Guard → Robots → [cache] → Breaker → RateLimit → OTel CLIENT span → HTTPTransport
+    Guard → Robots → [cache] → Breaker → RateLimit → OTel CLIENT span → SendGate → HTTPTransport
 
 * ``GuardTransport`` refuses non-HTTP(S) schemes and redirects from a public host into private,
   loopback or link-local addresses, and strips credential headers on a cross-host hop.
@@ -10,6 +10,7 @@ Order, outer → inner (built in one place, :func:`oafetch.http.client.build_tra
 * A cache hit (when a cache stage is configured) spends nothing below it.
 * ``BreakerTransport`` fails fast when the host's breaker is open: no token is spent.
 * ``RateLimitTransport`` makes every attempt and every redirect hop pay for a rate slot.
+* ``SendGateTransport`` spaces the actual sends, in case a reserved slot was taken late.
 
 Per-request facts travel in ``request.extensions["oafetch"]`` (a dict shared by all hops of a
 request): the stages write ``host``, ``url_hash``, ``url_redacted``, ``breaker_state``,
@@ -200,6 +201,33 @@ class RateLimitTransport(httpx.BaseTransport):
         if self._adapt:
             self._limiter.observe_headers(host, response.headers)
         return response
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+class SendGateTransport(httpx.BaseTransport):
+    """Spaces the *actual* sends to a host, right above the socket (see ``RateLimiter.gate``).
+
+    A reserved slot can be taken late (a thread woke up late); the gate, as close to the write
+    as the stack allows, keeps two sends from reaching the server closer than the policy says.
+    Its waits are short and keep the worker's slot.
+    """
+
+    def __init__(self, inner: httpx.BaseTransport, limiter: RateLimiter,
+                 cancel: threading.Event) -> None:
+        self._inner = inner
+        self._limiter = limiter
+        self._cancel = cancel
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        host = request.url.host
+        while (late := self._limiter.gate(host)) > 0:
+            if self._cancel.wait(late):
+                raise FetchError(Reason.CANCELLED, "run interrupted while waiting for a rate slot")
+            meta = meta_of(request)
+            meta["rate_delay_ms"] = meta.get("rate_delay_ms", 0.0) + late * 1000
+        return self._inner.handle_request(request)
 
     def close(self) -> None:
         self._inner.close()

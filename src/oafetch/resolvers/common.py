@@ -23,9 +23,9 @@ from urllib.parse import urlsplit
 
 from oafetch.errors import FetchError, ResolverError
 from oafetch.http.client import HttpClient
-from oafetch.http.urls import redact_url
 from oafetch.resolvers.base import Candidate, Resolver, WorkIds, text
 from oafetch.tokens import Kind, Reason, Role
+from oafetch.urls import redact_url
 
 _ARXIV_URL = re.compile(
     r"^https?://(?:www\.|export\.)?arxiv\.org/(?:abs|pdf)/(.+?)(?:v\d+)?(?:\.pdf)?/?$", re.I

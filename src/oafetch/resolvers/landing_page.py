@@ -81,18 +81,31 @@ def extract_links(html: str, page_url: str) -> list[str]:
         parser.close()
     except Exception:  # html.parser is tolerant, but never let a page crash a work
         pass
-    base = urljoin(page_url, parser.base) if parser.base else page_url
+    base = (_absolute(page_url, parser.base) if parser.base else None) or page_url
     found: list[str] = []
     for href in (*parser.meta, *parser.alternate, *parser.refresh, *parser.anchors):
         href = href.strip()
         if not href or href.startswith(("javascript:", "mailto:", "#", "data:")):
             continue
-        url = urljoin(base, href)
-        if urlsplit(url).scheme in ("http", "https") and url not in found and url != page_url:
+        url = _absolute(base, href)
+        if url is not None and url not in found and url != page_url:
             found.append(url)
         if len(found) >= MAX_LINKS:
             break
     return found
+
+
+def _absolute(base: str, href: str) -> str | None:
+    """``href`` resolved against ``base`` if that gives an http(s) URL with a host, else None.
+
+    ``http:x.pdf`` (a scheme but no host) and malformed hosts (``http://[::1``) are dropped.
+    """
+    try:
+        url = urljoin(base, href)
+        parts = urlsplit(url)
+        return url if parts.scheme.lower() in ("http", "https") and parts.hostname else None
+    except ValueError:
+        return None
 
 
 class LandingPageResolver(Resolver):

@@ -14,10 +14,10 @@ from typing import Any, ClassVar
 
 from oafetch.errors import FetchError, ResolverError
 from oafetch.http.client import HttpClient
-from oafetch.http.urls import redact_url
 from oafetch.resolvers.base import Candidate, Resolver, WorkIds, as_list, quote_path, text
 from oafetch.resolvers.common import Found, bad_response, error_body, fetch_json, require_dict
 from oafetch.tokens import Reason, Role
+from oafetch.urls import redact_url
 from oafetch.works import Work
 
 _PMH_ARXIV = re.compile(r"^oai:arxiv\.org:(.+)$", re.I)

@@ -16,10 +16,10 @@ from typing import Any, ClassVar
 from urllib.parse import urlencode, urlsplit
 
 from oafetch.http.client import HttpClient
-from oafetch.http.urls import host_of
 from oafetch.resolvers.base import Candidate, Resolver, WorkIds, dig, text
 from oafetch.resolvers.common import Found, bad_response, fetch_json, is_http_url, require_dict
 from oafetch.tokens import Role
+from oafetch.urls import host_of
 from oafetch.works import IdKind, Work
 
 MAX_LOOKUPS = 4

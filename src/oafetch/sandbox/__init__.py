@@ -20,11 +20,11 @@ from .ratecheck import RateSpec
 from .sandbox import DEFAULT_RATE, DEFAULT_RATES, Sandbox, serve_forever
 
 __all__ = [
-    "DEFAULT_RATE",
-    "DEFAULT_RATES",
     "Behaviour",
     "Copy",
     "Corpus",
+    "DEFAULT_RATE",
+    "DEFAULT_RATES",
     "LinkStyle",
     "Mode",
     "Page",

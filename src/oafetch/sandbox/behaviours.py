@@ -232,7 +232,9 @@ class _Planner:
         ids = ident.repo_ids
         if repo == ARXIV:
             assert ident.arxiv_id is not None
-            listers = {ARXIV} | extra | ({S2} if rng.random() < 0.4 else set())
+            # S2 reports one openAccessPdf: the arXiv copy only when no publisher copy competes.
+            s2 = not extra and rng.random() < 0.4
+            listers = {ARXIV} | extra | ({S2} if s2 else set())
             idx = plan.add_copy(
                 Copy(
                     "arxiv",
@@ -245,10 +247,11 @@ class _Planner:
                 )
             )
             page_listers = {OPENALEX}
-            if rng.random() < 0.5:
-                page_listers.add(UNPAYWALL)
-            if ident.doi.lower().startswith("10.48550/"):
-                page_listers.add(LANDING)
+            datacite = ident.doi.lower().startswith("10.48550/")
+            if datacite:
+                page_listers |= {LANDING, OPENAIRE}  # doi.org (and OpenAIRE's DOI URL) land here
+            elif rng.random() < 0.5:
+                page_listers.add(UNPAYWALL)  # Unpaywall knows Crossref DOIs only
             plan.pages.append(
                 Page(
                     "arxiv",

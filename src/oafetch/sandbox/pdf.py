@@ -46,50 +46,52 @@ class PdfFactory:
         return b"".join(parts)
 
     def build(self, key: str, title: str, size: int, offset: int) -> bytes:
-        """A PDF of (about, at least) `size` bytes naming `key` and `title`.
+        """A PDF of exactly `size` bytes naming `key` and `title`.
 
-        The result is exactly `size` bytes unless `size` is below the fixed overhead of the
-        structure (about 800 bytes), in which case it is the smallest file that fits.
+        When `size` is below the fixed overhead of the structure (about 900 bytes) the result
+        is the smallest file that fits instead.
         """
         filler_len = _MIN_FILLER
-        for _ in range(3):  # the /Length digits change the overhead; settle in a few passes
-            body = self._assemble(key, title, filler_len, offset)
-            overhead = len(body) - filler_len
-            wanted = max(_MIN_FILLER, size - overhead)
+        for _ in range(4):  # the /Length and startxref digits move the overhead; settle
+            head, tail = self._frame(key, title, filler_len)
+            wanted = max(_MIN_FILLER, size - len(head) - len(tail))
             if wanted == filler_len:
-                return body
+                break
             filler_len = wanted
-        return self._assemble(key, title, filler_len, offset)
+        head, tail = self._frame(key, title, filler_len)
+        return b"".join((head, self._filler(offset, filler_len), tail))
 
-    def _assemble(self, key: str, title: str, filler_len: int, offset: int) -> bytes:
+    def _frame(self, key: str, title: str, filler_len: int) -> tuple[bytes, bytes]:
+        """The bytes before and after the filler stream, with true xref offsets."""
         text = (
             f"BT /F1 14 Tf 72 720 Td ({_escape(title)}) Tj ET\n"
             f"BT /F1 9 Tf 72 700 Td (oafetch sandbox work {_escape(key)}) Tj ET\n"
         ).encode()
-        objects: list[bytes] = [
+        before: list[bytes] = [
             b"<< /Type /Catalog /Pages 2 0 R >>",
             b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
             b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
             b"/Resources << /Font << /F1 5 0 R >> >> /Contents 4 0 R >>",
             b"<< /Length %d >>\nstream\n" % len(text) + text + b"\nendstream",
             b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-            b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % filler_len
-            + self._filler(offset, filler_len)
-            + b"\nendstream",
-            f"<< /Title ({_escape(title)}) /Producer (oafetch sandbox) >>".encode(),
         ]
-        out = bytearray(_HEAD)
+        head = bytearray(_HEAD)
         offsets: list[int] = []
-        for number, obj in enumerate(objects, start=1):
-            offsets.append(len(out))
-            out += b"%d 0 obj\n" % number + obj + b"\nendobj\n"
-        xref_at = len(out)
-        out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+        for number, obj in enumerate(before, start=1):
+            offsets.append(len(head))
+            head += b"%d 0 obj\n" % number + obj + b"\nendobj\n"
+        offsets.append(len(head))
+        head += b"6 0 obj\n<< /Length %d /Filter /FlateDecode >>\nstream\n" % filler_len
+        tail = bytearray(b"\nendstream\nendobj\n")
+        offsets.append(len(head) + filler_len + len(tail))
+        tail += f"7 0 obj\n<< /Title ({_escape(title)}) /Producer (oafetch sandbox) >>\nendobj\n".encode()
+        xref_at = len(head) + filler_len + len(tail)
+        tail += b"xref\n0 8\n0000000000 65535 f \n"
         for at in offsets:
-            out += b"%010d 00000 n \n" % at
-        out += b"trailer\n<< /Size %d /Root 1 0 R /Info 7 0 R >>\n" % (len(objects) + 1)
-        out += b"startxref\n%d\n%%%%EOF\n" % xref_at
-        return bytes(out)
+            tail += b"%010d 00000 n \n" % at
+        tail += b"trailer\n<< /Size 8 /Root 1 0 R /Info 7 0 R >>\n"
+        tail += b"startxref\n%d\n%%%%EOF\n" % xref_at
+        return bytes(head), bytes(tail)
 
     def oversized_chunks(self, size: int, chunk: int = 256 * 1024) -> Iterator[bytes]:
         """Stream a PDF-looking file of exactly `size` bytes in chunks of about `chunk`."""

