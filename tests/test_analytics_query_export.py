@@ -260,3 +260,11 @@ def test_value_of_wrong_type_is_an_error(tmp_path: Path) -> None:
         conn.commit()
     with pytest.raises(store.StoreError, match="cannot read table http_events"):
         parquet.export_store(db, tmp_path / "out")
+
+
+def test_parallel_readers_wait_for_locks(tmp_path: Path) -> None:
+    """Tables read side by side on a fresh WAL store never fail with "database is locked"."""
+    for i in range(10):
+        db = build_store(tmp_path / f"s{i}")
+        files = parquet.export_store(db, tmp_path / f"o{i}", run_id="good")
+        assert len(files) == len(TABLES)

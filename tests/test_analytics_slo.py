@@ -278,3 +278,21 @@ def test_cli_empty_store(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
         conn.executescript(store.schema_sql())
     assert main(["slo", "--db", str(db)]) == 2
     assert "has no runs yet" in capsys.readouterr().err
+
+
+def test_register_adds_the_telemetry_group(
+    crafted: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """register() plugs the group into a parent parser; handlers are args.func(args) -> int."""
+    import argparse
+
+    from oafetch.telemetry.analytics_cli import register
+
+    parser = argparse.ArgumentParser(prog="oafetch")
+    register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["telemetry", "slo", "--db", str(crafted), "--run", "good"])
+    assert args.func(args) == 0
+    for command in ("query", "export", "serve"):
+        with pytest.raises(SystemExit):
+            parser.parse_args(["telemetry", command, "--help"])
+    capsys.readouterr()

@@ -17,6 +17,7 @@ from oafetch.http.client import HttpClient
 from oafetch.resolvers.base import Candidate, Resolver, WorkIds
 from oafetch.resolvers.registry import build_resolvers
 from oafetch.sandbox import Behaviour, Corpus, Sandbox, SandboxWork
+from oafetch.sandbox.model import GOOD_MODES
 from oafetch.sandbox_config import SANDBOX_CORE_KEY, config_for
 from oafetch.tokens import Role
 from oafetch.works import parse_work
@@ -88,9 +89,8 @@ def test_no_oa_works_get_no_file_candidates(
     sandbox: Sandbox, setup: tuple[dict[str, Resolver], HttpClient]
 ) -> None:
     resolvers, http = setup
-    good = {
-        sandbox.url(c.host, c.path) for w in sandbox.works for c in w.copies
-    }
+    good = {sandbox.url(c.host, c.path) for w in sandbox.works for c in w.copies
+            if c.mode in GOOD_MODES}
     for work in (w for w in sandbox.works if w.behaviour is Behaviour.NO_OA):
         found, _ = chain(work, resolvers, http)
         offered = {c.url for cands in found.values() for c in cands if c.role is Role.ARTIFACT}

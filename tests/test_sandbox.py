@@ -4,6 +4,7 @@ the server-side rate check, the request log and the server's lifecycle.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import socket
@@ -32,10 +33,16 @@ def sb() -> Iterator[Sandbox]:
         yield box
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def client() -> Iterator[httpx.Client]:
     with httpx.Client(timeout=10) as c:
         yield c
+
+
+@functools.cache
+def default_corpus() -> Corpus:
+    """The default-sized corpus (500 works), built once for the tests that need its variety."""
+    return Corpus(7)
 
 
 def pick(sb: Sandbox, pred: Callable[[SandboxWork], bool]) -> SandboxWork:
@@ -132,8 +139,7 @@ def test_openalex_single_work_forms(sb: Sandbox, client: httpx.Client) -> None:
 
 def test_openalex_merged_id_redirects(client: httpx.Client) -> None:
     """A merged (alias) W id answers 301 to the canonical work."""
-    corpus = Corpus(7)
-    with Sandbox(corpus, rates_enforced=False, host_base=120) as box:
+    with Sandbox(default_corpus(), rates_enforced=False, host_base=120) as box:
         work = next(w for w in box.works if w.openalex_alias)
         r = client.get(f"{box.base_urls['openalex']}/works/{work.openalex_alias}")
         assert r.status_code == 301 and r.headers["location"].endswith(f"/works/{work.openalex_id}")
@@ -217,7 +223,7 @@ def test_arxiv_error_feed_and_robots(sb: Sandbox, client: httpx.Client) -> None:
 
 def test_arxiv_old_style_ids() -> None:
     """Old-style ids (archive/YYMMNNN) resolve in the API and on /pdf/."""
-    with Sandbox(Corpus(7), rates_enforced=False, host_base=160) as box, httpx.Client() as c:
+    with Sandbox(default_corpus(), rates_enforced=False, host_base=160) as box, httpx.Client() as c:
         work = next(w for w in box.works if w.arxiv_id and "/" in w.arxiv_id
                     and w.expected_obtainable)  # fmt: skip
         feed = c.get(f"{box.base_urls['arxiv_api']}/api/query", params={"id_list": work.arxiv_id})
@@ -351,7 +357,7 @@ def test_figshare_article_search_and_download(sb: Sandbox, client: httpx.Client)
 
 def test_hal_files_s_is_array_or_scalar(client: httpx.Client) -> None:
     """fileMain_s points at hal_site's document; files_s is sometimes a list, sometimes a str."""
-    with Sandbox(Corpus(7, n_works=500), rates_enforced=False, host_base=200) as box:
+    with Sandbox(default_corpus(), rates_enforced=False, host_base=200) as box:
         kinds = set()
         for work in (w for w in box.works if w.variant == "hal"):
             r = client.get(f"{box.base_urls['hal']}/search/",

@@ -123,12 +123,16 @@ def test_install_into_an_application_s_providers(tmp_path: Path) -> None:
         tracer = installed.telemetry.tracer
         with identity(run_id="app-run"), tracer.start_as_current_span(names.SPAN_ATTEMPT) as s:
             s.set_attribute(names.SOURCE, "zenodo")
+        with provider.get_tracer("app").start_as_current_span("app.own.work"):
+            pass  # the application's span: not oafetch's to store
         installed.telemetry.instruments.download_size.record(2048)
         assert installed.flush()
     finally:
         assert installed.shutdown()
-    (span,) = app_spans.get_finished_spans()
+    span, _own = app_spans.get_finished_spans()
     assert (span.attributes or {})[names.RUN_ID] == "app-run"
+    stored = [json.loads(x)["name"] for x in (tmp_path / "spans.jsonl").read_text().splitlines()]
+    assert stored == [names.SPAN_ATTEMPT]
     conn = sqlite3.connect(tmp_path / "telemetry.sqlite")
     try:
         assert conn.execute("SELECT run_id, source FROM fallback_attempts").fetchall() == [
@@ -139,7 +143,7 @@ def test_install_into_an_application_s_providers(tmp_path: Path) -> None:
     # The application's provider still works after oafetch's part shut down.
     with provider.get_tracer("app").start_as_current_span("after"):
         pass
-    assert len(app_spans.get_finished_spans()) == 2
+    assert len(app_spans.get_finished_spans()) == 3
     data = reader.get_metrics_data()
     assert data is not None
     (size,) = [

@@ -169,7 +169,7 @@ class CacheConfig(_Frozen):
 
     @staticmethod
     def parse_duration(value: object) -> float:
-        """Seconds from a number or a text like ``"90"``, ``"30m"``, ``"12h"``, ``"3d"``, ``"1d12h"``.
+        """Seconds from a number or a text like ``"90"``, ``"30m"``, ``"12h"``, ``"3d"``, ``"1w"``.
 
         Raises:
             ValueError: not a non-negative duration.

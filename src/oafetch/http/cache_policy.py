@@ -303,14 +303,14 @@ def is_challenge_body(body: bytes) -> bool:
 
 
 # -- keys and credentials ---------------------------------------------------------------------
-def cache_url(url: str) -> str:
-    """The URL the cache keys on and stores: canonical, without credential parameters."""
-    return canonical_url(url)
+def cache_url(url: str, secrets: Iterable[str] = ()) -> str:
+    """The URL the cache keys on and stores: canonical, no credential parameter or e-mail."""
+    return scrub_text(canonical_url(url), secrets)
 
 
-def cache_key(method: str, url: str) -> str:
-    """The storage key of a request (sha256 hex of method and :func:`cache_url`)."""
-    return hashlib.sha256(f"oafetch-v1 {method.upper()} {cache_url(url)}".encode()).hexdigest()
+def cache_key(method: str, cached_url: str) -> str:
+    """The storage key of a request: sha256 hex of the method and its :func:`cache_url`."""
+    return hashlib.sha256(f"oafetch-v1 {method.upper()} {cached_url}".encode()).hexdigest()
 
 
 def scrub_text(value: str, secrets: Iterable[str] = ()) -> str:

@@ -84,7 +84,8 @@ class PdfFactory:
         head += b"6 0 obj\n<< /Length %d /Filter /FlateDecode >>\nstream\n" % filler_len
         tail = bytearray(b"\nendstream\nendobj\n")
         offsets.append(len(head) + filler_len + len(tail))
-        tail += f"7 0 obj\n<< /Title ({_escape(title)}) /Producer (oafetch sandbox) >>\nendobj\n".encode()
+        info = f"<< /Title ({_escape(title)}) /Producer (oafetch sandbox) >>"
+        tail += f"7 0 obj\n{info}\nendobj\n".encode()
         xref_at = len(head) + filler_len + len(tail)
         tail += b"xref\n0 8\n0000000000 65535 f \n"
         for at in offsets:

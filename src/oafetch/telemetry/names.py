@@ -47,7 +47,9 @@ ELAPSED_MS: Final = "oafetch.elapsed_ms"
 
 # -- oafetch.body --------------------------------------------------------------------------------
 BODY_BYTES: Final = "oafetch.body.bytes"
-BODY_HTTP_SPAN_ID: Final = "oafetch.body.http_span_id"  # span_id (hex) of the CLIENT span it follows
+BODY_HTTP_SPAN_ID: Final = (
+    "oafetch.body.http_span_id"  # span_id (hex) of the CLIENT span it follows
+)
 
 # -- oafetch.attempt -----------------------------------------------------------------------------
 TIER: Final = "oafetch.tier"

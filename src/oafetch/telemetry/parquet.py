@@ -43,6 +43,8 @@ from oafetch.telemetry.store import Column, StoreError
 COMPRESSION = "zstd"
 #: Rows per Parquet row group (and per Arrow batch read from SQLite).
 ROW_GROUP_ROWS = 131_072
+#: How long a reader waits for a lock held by another connection (as ``sqlite3``'s 5 s default).
+BUSY_TIMEOUT_MS = 5000
 #: Tables exported at once.
 EXPORT_WORKERS = max(1, min(4, os.cpu_count() or 1))
 
@@ -55,6 +57,7 @@ def _load_adbc() -> ModuleType | None:
 
 
 _ADBC = _load_adbc()
+_ADBC_ERRORS: tuple[type[Exception], ...] = (_ADBC.Error,) if _ADBC is not None else ()
 
 
 def arrow_type(decltype: str) -> pa.DataType:
@@ -92,7 +95,7 @@ def read_batches(
     reader = _adbc_batches if _ADBC is not None else _sqlite_batches
     try:
         yield from reader(db_path, select, params, schema)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, OSError, sqlite3.Error) as exc:
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OSError, sqlite3.Error, *_ADBC_ERRORS) as exc:
         raise StoreError(f"cannot read table {table} of {db_path}: {exc}") from exc
 
 
@@ -139,6 +142,10 @@ def _adbc_batches(
         contextlib.closing(_ADBC.connect(_ro_uri(db_path))) as conn,
         contextlib.closing(conn.cursor()) as cur,
     ):
+        # The driver sets no busy timeout: a reader opening while another reader sets up the
+        # WAL index (or a live run commits) would fail at once with "database is locked".
+        cur.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        cur.fetchall()
         cur.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": str(ROW_GROUP_ROWS)})
         cur.execute(sql, params)
         first = True

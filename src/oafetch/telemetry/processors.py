@@ -125,6 +125,14 @@ class StampingProcessor(SpanProcessor):
         return True
 
 
+def _is_oafetch(span: ReadableSpan) -> bool:
+    scope = span.instrumentation_scope
+    if scope is not None and scope.name == names.INSTRUMENTATION_SCOPE:
+        return True
+    attrs = span.attributes or {}
+    return names.RUN_ID in attrs or names.ROLE in attrs
+
+
 # -- the schema processor -----------------------------------------------------------------------
 
 
@@ -155,6 +163,8 @@ class SchemaProcessor(SpanProcessor):
         linger_s: after a first span arrives, wait up to this long for more before writing, so a
             quiet run commits a few times a second instead of once per span.
         max_pending: spans that may wait for the writer before ending threads are made to wait.
+        only_oafetch: ignore spans that are not oafetch's (neither from its tracer nor stamped
+            with its identity): set when the provider is an application's (``install``).
     """
 
     def __init__(
@@ -164,8 +174,10 @@ class SchemaProcessor(SpanProcessor):
         max_batch: int = 2048,
         linger_s: float = 0.05,
         max_pending: int = 250_000,
+        only_oafetch: bool = False,
     ) -> None:
         self._writers = list(writers)
+        self._only_oafetch = only_oafetch
         self._max_batch = max_batch
         self._linger_s = linger_s
         self._max_pending = max_pending
@@ -215,6 +227,8 @@ class SchemaProcessor(SpanProcessor):
             self._log_once("on_start", "oafetch: could not record the start of a run")
 
     def on_end(self, span: ReadableSpan) -> None:
+        if self._only_oafetch and not _is_oafetch(span):
+            return
         if self._closed:
             self._drop(1, "closed", "oafetch: a span ended after telemetry shut down; not stored")
             return

@@ -41,7 +41,9 @@ class Instruments:
                 names.METRIC_DOWNLOAD_SIZE, unit="By", description="Size of stored bodies."
             ),
             rate_delay=meter.create_histogram(
-                names.METRIC_RATE_DELAY, unit="s", description="Time spent waiting for a rate token."
+                names.METRIC_RATE_DELAY,
+                unit="s",
+                description="Time spent waiting for a rate token.",
             ),
             breaker_transitions=meter.create_counter(
                 names.METRIC_BREAKER_TRANSITIONS,

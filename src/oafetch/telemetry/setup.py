@@ -52,7 +52,9 @@ SHUTDOWN_TIMEOUT_S = 3.0
 _LOCAL_DRAIN_MIN_S = 30.0
 
 
-def _schema_processor(out_dir: Path, *, sqlite: bool, jsonl: bool) -> SchemaProcessor | None:
+def _schema_processor(
+    out_dir: Path, *, sqlite: bool, jsonl: bool, only_oafetch: bool = False
+) -> SchemaProcessor | None:
     from oafetch.telemetry.jsonl_exporter import JSONL_FILE, JsonlSpanExporter
     from oafetch.telemetry.processors import SchemaProcessor, SchemaWriter
     from oafetch.telemetry.sqlite_exporter import SQLITE_FILE, SqliteSpanExporter
@@ -62,7 +64,7 @@ def _schema_processor(out_dir: Path, *, sqlite: bool, jsonl: bool) -> SchemaProc
         writers.append(SqliteSpanExporter(out_dir / SQLITE_FILE, out_dir=out_dir))
     if jsonl:
         writers.append(JsonlSpanExporter(out_dir / JSONL_FILE))
-    return SchemaProcessor(writers) if writers else None
+    return SchemaProcessor(writers, only_oafetch=only_oafetch) if writers else None
 
 
 class _Local:
@@ -396,7 +398,8 @@ def install(
     tracer_provider.add_span_processor(
         StampingProcessor(failure_duration=telemetry.instruments.failure_duration)
     )
-    schema = _schema_processor(out, sqlite=sqlite, jsonl=jsonl)
+    # The application's own spans pass through this provider too: store only oafetch's.
+    schema = _schema_processor(out, sqlite=sqlite, jsonl=jsonl, only_oafetch=True)
     if schema is not None:
         tracer_provider.add_span_processor(schema)
     if activate:
