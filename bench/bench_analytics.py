@@ -194,7 +194,7 @@ def bytes_per_row(path: Path) -> float:
         (rows,) = conn.execute("SELECT COUNT(*) FROM http_events").fetchone()
     finally:
         conn.close()
-    return float(size) / rows
+    return float(size) / float(rows)
 
 
 def _secs(seconds: float) -> str:

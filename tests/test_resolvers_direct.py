@@ -13,7 +13,7 @@ from werkzeug import Request, Response
 from oafetch.config import Config
 from oafetch.errors import FetchError, ResolverError
 from oafetch.http.client import HttpClient
-from oafetch.resolvers.base import Resolver, WorkIds
+from oafetch.resolvers.base import Candidate, Resolver, WorkIds
 from oafetch.resolvers.crossref import CrossrefResolver
 from oafetch.resolvers.openalex import OpenAlexResolver
 from oafetch.resolvers.semantic_scholar import SemanticScholarResolver
@@ -44,7 +44,8 @@ def _no_env_keys(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
 
 
-def run(cls: type[Resolver], server: HTTPServer, ident: str, **settings: Any) -> tuple[list, WorkIds]:
+def run(cls: type[Resolver], server: HTTPServer, ident: str,
+        **settings: Any) -> tuple[list[Candidate], WorkIds]:
     resolver, http = make(cls, server, **settings)
     work = parse_work(ident)
     ids = WorkIds.of(work)
@@ -122,7 +123,8 @@ def test_unpaywall_email_setting_beats_env_and_mailto(httpserver: HTTPServer,
 @pytest.mark.parametrize("body", [b"<html>oops</html>", b'{"doi": "10.1000/a"', b"[1, 2]",
                                   b'{"error": true, "message": "internal"}'])
 def test_unpaywall_unusable_answers_are_bad_response(httpserver: HTTPServer, body: bytes) -> None:
-    httpserver.expect_request("/v2/10.1000/a").respond_with_data(body, content_type="application/json")
+    httpserver.expect_request("/v2/10.1000/a").respond_with_data(
+        body, content_type="application/json")
     with pytest.raises(ResolverError) as info:
         run(UnpaywallResolver, httpserver, "10.1000/a")
     assert info.value.reason is Reason.BAD_RESPONSE
@@ -214,7 +216,7 @@ def test_openalex_follows_a_merged_work_redirect(httpserver: HTTPServer) -> None
         Response(status=301, headers={"Location": httpserver.url_for("/works/W1")}))
     httpserver.expect_request("/works/W1").respond_with_json({
         "id": "https://openalex.org/W1", "best_oa_location": {"pdf_url": "https://x.example/a.pdf"}})
-    found, ids = run(OpenAlexResolver, httpserver, "W5000000001")
+    found, _ = run(OpenAlexResolver, httpserver, "W5000000001")
     assert [c.url for c in found] == ["https://x.example/a.pdf"]
 
 

@@ -339,9 +339,10 @@ def test_zenodo_restricted_record_and_new_files_shape(httpserver: HTTPServer) ->
 
 
 def test_zenodo_searches_other_dois(httpserver: HTTPServer) -> None:
-    httpserver.expect_request("/api/records", query_string={"q": 'doi:"10.1000/xyz"', "size": "5"}) \
-        .respond_with_json({"hits": {"hits": [{**zenodo_record(), "doi": "10.1000/XYZ"},
-                                              {**zenodo_record(), "doi": "10.1000/other"}]}})
+    query = {"q": 'doi:"10.1000/xyz"', "size": "5"}
+    hits = [{**zenodo_record(), "doi": "10.1000/XYZ"}, {**zenodo_record(), "doi": "10.1000/other"}]
+    httpserver.expect_request("/api/records", query_string=query).respond_with_json(
+        {"hits": {"hits": hits}})
     assert len(run(ZenodoResolver, httpserver, "10.1000/xyz")[0]) == 1
 
 

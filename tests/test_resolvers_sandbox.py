@@ -129,7 +129,7 @@ def test_pmc_never_offers_the_bot_wall(
 def test_unpaywall_placeholder_email_is_refused_by_the_sandbox(
     sandbox: Sandbox, setup: tuple[dict[str, Resolver], HttpClient]
 ) -> None:
-    resolvers, http = setup
+    _, http = setup
     config = Config(**{**config_for(sandbox.base_urls, {}), "mailto": "me@example.com"},
                     telemetry={"enabled": False}, politeness={"enabled": False})
     built, _ = build_resolvers(config)

@@ -42,7 +42,7 @@ def client() -> Iterator[httpx.Client]:
 @functools.cache
 def default_corpus() -> Corpus:
     """The default-sized corpus (500 works), built once for the tests that need its variety."""
-    return Corpus(7)
+    return Corpus(7, oversized_bytes=4 * 1024**2)
 
 
 def pick(sb: Sandbox, pred: Callable[[SandboxWork], bool]) -> SandboxWork:
@@ -84,7 +84,9 @@ def test_unpaywall_landing_only_has_null_pdf(sb: Sandbox, client: httpx.Client) 
     assert best["url_for_pdf"] is None and best["url"] == best["url_for_landing_page"]
 
 
-@pytest.mark.parametrize("params", [{}, {"email": "me@example.com"}, {"email": "x@lab.example.com"}])
+@pytest.mark.parametrize(
+    "params", [{}, {"email": "me@example.com"}, {"email": "x@lab.example.com"}]
+)
 def test_unpaywall_demands_a_real_email(
     sb: Sandbox, client: httpx.Client, params: dict[str, str]
 ) -> None:
@@ -125,8 +127,13 @@ def test_openalex_single_work_forms(sb: Sandbox, client: httpx.Client) -> None:
     """doi:, DOI URL, W id, pmid: and pmcid: lookups return the same work."""
     base = sb.base_urls["openalex"]
     work = pick(sb, lambda w: w.pmid is not None and w.pmcid is not None)
-    keys = [f"doi:{work.doi}", f"https://doi.org/{work.doi}", work.openalex_id,
-            f"pmid:{work.pmid}", f"pmcid:{work.pmcid}"]  # fmt: skip
+    keys = [
+        f"doi:{work.doi}",
+        f"https://doi.org/{work.doi}",
+        work.openalex_id,
+        f"pmid:{work.pmid}",
+        f"pmcid:{work.pmcid}",
+    ]
     ids = {client.get(f"{base}/works/{key}", params={"api_key": "k"}).json()["id"] for key in keys}
     assert ids == {f"https://openalex.org/{work.openalex_id}"}
     body = client.get(f"{base}/works/{work.openalex_id}").json()
@@ -152,8 +159,9 @@ def test_openalex_cursor_pagination_walks_the_filter(sb: Sandbox, client: httpx.
     cursor: str | None = "*"
     total = None
     while cursor is not None:
-        r = client.get(f"{base}/works", params={"filter": "is_oa:true", "per-page": 7,
-                                                 "cursor": cursor})  # fmt: skip
+        r = client.get(
+            f"{base}/works", params={"filter": "is_oa:true", "per-page": 7, "cursor": cursor}
+        )
         body = r.json()
         total = body["meta"]["count"]
         assert body["meta"]["per_page"] == 7
@@ -224,8 +232,9 @@ def test_arxiv_error_feed_and_robots(sb: Sandbox, client: httpx.Client) -> None:
 def test_arxiv_old_style_ids() -> None:
     """Old-style ids (archive/YYMMNNN) resolve in the API and on /pdf/."""
     with Sandbox(default_corpus(), rates_enforced=False, host_base=160) as box, httpx.Client() as c:
-        work = next(w for w in box.works if w.arxiv_id and "/" in w.arxiv_id
-                    and w.expected_obtainable)  # fmt: skip
+        work = next(
+            w for w in box.works if w.arxiv_id and "/" in w.arxiv_id and w.expected_obtainable
+        )
         feed = c.get(f"{box.base_urls['arxiv_api']}/api/query", params={"id_list": work.arxiv_id})
         assert ET.fromstring(feed.content).find(f"{ATOM}entry") is not None
         pdf = c.get(f"{box.base_urls['arxiv']}/pdf/{work.arxiv_id}")
@@ -245,8 +254,11 @@ def test_idconv_records_and_errors(sb: Sandbox, client: httpx.Client) -> None:
     records = body["records"]
     assert [r["pmcid"] for r in records[:-1]] == [w.pmcid for w in in_pmc]
     assert {type(r["pmid"]) for r in records[:-1]} == {int, str}
-    assert records[-1] == {"requested-id": "99999999", "status": "error",
-                           "errmsg": "Identifier not found in PMC"}  # fmt: skip
+    assert records[-1] == {
+        "requested-id": "99999999",
+        "status": "error",
+        "errmsg": "Identifier not found in PMC",
+    }
     too_many = ",".join(str(n) for n in range(201))
     assert client.get(url, params={"ids": too_many, "format": "json"}).status_code == 400
 
@@ -360,16 +372,22 @@ def test_hal_files_s_is_array_or_scalar(client: httpx.Client) -> None:
     with Sandbox(default_corpus(), rates_enforced=False, host_base=200) as box:
         kinds = set()
         for work in (w for w in box.works if w.variant == "hal"):
-            r = client.get(f"{box.base_urls['hal']}/search/",
-                           params={"q": f'doiId_s:"{work.doi}"', "wt": "json",
-                                   "fl": "halId_s,fileMain_s,files_s"})  # fmt: skip
+            r = client.get(
+                f"{box.base_urls['hal']}/search/",
+                params={
+                    "q": f'doiId_s:"{work.doi}"',
+                    "wt": "json",
+                    "fl": "halId_s,fileMain_s,files_s",
+                },
+            )
             doc = r.json()["response"]["docs"][0]
             kinds.add(type(doc["files_s"]))
             assert doc["fileMain_s"].endswith(f"/{work.repo_ids['hal']}/document")
         assert kinds == {list, str}
         notice = next(w for w in box.works if w.variant == "hal_notice")
-        r = client.get(f"{box.base_urls['hal']}/search/", params={"q": f'doiId_s:"{notice.doi}"',
-                                                                  "fl": "*"})  # fmt: skip
+        r = client.get(
+            f"{box.base_urls['hal']}/search/", params={"q": f'doiId_s:"{notice.doi}"', "fl": "*"}
+        )
         doc = r.json()["response"]["docs"][0]
         assert doc["submitType_s"] == "notice" and "fileMain_s" not in doc
 
@@ -393,8 +411,9 @@ def test_osf_chain_and_withdrawn(sb: Sandbox, client: httpx.Client) -> None:
 def test_openaire_research_products(sb: Sandbox, client: httpx.Client) -> None:
     """header.numFound, pids, bestAccessRight and landing-page instance URLs."""
     work = pick(sb, of(Behaviour.LANDING_ONLY))
-    r = client.get(f"{sb.base_urls['openaire']}/graph/v1/researchProducts",
-                   params={"pid": work.doi})  # fmt: skip
+    r = client.get(
+        f"{sb.base_urls['openaire']}/graph/v1/researchProducts", params={"pid": work.doi}
+    )
     body = r.json()
     assert body["header"]["numFound"] == 1
     result = body["results"][0]
@@ -428,8 +447,16 @@ def test_landing_page_styles(sb: Sandbox, client: httpx.Client, variant: str) ->
     }[variant]
     assert marker in page
     others = {"meta", "link", "anchor", "refresh"} - {variant}
-    assert not any({"meta": "citation_pdf_url", "link": 'type="application/pdf"',
-                    "anchor": "Download PDF", "refresh": "http-equiv"}[o] in page for o in others)
+    assert not any(
+        {
+            "meta": "citation_pdf_url",
+            "link": 'type="application/pdf"',
+            "anchor": "Download PDF",
+            "refresh": "http-equiv",
+        }[o]
+        in page
+        for o in others
+    )
 
 
 def test_wayback_availability_cdx_and_playback(sb: Sandbox, client: httpx.Client) -> None:
@@ -443,11 +470,24 @@ def test_wayback_availability_cdx_and_playback(sb: Sandbox, client: httpx.Client
     ]["closest"]
     assert closest["available"] is True and closest["status"] == "200"
     ts = closest["timestamp"]
-    rows = client.get(f"{base}/cdx/search/cdx", params=[
-        ("url", pdf_url), ("output", "json"), ("filter", "statuscode:200"),
-        ("filter", "mimetype:application/pdf")]).json()  # fmt: skip
-    assert rows[0] == ["urlkey", "timestamp", "original", "mimetype", "statuscode", "digest",
-                       "length"]  # fmt: skip
+    rows = client.get(
+        f"{base}/cdx/search/cdx",
+        params=[
+            ("url", pdf_url),
+            ("output", "json"),
+            ("filter", "statuscode:200"),
+            ("filter", "mimetype:application/pdf"),
+        ],
+    ).json()
+    assert rows[0] == [
+        "urlkey",
+        "timestamp",
+        "original",
+        "mimetype",
+        "statuscode",
+        "digest",
+        "length",
+    ]
     assert rows[1][1] == ts and rows[1][2] == pdf_url
     raw = client.get(f"{base}/web/{ts}id_/{pdf_url}")
     assert raw.content == sb.file_bytes(work.identifier)
@@ -467,8 +507,10 @@ def test_publisher_robots_roles(sb: Sandbox, client: httpx.Client) -> None:
     assert client.get(f"{sb.base_urls['publisher3']}/robots.txt").status_code == 500
     assert client.get(f"{sb.base_urls['publisher4']}/robots.txt").status_code == 404
     work = pick(sb, of(Behaviour.ROBOTS_DISALLOWED))
-    assert all(urlsplit(loc).path.startswith("/restricted/") for loc in
-               [sb.url(c.host, c.path) for c in work.copies])  # fmt: skip
+    assert all(
+        urlsplit(loc).path.startswith("/restricted/")
+        for loc in [sb.url(c.host, c.path) for c in work.copies]
+    )
 
 
 # ---- behaviours ----------------------------------------------------------------------
@@ -542,14 +584,18 @@ def test_slow_body_drips_but_completes(sb: Sandbox, client: httpx.Client) -> Non
 
 
 def test_oversized_is_streamed_with_honest_length(sb: Sandbox, client: httpx.Client) -> None:
-    """The announced length is the configured size, and that many bytes arrive."""
+    """The announced length is the configured size; that many bytes arrive, hashing as expected."""
     work = pick(sb, of(Behaviour.OVERSIZED))
     url = sb.url(work.copies[0].host, work.copies[0].path)
     head = client.head(url)
     assert int(head.headers["content-length"]) == sb.corpus.oversized_bytes
+    digest, total = hashlib.sha256(), 0
     with client.stream("GET", url) as r:
-        total = sum(len(chunk) for chunk in r.iter_raw())
-    assert total == sb.corpus.oversized_bytes
+        for chunk in r.iter_raw():
+            digest.update(chunk)
+            total += len(chunk)
+    assert total == sb.corpus.oversized_bytes and digest.hexdigest() == work.expected_sha256
+    assert work.obtainable_within(512 * 1024**2) and not work.obtainable_within(1024**2)
 
 
 def test_conditional_and_range_requests(sb: Sandbox, client: httpx.Client) -> None:
@@ -605,13 +651,30 @@ def test_log_records_every_field_without_secrets(sb: Sandbox, client: httpx.Clie
     """Each entry has the documented fields; Authorization is a bool only."""
     sb.clear_log()
     work = pick(sb, of(Behaviour.DIRECT_OA))
-    headers = {"User-Agent": "oafetch-test/1", "Authorization": "Bearer hunter2",
-               "If-None-Match": '"x"', "Range": "bytes=0-9"}  # fmt: skip
+    headers = {
+        "User-Agent": "oafetch-test/1",
+        "Authorization": "Bearer hunter2",
+        "If-None-Match": '"x"',
+        "Range": "bytes=0-9",
+    }
     client.get(sb.url(work.copies[0].host, work.copies[0].path), headers=headers)
     (entry,) = sb.requests()
-    assert set(entry) == {"ts", "service", "host", "port", "method", "path", "status",
-                          "bytes_sent", "throttled", "user_agent", "if_none_match",
-                          "if_modified_since", "has_authorization", "range"}  # fmt: skip
+    assert set(entry) == {
+        "ts",
+        "service",
+        "host",
+        "port",
+        "method",
+        "path",
+        "status",
+        "bytes_sent",
+        "throttled",
+        "user_agent",
+        "if_none_match",
+        "if_modified_since",
+        "has_authorization",
+        "range",
+    }
     assert entry["service"] == work.publisher and entry["host"] == sb.host_of(entry["service"])
     assert entry["status"] == 206 and entry["bytes_sent"] == 10 and entry["range"] == "bytes=0-9"
     assert entry["has_authorization"] is True and "hunter2" not in json.dumps(entry)
@@ -623,12 +686,34 @@ def test_hosts_are_distinct_addresses(sb: Sandbox) -> None:
     hosts = [urlsplit(url).hostname for url in sb.base_urls.values()]
     assert len(set(hosts)) == len(hosts) == len(sb.services)
     assert sb.base_urls["unpaywall"].startswith("http://127.0.0.40:")
-    assert set(sb.base_urls) >= {"unpaywall", "crossref", "openalex", "arxiv_api", "arxiv",
-                                 "pmc_idconv", "pmc_oa", "pmc_cloud", "pmc_site", "europe_pmc",
-                                 "europe_pmc_render", "semantic_scholar", "core", "doaj",
-                                 "zenodo", "figshare", "figshare_files", "hal", "hal_site",
-                                 "osf", "osf_site", "openaire", "doi", "wayback", "publisher1",
-                                 "publisher6"}  # fmt: skip
+    assert set(sb.base_urls) >= {
+        "unpaywall",
+        "crossref",
+        "openalex",
+        "arxiv_api",
+        "arxiv",
+        "pmc_idconv",
+        "pmc_oa",
+        "pmc_cloud",
+        "pmc_site",
+        "europe_pmc",
+        "europe_pmc_render",
+        "semantic_scholar",
+        "core",
+        "doaj",
+        "zenodo",
+        "figshare",
+        "figshare_files",
+        "hal",
+        "hal_site",
+        "osf",
+        "osf_site",
+        "openaire",
+        "doi",
+        "wayback",
+        "publisher1",
+        "publisher6",
+    }
 
 
 def test_concurrent_clients(sb: Sandbox) -> None:
@@ -656,8 +741,9 @@ def test_concurrent_clients(sb: Sandbox) -> None:
 
 def test_stop_is_prompt_with_idle_keepalive_connections() -> None:
     """stop() closes idle client connections and returns quickly; start/stop are idempotent."""
-    box = Sandbox(Corpus(3, n_works=10, pdf_size_range=(2_000, 3_000), oversized_bytes=5_000),
-                  host_base=140)  # fmt: skip
+    box = Sandbox(
+        Corpus(3, n_works=10, pdf_size_range=(2_000, 3_000), oversized_bytes=5_000), host_base=140
+    )
     box.start()
     assert box.start() is box
     with httpx.Client() as c:

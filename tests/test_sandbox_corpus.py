@@ -5,6 +5,7 @@ No sockets here: these are the table-driven checks of what the servers are built
 
 from __future__ import annotations
 
+import functools
 import random
 from collections import Counter
 
@@ -18,16 +19,32 @@ from oafetch.sandbox.pdf import PdfFactory
 from oafetch.sandbox.publishers import make_publishers
 from oafetch.sandbox.ratecheck import SlidingWindow, retry_after_seconds
 
+
+@functools.cache
+def corpus7() -> Corpus:
+    """The default corpus (seed 7, 500 works), with small oversized files, built once."""
+    return Corpus(7, oversized_bytes=2 * 1024 * 1024)
+
+
 SMALL = {"n_works": 80, "pdf_size_range": (4_000, 30_000), "oversized_bytes": 2 * 1024 * 1024}
 
 
 def test_public_api_is_pinned_and_sorted() -> None:
     """The sandbox's front door lists exactly these names, sorted."""
     assert sandbox_pkg.__all__ == sorted(sandbox_pkg.__all__)
-    assert set(sandbox_pkg.__all__) == {
-        "Behaviour", "Copy", "Corpus", "DEFAULT_RATE", "DEFAULT_RATES", "LinkStyle", "Mode",
-        "Page", "RateSpec", "Sandbox", "SandboxWork", "Snapshot", "serve_forever",
-    }  # fmt: skip
+    assert sandbox_pkg.__all__ == [
+        "Behaviour",
+        "Copy",
+        "Corpus",
+        "LinkStyle",
+        "Mode",
+        "Page",
+        "RateSpec",
+        "Sandbox",
+        "SandboxWork",
+        "Snapshot",
+        "serve_forever",
+    ]
     for name in sandbox_pkg.__all__:
         assert hasattr(sandbox_pkg, name)
 
@@ -49,15 +66,17 @@ def test_small_corpus_covers_every_behaviour() -> None:
 
 def test_default_mix_is_mostly_obtainable() -> None:
     """About 60 % direct/landing/repository, roughly four in five obtainable overall."""
-    corpus = Corpus(7)
+    corpus = corpus7()
     counts = Counter(w.behaviour for w in corpus.works)
     main = counts[Behaviour.DIRECT_OA] + counts[Behaviour.LANDING_ONLY]
     main += counts[Behaviour.REPOSITORY_ONLY]
     assert 0.55 <= main / 500 <= 0.65
     share = sum(w.expected_obtainable for w in corpus.works) / 500
     assert 0.7 <= share <= 0.9
-    kinds = Counter(w.identifier.split(":")[0] if ":" in w.identifier else w.identifier[:3]
-                    for w in corpus.works)  # fmt: skip
+    kinds = Counter(
+        w.identifier.split(":")[0] if ":" in w.identifier else w.identifier[:3]
+        for w in corpus.works
+    )
     assert kinds["PMID"] and kinds["arXiv"] and kinds["PMC"] and kinds["10."]
 
 
@@ -107,8 +126,10 @@ def test_pdf_bytes_look_like_pdfs_of_the_requested_size() -> None:
         assert len(data) == size
         assert data == factory.build("k", "A (title)", size, 123)
     assert factory.build("k", "t", 5_000, 0) != factory.build("j", "t", 5_000, 0)
-    streamed = b"".join(factory.oversized_chunks(3_000_000, chunk=65_536))
+    streamed = b"".join(factory.oversized_chunks(3_000_000, "k", 5, chunk=65_536))
     assert len(streamed) == 3_000_000 and streamed.endswith(b"%%EOF\n")
+    assert streamed.startswith(b"%PDF-1.7\n")
+    assert streamed != b"".join(factory.oversized_chunks(3_000_000, "j", 5))
 
 
 def test_identifier_normalisers() -> None:
@@ -126,7 +147,7 @@ def test_identifier_normalisers() -> None:
 
 def test_corpus_find_accepts_usual_forms() -> None:
     """`find` resolves a work from its DOI, DOI URL, arXiv, PMC, PMID and OpenAlex forms."""
-    corpus = Corpus(7)
+    corpus = corpus7()
     for work in corpus.works:
         assert corpus.find(work.identifier) is work
         assert corpus.find(f"https://doi.org/{work.doi.upper()}") is work
@@ -144,14 +165,18 @@ def test_publisher_roles_and_placement() -> None:
     assert not pubs["publisher2"].allows("/restricted/doi/pdf/x")
     assert pubs["publisher3"].robots_txt()[0] == 500 and not pubs["publisher3"].allows("/x")
     assert pubs["publisher4"].robots_txt()[0] == 404
-    corpus = Corpus(7)
+    corpus = corpus7()
     for work in corpus.works:
         if work.behaviour is Behaviour.ROBOTS_DISALLOWED:
             assert work.publisher == "publisher2"
             assert any(c.path.startswith("/restricted/") for c in work.copies)
         if work.publisher == "publisher3":
-            assert work.behaviour in {Behaviour.NO_OA, Behaviour.REPOSITORY_ONLY,
-                                      Behaviour.ARCHIVE_ONLY, Behaviour.CHALLENGE}  # fmt: skip
+            assert work.behaviour in {
+                Behaviour.NO_OA,
+                Behaviour.REPOSITORY_ONLY,
+                Behaviour.ARCHIVE_ONLY,
+                Behaviour.CHALLENGE,
+            }
 
 
 def test_modes_of_misbehaving_works() -> None:

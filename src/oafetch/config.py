@@ -244,7 +244,6 @@ class ResolverSettings(BaseModel):
     base_url: str | None = None
     api_key: SecretStr | None = None
     email: str | None = None
-    timeout_s: float | None = Field(None, gt=0, le=600)
 
 
 class TierConfig(_Frozen):

@@ -16,6 +16,7 @@ from typing import Any
 from oafetch.config import Config
 from oafetch.downloader import Downloader
 from oafetch.tokens import Outcome
+from oafetch.works import parse_work
 
 MARKER = ".oafetch-demo"
 
@@ -51,10 +52,12 @@ def run_demo(args: argparse.Namespace) -> int:
         with Downloader(config, resume=False) as dl:
             results = list(dl.run([w.identifier for w in works]))
         elapsed = time.time() - started
-    by_id = {w.identifier: w for w in works}
+    by_id = {parse_work(w.identifier).work_id: w for w in works}
     ok = [r for r in results if r.outcome is Outcome.SUCCESS]
     obtainable = [w for w in works if w.expected_obtainable]
-    correct = sum(1 for r in ok if r.input in by_id and by_id[r.input].expected_sha256 == r.sha256)
+    correct = sum(
+        1 for r in ok if r.work_id in by_id and by_id[r.work_id].expected_sha256 == r.sha256
+    )
     print()
     print(
         f"yield: {len(ok)}/{len(works)} works stored "

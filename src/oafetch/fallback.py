@@ -88,6 +88,11 @@ _REASON_RANK = (
 )
 
 
+# Reasons that mean "not asked" rather than "failed".
+_SOFT = frozenset({Reason.RATE_BUDGET, Reason.BREAKER_OPEN, Reason.THROTTLED, Reason.BUDGET,
+                   Reason.CANCELLED})
+
+
 def tiers_from_config(config: FallbackConfig) -> tuple[Tier, ...]:
     """The configured ``[[fallback.tiers]]``, or the default chain."""
     if not config.tiers:
@@ -256,18 +261,26 @@ class Fallback:
             if state.remaining() <= 0:
                 state.fail(Reason.BUDGET, f"total budget of {self.policy.total_budget_s:g}s used")
                 break
-            sources = [self.resolvers[n] for n in tier.sources if n in self.resolvers]
-            sources = [r for r in sources if r.applies_to(work, state.ids)]
-            if not sources:
-                continue
-            any_source = True
-            if tier.parallel and len(sources) > 1:
-                self._run_parallel(tier, sources, state, dry_run)
-            else:
-                for resolver in sources:
-                    self._run_source(tier, resolver, state, dry_run)
-                    if state.stop.is_set():
-                        break
+            tried: set[str] = set()
+            while not (state.stop.is_set() or state.parked):
+                # A source that did not apply may apply once another source of the tier has
+                # learnt an id (OpenAlex tells the DOI of a PMID): run those in a second pass.
+                sources = [
+                    self.resolvers[n] for n in tier.sources
+                    if n in self.resolvers and n not in tried
+                    and self.resolvers[n].applies_to(work, state.ids)
+                ]
+                if not sources:
+                    break
+                tried.update(r.name for r in sources)
+                any_source = True
+                if tier.parallel and len(sources) > 1:
+                    self._run_parallel(tier, sources, state, dry_run)
+                else:
+                    for resolver in sources:
+                        self._run_source(tier, resolver, state, dry_run)
+                        if state.stop.is_set():
+                            break
             if state.stop.is_set() or state.parked:
                 break
         return self._conclude(state, any_source, dry_run)
@@ -412,28 +425,26 @@ class Fallback:
             return None
         if body.stored is not None:
             return body
+        links: list[str] = []
         if body.html is not None and body.verdict.reason is not Reason.BOT_CHALLENGE and depth < 2:
-            for link in extract_links(body.html, body.url):
+            links = extract_links(body.html, body.url)
+            for link in links:
                 if state.stop.is_set():
                     break
-                found = self._try(
-                    Candidate(
-                        link,
-                        candidate.source,
-                        Role.ARTIFACT,
-                        candidate.kind,
-                        candidate.version,
-                        candidate.license,
-                        candidate.host_type,
-                    ),
-                    state,
-                    depth + 1,
+                linked = Candidate(
+                    link, candidate.source, Role.ARTIFACT, candidate.kind, candidate.version,
+                    candidate.license, candidate.host_type,
                 )
+                found = self._try(linked, state, depth + 1)
                 if found is not None:
                     return found
-        state.fail(
-            body.verdict.reason, f"{candidate.source}: {host_of(body.url)}: {body.verdict.message}"
-        )
+        if links:
+            return None  # the page's links were tried: their failures tell the story
+        where = f"{candidate.source}: {host_of(body.url)}"
+        if candidate.role is Role.LANDING and body.verdict.reason is Reason.NOT_PDF:
+            state.fail(Reason.NO_CANDIDATE, f"{where}: the landing page links no full text")
+            return None
+        state.fail(body.verdict.reason, f"{where}: {body.verdict.message}")
         return None
 
     # -- the verdict ----------------------------------------------------------------------------
@@ -475,8 +486,11 @@ class Fallback:
         for reason in _REASON_RANK:
             if reason in reasons:
                 message = next(m for r, m in state.failures if r is reason)
+                # Sources a gate skipped may still hold a copy: a skip, to retry later.
+                soft = reason in _SOFT and not state.candidates
                 return Resolution(
-                    Outcome.ERROR, reason, message, None, None, state.candidates, state.downloads
+                    Outcome.SKIP if soft else Outcome.ERROR, reason, message, None, None,
+                    state.candidates, state.downloads,
                 )
         return Resolution(
             Outcome.SKIP,

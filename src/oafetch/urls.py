@@ -98,6 +98,8 @@ def redact_url(url: str) -> str:
         port = parts.port
     except ValueError:
         return _EMAIL.sub(REDACTED, url)
+    if parts.scheme.lower() not in ("http", "https", "ftp"):
+        return url  # not a URL (an identifier such as arXiv:…): nothing to redact
     netloc = _netloc(parts.scheme, parts.hostname or "", port) if parts.hostname else parts.netloc
     if not parts.query:
         return urlunsplit((parts.scheme, netloc, parts.path, "", parts.fragment))

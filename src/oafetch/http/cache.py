@@ -68,6 +68,8 @@ from oafetch.config import Config
 from oafetch.errors import ConfigError
 from oafetch.http.cache_policy import (
     CONDITIONAL_HEADERS,
+    ROLE_HEADER,
+    STORED_AT_HEADER,
     FreshnessRules,
     HeaderLists,
     assume_freshness,
@@ -93,9 +95,6 @@ CacheWrapper = Callable[[httpx.BaseTransport], httpx.BaseTransport]
 
 #: The database file inside the cache directory.
 DB_NAME = "http-cache.sqlite"
-#: Stored-request headers oafetch adds for ``oafetch cache stats/purge`` (never sent).
-ROLE_HEADER = "x-oafetch-role"
-STORED_AT_HEADER = "x-oafetch-stored-at"
 #: oafetch's cache belongs to one user: a private cache (``private`` answers are stored,
 #: ``s-maxage`` is ignored). Only GET is cached.
 OPTIONS = CacheOptions(shared=False, supported_methods=["GET"], allow_stale=False)

@@ -21,10 +21,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import msgpack
+import msgpack  # type: ignore[import-untyped]  # hishel's own dependency and format
 
 from oafetch.errors import OafetchError
-from oafetch.http.cache_policy import http_date
+from oafetch.http.cache_policy import ROLE_HEADER, STORED_AT_HEADER, http_date
 from oafetch.urls import host_of
 
 
@@ -32,8 +32,6 @@ class CacheDBError(OafetchError):
     """The cache database cannot be read or changed (not a cache database, locked, corrupt)."""
 
 
-_ROLE = "x-oafetch-role"
-_STORED_AT = "x-oafetch-stored-at"
 _COLUMNS = {
     "id", "cache_key", "data", "expires_at", "last_accessed_at", "chunk_count", "ttl_deadline",
     "tti",
@@ -87,16 +85,14 @@ def _connect(path: Path) -> Iterator[sqlite3.Connection]:
     try:
         connection = sqlite3.connect(str(path), timeout=5.0, isolation_level=None)
     except sqlite3.Error as exc:
-        raise CacheDBError(f"cache.dir: cannot open {path}: {exc}") from None
+        raise CacheDBError(f"cannot open {path}: {exc}") from None
     with closing(connection):
         try:
             columns = {row[1] for row in connection.execute("PRAGMA table_info(entries)")}
         except sqlite3.DatabaseError as exc:
-            raise CacheDBError(
-                f"cache.dir: {path} is not an oafetch cache database: {exc}"
-            ) from None
+            raise CacheDBError(f"{path} is not an oafetch cache database: {exc}") from None
         if columns and columns != _COLUMNS:
-            raise CacheDBError(f"cache.dir: {path} is not an oafetch cache database")
+            raise CacheDBError(f"{path} is not an oafetch cache database")
         connection.execute("PRAGMA foreign_keys=ON")
         yield connection
 
@@ -137,7 +133,7 @@ def _entries(connection: sqlite3.Connection, now: float) -> list[CacheEntry]:
             url, req_headers, status, resp_headers = _decode(bytes(data))
         except Exception:  # undecodable row: count it, attribute it to no host
             url, req_headers, status, resp_headers = "", {}, None, {}
-        stored = _first(req_headers, _STORED_AT)
+        stored = _first(req_headers, STORED_AT_HEADER)
         try:
             stored_at = float(stored) if stored else None
         except ValueError:
@@ -149,7 +145,7 @@ def _entries(connection: sqlite3.Connection, now: float) -> list[CacheEntry]:
                 id=bytes(id_),
                 url=url,
                 host=host_of(url),
-                role=_first(req_headers, _ROLE),
+                role=_first(req_headers, ROLE_HEADER),
                 status=status,
                 stored_at=stored_at,
                 live=chunk_count is not None and (expires_at is None or expires_at > now),

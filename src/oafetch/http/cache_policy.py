@@ -36,6 +36,10 @@ from oafetch.urls import REDACTED, SECRET_HEADERS, canonical_url
 
 HeaderLists = dict[str, list[str]]
 
+#: Headers oafetch adds to each *stored request* (never sent) for ``oafetch cache stats|purge``.
+ROLE_HEADER = "x-oafetch-role"
+STORED_AT_HEADER = "x-oafetch-stored-at"
+
 #: Freshness assumed for answers without cache headers (seconds), before the user's rules.
 BUILTIN_TTL_S: Mapping[str, float] = {
     "api.crossref.org/metadata": 3 * 86400.0,

@@ -15,7 +15,7 @@ from oafetch.errors import ConfigError
 from oafetch.resolvers.base import Resolver, credential_for
 from oafetch.resolvers.landing_page import LandingPageResolver
 
-_COMMON_KEYS = {"enabled", "base_url", "api_key", "email", "timeout_s"}
+_COMMON_KEYS = {"enabled", "base_url", "api_key", "email"}
 
 
 def resolver_classes() -> dict[str, type[Resolver]]:

@@ -17,14 +17,12 @@ from __future__ import annotations
 from .corpus import Corpus
 from .model import Behaviour, Copy, LinkStyle, Mode, Page, SandboxWork, Snapshot
 from .ratecheck import RateSpec
-from .sandbox import DEFAULT_RATE, DEFAULT_RATES, Sandbox, serve_forever
+from .sandbox import Sandbox, serve_forever
 
 __all__ = [
     "Behaviour",
     "Copy",
     "Corpus",
-    "DEFAULT_RATE",
-    "DEFAULT_RATES",
     "LinkStyle",
     "Mode",
     "Page",

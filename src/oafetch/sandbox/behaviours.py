@@ -97,7 +97,6 @@ UNOBTAINABLE_REASON: Mapping[Behaviour, str] = MappingProxyType(
         Behaviour.HTML_AS_PDF: "not-pdf",
         Behaviour.CHALLENGE: "bot-challenge",
         Behaviour.TRUNCATED: "size-mismatch",
-        Behaviour.OVERSIZED: "policy-size",
         Behaviour.ROBOTS_DISALLOWED: "robots",
     }
 )

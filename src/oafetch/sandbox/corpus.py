@@ -98,7 +98,9 @@ class Corpus:
         n_works: number of works.
         n_publishers: publisher hosts (>= 4; see `publishers`).
         pdf_size_range: (min, max) file size in bytes, drawn log-uniformly.
-        oversized_bytes: size of the `oversized` works' files (streamed, never held).
+        oversized_bytes: size of the `oversized` works' files (streamed, never held). They are
+            obtainable for a client whose size cap is at least this (oafetch's default cap is
+            512 MiB); see `SandboxWork.obtainable_within`.
         mix: behaviour -> weight (defaults to `behaviours.DEFAULT_MIX`).
 
     Raises:
@@ -239,8 +241,12 @@ class Corpus:
         sha = None
         if behaviour is Behaviour.OVERSIZED:
             size = self.oversized_bytes
+            digest = hashlib.sha256()
+            for piece in self._pdf.oversized_chunks(size, self._key(index, doi), offset, MIB):
+                digest.update(piece)
+            sha = digest.hexdigest()
         else:
-            body = self._build_cached(f"{self.seed}:{index}:{doi}", title, size, offset)
+            body = self._build_cached(self._key(index, doi), title, size, offset)
             size = len(body)
             if obtainable:
                 sha = hashlib.sha256(body).hexdigest()
@@ -440,18 +446,25 @@ class Corpus:
 
     # ---- bytes ------------------------------------------------------------------------
 
+    def _key(self, index: int, doi: str) -> str:
+        """The text that makes a work's file unique."""
+        return f"{self.seed}:{index}:{doi}"
+
     def _build(self, key: str, title: str, size: int, offset: int) -> bytes:
         return self._pdf.build(key, title, size, offset)
 
     def pdf_bytes(self, work: SandboxWork, version: int | None = None) -> bytes:
         """The work's PDF as its good copies serve it (an older arXiv version if asked).
 
-        Not for `oversized` works (see `oversized_chunks`).
+        For an `oversized` work this builds the whole file in memory; servers stream it with
+        `oversized_chunks` instead.
         """
         offset = int(work.extra["pdf_offset"])
-        key = f"{self.seed}:{work.index}:{work.doi}"
+        key = self._key(work.index, work.doi)
         if version is not None and version < work.arxiv_version:
             key += f":v{version}"
+        if work.behaviour is Behaviour.OVERSIZED:
+            return b"".join(self.oversized_chunks(work, 1 << 22))
         return self._build_cached(key, work.title, work.size, offset)
 
     def file_bytes(self, work: SandboxWork) -> bytes | None:
@@ -462,4 +475,5 @@ class Corpus:
 
     def oversized_chunks(self, work: SandboxWork, chunk: int = 256 * 1024) -> Iterator[bytes]:
         """Stream an `oversized` work's file (`work.size` bytes) without holding it."""
-        return self._pdf.oversized_chunks(work.size, chunk)
+        key, offset = self._key(work.index, work.doi), int(work.extra["pdf_offset"])
+        return self._pdf.oversized_chunks(work.size, key, offset, chunk)

@@ -149,9 +149,9 @@ class FileServer:
             cut = int(len(data) * TRUNCATE_AT)
             return Response(200, headers, data[:cut], length=len(data), close=True)
         if mode is Mode.OVERSIZED:
-            return Response(
-                200, headers, chunks=self.corpus.oversized_chunks(work), length=work.size
-            )
+            headers += [("ETag", etag(self.corpus, work)), ("Last-Modified", last_modified(work))]
+            stream = self.corpus.oversized_chunks(work)
+            return Response(200, headers, chunks=stream, length=work.size)
         return self.refusal(mode, work, copy.host)
 
     def refusal(self, mode: Mode, work: SandboxWork, host: str) -> Response:

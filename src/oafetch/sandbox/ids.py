@@ -115,9 +115,9 @@ def norm_pmid(text: str) -> str | None:
 
 
 def norm_openalex(text: str) -> str | None:
-    """``W123`` from ``W123``, ``w123`` or ``https://openalex.org/W123``; None otherwise."""
+    """``W123`` from ``W123``, ``openalex:W123`` or ``https://openalex.org/W123``; else None."""
     raw = text.strip()
-    raw = re.sub(r"^https?://openalex\.org/", "", raw, flags=re.IGNORECASE)
+    raw = re.sub(r"^(?:https?://openalex\.org/|openalex:)", "", raw, flags=re.IGNORECASE)
     if re.fullmatch(r"[Ww]\d+", raw):
         return raw.upper()
     return None

@@ -52,7 +52,7 @@ class Mode(enum.StrEnum):
 
 
 #: Modes under which a correct client ends up storing the expected bytes.
-GOOD_MODES = frozenset({Mode.OK, Mode.RATE_LIMITED, Mode.FLAPPING, Mode.SLOW})
+GOOD_MODES = frozenset({Mode.OK, Mode.RATE_LIMITED, Mode.FLAPPING, Mode.SLOW, Mode.OVERSIZED})
 
 
 class LinkStyle(enum.StrEnum):
@@ -176,6 +176,14 @@ class SandboxWork:
             if page.links is not None and self.copies[page.links] is copy:
                 return page
         return None
+
+    def obtainable_within(self, max_bytes: int) -> bool:
+        """Whether a client refusing files over `max_bytes` can obtain this work.
+
+        Only `oversized` works depend on the cap; with a smaller cap their expected reason
+        becomes "policy-size".
+        """
+        return self.expected_obtainable and self.size <= max_bytes
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready summary (expectations and identifiers, not the serving plan)."""

@@ -94,18 +94,25 @@ class PdfFactory:
         tail += b"startxref\n%d\n%%%%EOF\n" % xref_at
         return bytes(head), bytes(tail)
 
-    def oversized_chunks(self, size: int, chunk: int = 256 * 1024) -> Iterator[bytes]:
-        """Stream a PDF-looking file of exactly `size` bytes in chunks of about `chunk`."""
+    def oversized_chunks(
+        self, size: int, key: str, offset: int = 0, chunk: int = 256 * 1024
+    ) -> Iterator[bytes]:
+        """Stream a PDF-looking file of exactly `size` bytes (>= 1000) in pieces of `chunk`.
+
+        The first line names `key`, so two works' large files differ; the filler is the pool,
+        read from `offset` and wrapping round.
+        """
         tail = b"\nendstream\nendobj\ntrailer\n<< /Root 1 0 R >>\n%%EOF\n"
-        head_obj = b"1 0 obj\n<< /Length %d >>\nstream\n"
-        filler_total = max(0, size - len(_HEAD) - len(head_obj % 0) - len(tail) - 20)
-        head = _HEAD + head_obj % filler_total
-        filler_total = size - len(head) - len(tail)
+        marker = f"% oafetch sandbox work {_escape(key)}\n".encode()
+        filler = size
+        for _ in range(3):  # the /Length digits move the head's length; settle
+            head = _HEAD + marker + b"1 0 obj\n<< /Length %d >>\nstream\n" % filler
+            filler = max(0, size - len(head) - len(tail))
         yield head
         view = memoryview(self._pool)
-        sent = 0
-        while sent < filler_total:
-            step = min(chunk, filler_total - sent, len(view))
-            yield bytes(view[:step])
-            sent += step
+        at, left = offset % len(view), filler
+        while left > 0:
+            step = min(chunk, left, len(view) - at)
+            yield bytes(view[at : at + step])
+            at, left = (at + step) % len(view), left - step
         yield tail

@@ -14,6 +14,7 @@ import contextlib
 import http
 import logging
 import socket
+import socketserver
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -58,6 +59,12 @@ class HostServer(ThreadingHTTPServer):
         self.app: App | None = None
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
+
+    def server_bind(self) -> None:
+        """Bind without HTTPServer's reverse-DNS lookup (getfqdn can stall for seconds)."""
+        socketserver.TCPServer.server_bind(self)
+        self.server_name = self.ip
+        self.server_port = self.port
 
     @property
     def ip(self) -> str:

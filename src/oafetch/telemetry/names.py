@@ -47,9 +47,8 @@ ELAPSED_MS: Final = "oafetch.elapsed_ms"
 
 # -- oafetch.body --------------------------------------------------------------------------------
 BODY_BYTES: Final = "oafetch.body.bytes"
-BODY_HTTP_SPAN_ID: Final = (
-    "oafetch.body.http_span_id"  # span_id (hex) of the CLIENT span it follows
-)
+# span_id (hex) of the CLIENT span the body follows
+BODY_HTTP_SPAN_ID: Final = "oafetch.body.http_span_id"
 
 # -- oafetch.attempt -----------------------------------------------------------------------------
 TIER: Final = "oafetch.tier"

