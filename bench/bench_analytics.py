@@ -235,6 +235,7 @@ def main(argv: list[str] | None = None) -> int:
         db = workdir / store.STORE_FILE
         if db.exists():
             db.unlink()
+        load_start = os.getloadavg()[0]
         start = time.perf_counter()
         build_store(db, args.rows)
         build_s = time.perf_counter() - start
@@ -312,6 +313,10 @@ def main(argv: list[str] | None = None) -> int:
     ok = {True: "yes", False: "**no**"}
     print(f"### Analytics on a {args.rows:,}-row `http_events` store\n")
     print(f"- Machine: {machine()}")
+    print(
+        f"- Load average at start / end: {load_start:.1f} / {os.getloadavg()[0]:.1f} "
+        "(a shared VM: other work on it inflates the medians)"
+    )
     print(f"- Command: `{command}`")
     print(f"- Store: {db_mb:.0f} MB SQLite (built in {build_s:.0f} s); Parquet {parquet_mb:.0f} MB")
     print(f"- SLO verdict on the synthetic run: {'pass' if report.passed else 'fail'}\n")

@@ -29,6 +29,7 @@ def fast_config(out: Path, **overrides: Any) -> Config:
         "politeness": {"enabled": False},
         "retry": {"attempts": 3, "backoff_initial_s": 0.01, "jitter_s": 0.0},
         "download": {"fsync": False, "min_pdf_bytes": 100},
+        "cache": {"enabled": False},
     }
     for key, value in overrides.items():
         if isinstance(value, dict) and isinstance(base.get(key), dict):

@@ -98,7 +98,12 @@ def test_sigint_stops_cleanly_and_the_run_resumes(server: Loopback, tmp_path: Pa
         "run", str(ids), "--out", str(out), "--config", str(config), "--workers", "2", "--quiet"
     )
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    time.sleep(1.5)
+    deadline = time.time() + 30
+    while time.time() < deadline:  # interrupt once the run is under way
+        manifest = out / "manifest.jsonl"
+        if manifest.exists() and len(manifest.read_text().splitlines()) >= 2:
+            break
+        time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err

@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import closing
 from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -193,7 +194,7 @@ def test_two_batch_runs_share_the_cache_and_metadata_rows_are_from_cache(
     assert sum(1 for s in server.log if s.path.startswith("/pdf/")) == 2 * pdfs_before, (
         "artifacts are never cached"
     )
-    with sqlite3.connect(second) as db:
+    with closing(sqlite3.connect(second)) as db:
         rows = db.execute(
             "SELECT from_cache, revalidated FROM http_events WHERE role = 'metadata'"
         ).fetchall()
@@ -585,10 +586,14 @@ def test_an_unusable_cache_dir_is_a_clear_config_error(make_config: Any, tmp_pat
     with pytest.raises(ConfigError, match=r"cache\.dir"):
         build_cache(make_config(cache={"dir": blocker / "sub"}), Telemetry.noop())
     (tmp_path / "bad").mkdir()
-    with sqlite3.connect(tmp_path / "bad" / DB_NAME) as db:
+    with closing(sqlite3.connect(tmp_path / "bad" / DB_NAME)) as db:
         db.execute("CREATE TABLE entries (x)")
     with pytest.raises(ConfigError, match=r"cache\.dir"):
         build_cache(make_config(cache={"dir": tmp_path / "bad"}), Telemetry.noop())
+    (tmp_path / "garbage").mkdir()
+    (tmp_path / "garbage" / DB_NAME).write_bytes(b"not a database" * 1000)
+    with pytest.raises(ConfigError, match="not a database"):
+        build_cache(make_config(cache={"dir": tmp_path / "garbage"}), Telemetry.noop())
 
 
 def test_a_request_can_opt_out(server: Loopback, make_config: Any, tmp_path: Path) -> None:

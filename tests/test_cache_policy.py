@@ -23,6 +23,7 @@ from oafetch.http.cache_policy import (
     scrub_body,
     serve_stale,
     vary_matches,
+    worth_storing,
 )
 
 DAY = 86400.0
@@ -271,3 +272,20 @@ def test_cache_config_from_toml_and_its_errors() -> None:
         Config.load(None, cache={"ttl_s": {"x/pdf": 1}})
     with pytest.raises(ConfigError, match=r"cache.default_ttl_s: must be a duration"):
         Config.load(None, cache={"default_ttl_s": "forever"})
+
+
+@pytest.mark.parametrize(
+    ("headers", "worth"),
+    [
+        ({"cache-control": ["max-age=60"]}, True),
+        ({"cache-control": ["max-age=0"]}, False),
+        ({"cache-control": ["max-age=0"], "etag": ['"x"']}, True),
+        ({"cache-control": ["max-age=0, stale-while-revalidate=30"]}, True),
+        ({"cache-control": ["no-cache"], "last-modified": ["Mon, 01 Jan 2024 00:00:00 GMT"]}, True),
+        ({}, False),
+    ],
+)
+def test_an_answer_stale_at_once_without_validators_is_not_worth_storing(
+    headers: dict[str, list[str]], worth: bool
+) -> None:
+    assert worth_storing(headers) is worth

@@ -371,7 +371,9 @@ class Config(BaseSettings):
     @property
     def config_hash(self) -> str:
         """A short hash of everything that changes what is fetched (not paths, not secrets)."""
-        dumped = self.model_dump(mode="json", exclude={"out_dir", "workers", "telemetry"})
+        dumped = self.model_dump(
+            mode="json", exclude={"out_dir", "workers", "telemetry", "cache", "slo"}
+        )
         for settings in dumped.get("resolvers", {}).values():
             settings.pop("api_key", None)
         blob = json.dumps(dumped, sort_keys=True, default=str).encode()

@@ -46,7 +46,8 @@ def run_demo(args: argparse.Namespace) -> int:
     corpus = Corpus(seed=args.seed, n_works=max(args.works, 1))
     print(f"starting the sandbox scholarly web ({len(corpus.works)} works) …")
     with Sandbox(corpus=corpus) as sandbox:
-        config = demo_config(sandbox, out, workers=8)
+        # The sandbox's ports change on every start: a shared cache would only fill up.
+        config = demo_config(sandbox, out, workers=8, cache={"enabled": False})
         works = sandbox.works[: args.works]
         started = time.time()
         with Downloader(config, resume=False) as dl:

@@ -224,6 +224,22 @@ def assume_freshness(headers: HeaderLists, *, ttl_s: float, swr_s: float) -> Hea
     return {**headers, "cache-control": [value]}
 
 
+def worth_storing(headers: Mapping[str, Sequence[str]]) -> bool:
+    """Whether a stored copy could ever answer a request: fresh for a while, or revalidatable.
+
+    An answer that is stale at once (``max-age=0``, a development server's assumed TTL of 0) and
+    has no validator (``ETag``, ``Last-Modified``) would only be fetched again in full.
+    """
+    lifetime = freshness_lifetime(headers)
+    cc = directives(_first(headers, "cache-control"))
+    return bool(
+        (lifetime is not None and lifetime > 0)
+        or (_seconds(cc.get("stale-while-revalidate")) or 0) > 0
+        or "etag" in headers
+        or "last-modified" in headers
+    )
+
+
 def serve_stale(
     stored: Mapping[str, Sequence[str]], now: float, *, request_cache_control: str | None = None
 ) -> bool:

@@ -34,13 +34,18 @@ class RequestLog:
     """An append-only list of request records, mirrored to a JSONL file when given a path."""
 
     def __init__(self, path: str | Path | None = None) -> None:
+        self.path = Path(path) if path is not None else None
         self._entries: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         self._file: IO[str] | None = None
-        if path is not None:
-            target = Path(path)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            self._file = target.open("a", encoding="utf-8")
+        self.open()
+
+    def open(self) -> None:
+        """(Re)open the JSONL file for appending, if there is one and it is closed."""
+        with self._lock:
+            if self.path is not None and self._file is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._file = self.path.open("a", encoding="utf-8")
 
     def record(self, entry: dict[str, Any]) -> None:
         """Append one entry (and write it to the JSONL file)."""
@@ -62,7 +67,7 @@ class RequestLog:
             self._entries.clear()
 
     def close(self) -> None:
-        """Close the JSONL file, if any."""
+        """Close the JSONL file, if any (`open` reopens it)."""
         with self._lock:
             if self._file is not None:
                 self._file.close()

@@ -115,6 +115,7 @@ class Sandbox:
         """
         if self._servers:
             return self
+        self.log.open()
         servers: dict[str, HostServer] = {}
         try:
             for offset, service in enumerate(self.services):

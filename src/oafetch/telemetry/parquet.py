@@ -27,7 +27,7 @@ import importlib
 import os
 import sqlite3
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,17 +85,26 @@ def arrow_schema(table: str, columns: list[Column]) -> pa.Schema:
 
 
 def read_batches(
-    db_path: Path, table: str, columns: list[Column], *, run_id: str | None = None
-) -> Iterator[pa.RecordBatch]:
+    db_path: Path,
+    table: str,
+    columns: list[Column],
+    *,
+    run_id: str | None = None,
+    sequential: bool = False,
+) -> Generator[pa.RecordBatch, None, None]:
     """Stream a table (or one run's rows of it) as Arrow record batches of the declared schema.
+
+    ``sequential`` scans the table instead of using its ``run_id`` index (faster when the run is
+    most of the table; see :func:`oafetch.telemetry.store.holds_only`). Same rows either way.
 
     Raises:
         StoreError: the store cannot be read, or a value does not fit its column's type.
     """
     schema = arrow_schema(table, columns)
+    source = _quoted(table) + (" NOT INDEXED" if sequential else "")
     where = " WHERE run_id = ?" if run_id is not None else ""
     params: tuple[str, ...] = (run_id,) if run_id is not None else ()
-    select = f"SELECT {', '.join(_quoted(c.name) for c in columns)} FROM {_quoted(table)}{where}"
+    select = f"SELECT {', '.join(_quoted(c.name) for c in columns)} FROM {source}{where}"
     reader = _adbc_batches if _ADBC is not None else _sqlite_batches
     try:
         yield from reader(db_path, select, params, schema)
@@ -202,6 +211,8 @@ def export_store(db: str | Path, out_dir: Path, *, run_id: str | None = None) ->
             # a table without runs has nothing to export per run
             if run_id is None or any(c.name == "run_id" for c in columns)
         }
+        # A table that holds only this run is scanned, not read through the run_id index.
+        whole = {t for t in layout if run_id is not None and store.holds_only(conn, t, run_id)}
         # Largest first, so the big table starts at once and the small ones fill the other worker.
         sizes = {
             t: conn.execute(f"SELECT MAX(rowid) FROM {_quoted(t)}").fetchone()[0] or 0
@@ -211,8 +222,9 @@ def export_store(db: str | Path, out_dir: Path, *, run_id: str | None = None) ->
     def export_one(table: str) -> ExportedFile:
         columns = layout[table]
         target = export_path(out_dir, table, run_id)
-        batches = read_batches(db_path, table, columns, run_id=run_id)
-        rows = _write_parquet(target, arrow_schema(table, columns), batches)
+        batches = read_batches(db_path, table, columns, run_id=run_id, sequential=table in whole)
+        with contextlib.closing(batches):  # a failed write closes the reader's connection now
+            rows = _write_parquet(target, arrow_schema(table, columns), batches)
         return ExportedFile(table, target, rows)
 
     # Reading (C, in the ADBC driver) and compressing (C, in Arrow) both release the GIL: tables

