@@ -1,8 +1,9 @@
 """The sandbox's request log: every request served, in memory and optionally as JSONL.
 
 Entries are plain dicts with the keys in `FIELDS`. The Authorization header is reduced to a
-boolean; no credential is ever recorded. Thread-safe; each JSONL line is flushed as written so a
-test or a `tail -f` sees it at once.
+boolean; no credential is ever recorded. An entry enters the in-memory log before its response
+is written (so a client holding a response always finds it) and its JSONL line is written, and
+flushed, once the body has gone out with the true byte count. Thread-safe.
 """
 
 from __future__ import annotations
@@ -48,12 +49,16 @@ class RequestLog:
                 self._file = self.path.open("a", encoding="utf-8")
 
     def record(self, entry: dict[str, Any]) -> None:
-        """Append one entry (and write it to the JSONL file)."""
-        line = json.dumps(entry, separators=(",", ":")) if self._file else ""
+        """Append one entry to the in-memory log (the JSONL line waits for `commit`)."""
         with self._lock:
             self._entries.append(entry)
+
+    def commit(self, entry: dict[str, Any], bytes_sent: int) -> None:
+        """Settle a recorded entry's byte count and write its JSONL line."""
+        with self._lock:
+            entry["bytes_sent"] = bytes_sent
             if self._file is not None:
-                self._file.write(line + "\n")
+                self._file.write(json.dumps(entry, separators=(",", ":")) + "\n")
                 self._file.flush()
 
     def entries(self) -> list[dict[str, Any]]:

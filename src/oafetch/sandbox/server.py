@@ -38,6 +38,15 @@ def _phrase(status: int) -> str:
         return "Unknown"
 
 
+def _planned_bytes(response: Response, head_only: bool) -> int:
+    """The body bytes the server means to send (a truncated body's are fewer than announced)."""
+    if head_only or response.status in (204, 304):
+        return 0
+    if response.chunks is not None:
+        return response.length if response.length is not None else 0
+    return len(response.body)
+
+
 class HostServer(ThreadingHTTPServer):
     """One sandbox host: a listening socket, its service and its rate check."""
 
@@ -157,25 +166,28 @@ class SandboxHandler(BaseHTTPRequestHandler):
             )
         else:
             response = self._dispatch(req)
-        sent = self._write(response, head_only=self.command == "HEAD")
-        host.log.record(
-            {
-                "ts": started,
-                "service": host.service,
-                "host": host.ip,
-                "port": host.port,
-                "method": self.command,
-                "path": self.path,
-                "status": response.status,
-                "bytes_sent": sent,
-                "throttled": wait is not None,
-                "user_agent": self.headers.get("User-Agent"),
-                "if_none_match": self.headers.get("If-None-Match"),
-                "if_modified_since": self.headers.get("If-Modified-Since"),
-                "has_authorization": self.headers.get("Authorization") is not None,
-                "range": self.headers.get("Range"),
-            }
-        )
+        head_only = self.command == "HEAD"
+        entry = {
+            "ts": started,
+            "service": host.service,
+            "host": host.ip,
+            "port": host.port,
+            "method": self.command,
+            "path": self.path,
+            "status": response.status,
+            "bytes_sent": _planned_bytes(response, head_only),
+            "throttled": wait is not None,
+            "user_agent": self.headers.get("User-Agent"),
+            "if_none_match": self.headers.get("If-None-Match"),
+            "if_modified_since": self.headers.get("If-Modified-Since"),
+            "has_authorization": self.headers.get("Authorization") is not None,
+            "range": self.headers.get("Range"),
+        }
+        # Logged before the bytes go out, so a client that has its answer always finds the
+        # entry; the byte count is corrected (and the JSONL line written) once they have.
+        host.log.record(entry)
+        sent = self._write(response, head_only)
+        host.log.commit(entry, bytes_sent=sent)
 
     def _dispatch(self, req: Request) -> Response:
         app = self.server.app

@@ -29,7 +29,9 @@ log = logging.getLogger(__name__)
 #: File name of the span log inside the output directory.
 JSONL_FILE = "spans.jsonl"
 
-_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
+_encode = json.JSONEncoder(
+    ensure_ascii=False, check_circular=False, separators=(",", ":"), default=str
+).encode  # records are acyclic by construction
 
 
 class JsonlSpanExporter(SpanExporter):
