@@ -584,16 +584,16 @@ def test_an_unusable_cache_dir_is_a_clear_config_error(make_config: Any, tmp_pat
     blocker = tmp_path / "file"
     blocker.write_text("x")
     with pytest.raises(ConfigError, match=r"cache\.dir"):
-        build_cache(make_config(cache={"dir": blocker / "sub"}), Telemetry.noop())
+        build_cache(make_config(cache={"enabled": True, "dir": blocker / "sub"}), Telemetry.noop())
     (tmp_path / "bad").mkdir()
     with closing(sqlite3.connect(tmp_path / "bad" / DB_NAME)) as db:
         db.execute("CREATE TABLE entries (x)")
     with pytest.raises(ConfigError, match=r"cache\.dir"):
-        build_cache(make_config(cache={"dir": tmp_path / "bad"}), Telemetry.noop())
+        build_cache(make_config(cache={"enabled": True, "dir": tmp_path / "bad"}), Telemetry.noop())
     (tmp_path / "garbage").mkdir()
     (tmp_path / "garbage" / DB_NAME).write_bytes(b"not a database" * 1000)
     with pytest.raises(ConfigError, match="not a database"):
-        build_cache(make_config(cache={"dir": tmp_path / "garbage"}), Telemetry.noop())
+        build_cache(make_config(cache={"enabled": True, "dir": tmp_path / "garbage"}), Telemetry.noop())
 
 
 def test_a_request_can_opt_out(server: Loopback, make_config: Any, tmp_path: Path) -> None:

@@ -38,6 +38,13 @@ def _phrase(status: int) -> str:
         return "Unknown"
 
 
+def _too_many(wait: float) -> Response:
+    """The answer to a request above the host's rate."""
+    retry = retry_after_seconds(wait)
+    body = {"error": "Too Many Requests", "message": f"Rate limit exceeded; retry in {retry}s"}
+    return json_response(body, 429, [("Retry-After", str(retry))])
+
+
 def _planned_bytes(response: Response, head_only: bool) -> int:
     """The body bytes the server means to send (a truncated body's are fewer than announced)."""
     if head_only or response.status in (204, 304):
@@ -154,18 +161,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
             body=body,
         )
         wait = host.window.check() if host.window is not None else None
-        if wait is not None:
-            retry = retry_after_seconds(wait)
-            response = json_response(
-                {
-                    "error": "Too Many Requests",
-                    "message": f"Rate limit exceeded; retry in {retry}s",
-                },
-                429,
-                [("Retry-After", str(retry))],
-            )
-        else:
-            response = self._dispatch(req)
+        response = _too_many(wait) if wait is not None else self._dispatch(req)
         head_only = self.command == "HEAD"
         entry = {
             "ts": started,
