@@ -10,6 +10,7 @@ import pytest
 
 from loopback import Loopback, start
 from oafetch.config import Config
+from oafetch.resolvers.sources import ALL
 
 
 @pytest.fixture
@@ -18,6 +19,9 @@ def server() -> Iterator[Loopback]:
     yield box
     box.server.shutdown()
     box.server.server_close()
+
+
+_INTERNET_SOURCES = [cls.name for cls in ALL]
 
 
 def fast_config(out: Path, **overrides: Any) -> Config:
@@ -30,6 +34,8 @@ def fast_config(out: Path, **overrides: Any) -> Config:
         "retry": {"attempts": 3, "backoff_initial_s": 0.01, "jitter_s": 0.0},
         "download": {"fsync": False, "min_pdf_bytes": 100},
         "cache": {"enabled": False},
+        # Tests never reach the internet: every source with a real default URL is off.
+        "resolvers": {name: {"enabled": False} for name in _INTERNET_SOURCES},
     }
     for key, value in overrides.items():
         if isinstance(value, dict) and isinstance(base.get(key), dict):
