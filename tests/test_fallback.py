@@ -125,3 +125,19 @@ def test_parallel_sources_really_run_concurrently(make_config: Any) -> None:
         elapsed = time.monotonic() - started
     assert len(seen) == 3 and max(seen) - min(seen) < 0.2
     assert elapsed < 0.8
+
+
+def test_scheduler_choice_resumes_due_parked_works_before_new_input() -> None:
+    from oafetch.scheduler import next_action
+
+    base = dict(now=10.0, running=3, max_threads=8, parked_count=1, max_parked=10,
+                input_left=True, stopping=False, headroom=2)
+    assert next_action(**base, parked_due=9.0) == "resume"  # type: ignore[arg-type]
+    assert next_action(**base, parked_due=11.0) == "admit"  # type: ignore[arg-type]
+    busy = {**base, "running": 6}
+    assert next_action(**busy, parked_due=11.0) == "wait"  # type: ignore[arg-type]
+    assert next_action(**busy, parked_due=9.0) == "resume"  # type: ignore[arg-type]
+    idle = {**base, "running": 0, "parked_count": 0, "input_left": False}
+    assert next_action(**idle, parked_due=None) == "done"  # type: ignore[arg-type]
+    stopping = {**base, "stopping": True, "running": 0}
+    assert next_action(**stopping, parked_due=9.0) == "done"  # type: ignore[arg-type]

@@ -100,6 +100,8 @@ def download(
     role: Role = Role.ARTIFACT,
     record: RecordAttempt | None = None,
     max_rate_wait_s: float | None = None,
+    keep_slot: bool = False,
+    reservation: tuple[str, float] | None = None,
 ) -> BodyOutcome:
     """Fetch ``url`` with retries and store its body if it is what the policy accepts.
 
@@ -122,6 +124,8 @@ def download(
                 stream=True,
                 retry_count=retry_count,
                 max_rate_wait_s=max_rate_wait_s,
+                keep_slot=keep_slot,
+                reservation=reservation if retry_count == 0 else None,
             )
         except FetchError as exc:
             if record:

@@ -24,6 +24,7 @@ from oafetch.config import Config, FallbackConfig
 from oafetch.download import BodyOutcome, RecordAttempt, download
 from oafetch.errors import FetchError
 from oafetch.http.client import HttpClient
+from oafetch.http.ratelimit import RateBudgetExceeded
 from oafetch.resolvers.base import Candidate, Resolver, WorkIds
 from oafetch.resolvers.landing_page import extract_links
 from oafetch.storage import Storage
@@ -88,6 +89,9 @@ _REASON_RANK = (
 )
 
 
+# A parked work is resumed this long before its kept rate slot, so it is ready on time.
+RESUME_LEAD_S = 0.05
+
 # Reasons that mean "not asked" rather than "failed".
 _SOFT = frozenset({Reason.RATE_BUDGET, Reason.BREAKER_OPEN, Reason.THROTTLED, Reason.BUDGET,
                    Reason.CANCELLED})
@@ -125,7 +129,7 @@ class Resolution:
     @property
     def not_before(self) -> float:
         """Monotonic time at which a parked work should be resumed."""
-        return min((t for _, t in self.parked.parked), default=0.0) if self.parked else 0.0
+        return min((t for _, t, _ in self.parked.parked), default=0.0) if self.parked else 0.0
 
 
 @dataclass
@@ -141,7 +145,8 @@ class _WorkState:
     winner: tuple[BodyOutcome, Candidate] | None = None
     failures: list[tuple[Reason, str]] = field(default_factory=list)
     candidates: list[Candidate] = field(default_factory=list)
-    parked: list[tuple[Candidate, float]] = field(default_factory=list)  # (candidate, not_before)
+    # (candidate, not_before, the rate slot kept for it as (host, start) or None)
+    parked: list[tuple[Candidate, float, tuple[str, float] | None]] = field(default_factory=list)
     next_tier: int = 0
     deferrals: int = 0
     defer_after_s: float | None = None  # None: wait in place (single fetch), else park
@@ -167,9 +172,11 @@ class _WorkState:
             self.seen.discard(canonical_url(url))
             self.downloads -= 1
 
-    def park(self, candidate: Candidate, not_before: float) -> None:
+    def park(
+        self, candidate: Candidate, not_before: float, slot: tuple[str, float] | None
+    ) -> None:
         with self.lock:
-            self.parked.append((candidate, not_before))
+            self.parked.append((candidate, not_before, slot))
 
     def fail(self, reason: Reason, message: str) -> None:
         with self.lock:
@@ -241,10 +248,10 @@ class Fallback:
         """Continue a parked work: its parked files first, then the remaining tiers."""
         state = progress
         parked, state.parked = state.parked, []
-        for candidate, _ in parked:
+        for candidate, _, slot in parked:
             if state.stop.is_set():
                 break
-            body = self._try(candidate, state, depth=0)
+            body = self._try(candidate, state, depth=0, slot=slot)
             if body is not None and state.win(body, candidate):
                 break
         if state.stop.is_set() or state.parked:
@@ -388,8 +395,18 @@ class Fallback:
             Status.DOWNLOAD_ERROR,
         )
 
-    def _try(self, candidate: Candidate, state: _WorkState, depth: int) -> BodyOutcome | None:
-        """Download one candidate; follow an HTML page's PDF links (two levels at most)."""
+    def _try(
+        self,
+        candidate: Candidate,
+        state: _WorkState,
+        depth: int,
+        slot: tuple[str, float] | None = None,
+    ) -> BodyOutcome | None:
+        """Download one candidate; follow an HTML page's PDF links (two levels at most).
+
+        In batch mode a file whose host is busy beyond ``defer_after_s`` is parked *with its
+        rate slot kept*: the work keeps its place in the host's queue and resumes on time.
+        """
         if not state.claim(candidate.url):
             return None
         budget = min(self.policy.max_rate_wait_s, max(0.0, state.remaining()))
@@ -407,6 +424,8 @@ class Fallback:
                 role=candidate.role,
                 record=self.record,
                 max_rate_wait_s=budget,
+                keep_slot=parking,
+                reservation=slot,
             )
         except FetchError as exc:
             wait_s = exc.retry_after if exc.retry_after is not None else 0.0
@@ -419,7 +438,11 @@ class Fallback:
             ):
                 state.unclaim(candidate.url)
                 state.deferrals += 1
-                state.park(candidate, time.monotonic() + wait_s)
+                kept = exc.reserved if isinstance(exc, RateBudgetExceeded) else None
+                if kept is not None:  # resume just ahead of the slot this work now holds
+                    state.park(candidate, kept - RESUME_LEAD_S, (exc.host, kept))
+                else:
+                    state.park(candidate, time.monotonic() + wait_s, None)
                 return None
             state.fail(exc.reason, f"{candidate.source}: {exc}")
             return None

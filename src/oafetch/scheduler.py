@@ -49,16 +49,18 @@ def next_action(
     max_parked: int,
     input_left: bool,
     stopping: bool,
+    headroom: int = 0,
 ) -> str:
     """What the loop should do now: ``resume``, ``admit``, ``wait`` or ``done``.
 
-    Resuming a due parked work comes before admitting new input (it is older, and finishing it
-    frees memory); new input is admitted only while threads and the parked budget allow.
+    Resuming a due parked work comes before admitting new input (it holds a rate slot that
+    would otherwise go unused, and finishing it frees memory). New input is admitted only while
+    threads (minus ``headroom``, kept free for resumes) and the parked budget allow.
     """
-    free = running < max_threads
-    if free and parked_due is not None and parked_due <= now and not stopping:
+    if running < max_threads and parked_due is not None and parked_due <= now and not stopping:
         return "resume"
-    if free and input_left and parked_count < max_parked and not stopping:
+    admit = running < max_threads - headroom
+    if admit and input_left and parked_count < max_parked and not stopping:
         return "admit"
     if running or (parked_count and not stopping):
         return "wait"
@@ -113,6 +115,7 @@ class Scheduler:
                     max_parked=self.max_parked,
                     input_left=input_left,
                     stopping=cancel.is_set(),
+                    headroom=self.workers,
                 )
                 if action == "resume":
                     due = heapq.heappop(heap)

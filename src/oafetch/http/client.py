@@ -224,8 +224,14 @@ class HttpClient:
         max_rate_wait_s: float | None = None,
         follow_redirects: bool = True,
         skip_robots: bool = False,
+        keep_slot: bool = False,
+        reservation: tuple[str, float] | None = None,
     ) -> httpx.Response:
         """Send one attempt (no retry); the response is unread when ``stream`` is True.
+
+        ``keep_slot``: when the rate wait exceeds ``max_rate_wait_s``, keep the slot anyway and
+        hand it back in the :class:`RateBudgetExceeded` (a parked work's place in the queue);
+        ``reservation`` (host, start) uses such a slot instead of reserving a new one.
 
         Raises:
             FetchError: the request failed (translated; its message carries no secret).
@@ -235,6 +241,10 @@ class HttpClient:
             meta["max_rate_wait_s"] = max_rate_wait_s
         if skip_robots:
             meta["skip_robots"] = True
+        if keep_slot:
+            meta["keep_slot"] = True
+        if reservation is not None:
+            meta["rate_reservation"] = reservation
         try:
             request = self._client.build_request(
                 method,

@@ -32,9 +32,15 @@ GATE_MARGIN_FRACTION = 0.03
 
 
 class RateBudgetExceeded(FetchError):
-    """The wait for a rate slot would exceed the budget; nothing was reserved."""
+    """The wait for a rate slot would exceed the budget.
 
-    def __init__(self, host: str, wait_s: float, budget_s: float) -> None:
+    Nothing was reserved, unless the caller asked to keep the slot (``reserved`` is then the
+    slot's start on the limiter's clock, to be used by :meth:`RateLimiter.take`).
+    """
+
+    def __init__(
+        self, host: str, wait_s: float, budget_s: float, reserved: float | None = None
+    ) -> None:
         super().__init__(
             Reason.RATE_BUDGET,
             f"rate limit for {host}: next slot in {wait_s:.1f}s exceeds the {budget_s:.1f}s budget",
@@ -42,6 +48,7 @@ class RateBudgetExceeded(FetchError):
         )
         self.host = host
         self.wait_s = wait_s
+        self.reserved = reserved
 
 
 @dataclass
@@ -108,11 +115,17 @@ class RateLimiter:
             state = self._hosts[key] = _state_for(self._policy_for(key))
         return state
 
-    def reserve(self, host: str, *, max_wait_s: float | None = None) -> float:
+    def reserve(
+        self, host: str, *, max_wait_s: float | None = None, keep: bool = False
+    ) -> float:
         """Reserve the next slot for ``host``; return how long to wait before sending.
 
+        With ``keep``, a slot beyond the budget is still reserved and handed back in the
+        exception, so a parked work keeps its place in the host's queue.
+
         Raises:
-            RateBudgetExceeded: the wait would exceed ``max_wait_s``; nothing was reserved.
+            RateBudgetExceeded: the wait would exceed ``max_wait_s`` (nothing reserved unless
+                ``keep``).
         """
         if not self._enabled:
             return 0.0
@@ -125,9 +138,15 @@ class RateLimiter:
             start = state.earliest(now)
             wait = start - now
             if max_wait_s is not None and wait > max_wait_s:
-                raise RateBudgetExceeded(host, wait, max_wait_s)
+                if keep:
+                    state.commit(start)
+                raise RateBudgetExceeded(host, wait, max_wait_s, start if keep else None)
             state.commit(start)
             return wait
+
+    def take(self, reserved: float) -> float:
+        """Seconds until a slot reserved earlier (``RateBudgetExceeded.reserved``) starts."""
+        return max(0.0, reserved - self._clock())
 
     def gate(self, host: str) -> float:
         """The final check right before sending: seconds still to wait, or 0 (send now).

@@ -174,8 +174,14 @@ class RateLimitTransport(httpx.BaseTransport):
         meta = meta_of(request)
         role = str(meta.get("role", Role.METADATA))
         budget = meta.get("max_rate_wait_s", self._max_wait_s)
+        reservation = meta.pop("rate_reservation", None)
         try:
-            delay = self._limiter.reserve(host, max_wait_s=budget)
+            if reservation is not None and reservation[0] == host:  # a parked work's own slot
+                delay = self._limiter.take(reservation[1])
+            else:
+                delay = self._limiter.reserve(
+                    host, max_wait_s=budget, keep=bool(meta.get("keep_slot"))
+                )
         except RateBudgetExceeded as exc:
             emit_rate_event(
                 host=host,

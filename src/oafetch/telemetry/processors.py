@@ -5,13 +5,14 @@ span at start, the httpx CLIENT spans included, and records ``oafetch.http.failu
 CLIENT spans that ended without a response (the instrumentation records no duration then).
 
 :class:`SchemaProcessor` feeds the local store. ``on_end`` only appends the span to an unbounded
-queue (a few hundred nanoseconds on the ending thread); ONE writer thread turns spans into
-records and rows and writes them through the exporters (SQLite, JSONL), so each connection and
-file handle lives on that thread. Nothing is dropped for lack of room: if the writer falls far
-behind (``max_pending`` spans waiting), ending threads wait for it instead (backpressure). A
-span is lost only when an exporter keeps failing after retries (disk full, file removed), or
-when it ends after ``shutdown``; each such span is counted in :attr:`SchemaProcessor.spans_dropped`
-and logged once, and the count lands in ``run_summary.spans_dropped``.
+queue (a few hundred nanoseconds on the ending thread, which does not wake the writer); ONE
+writer thread, waking a few times a second, turns spans into records and rows and writes them
+through the exporters (SQLite, JSONL), so each connection and file handle lives on that thread.
+Nothing is dropped for lack of room: if the writer falls far behind (``max_pending`` spans
+waiting), ending threads wait for it instead (backpressure). A span is lost only when an exporter
+keeps failing after retries (disk full, file removed), or when it ends after ``shutdown``; each
+such span is counted in :attr:`SchemaProcessor.spans_dropped` and logged once, and the count
+lands in ``run_summary.spans_dropped``.
 
 Contract, as OpenTelemetry's ``SpanProcessor``: ``on_start``/``on_end`` run on the thread that
 starts/ends the span, never block (save for backpressure) and never raise.
@@ -20,10 +21,10 @@ starts/ends the span, never block (save for backpressure) and never raise.
 from __future__ import annotations
 
 import logging
-import queue
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -161,7 +162,7 @@ class SchemaProcessor(SpanProcessor):
         writers: the exporters to write through, in order (e.g. SQLite, then JSONL).
         max_batch: at most this many spans per transaction.
         linger_s: after a first span arrives, wait up to this long for more before writing, so a
-            quiet run commits a few times a second instead of once per span.
+            busy run writes a few batches a second instead of waking the writer for every span.
         max_pending: spans that may wait for the writer before ending threads are made to wait.
         only_oafetch: ignore spans that are not oafetch's (neither from its tracer nor stamped
             with its identity): set when the provider is an application's (``install``).
@@ -181,7 +182,15 @@ class SchemaProcessor(SpanProcessor):
         self._max_batch = max_batch
         self._linger_s = linger_s
         self._max_pending = max_pending
-        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        # The queue is a plain deque: appending never wakes the writer (a futex wake-up and a
+        # GIL hand-off per span cost the downloading threads more than the writing itself).
+        # The writer is woken only when it sleeps with nothing to do (``_idle``) or for a
+        # control item (``_urgent``: flush, stop, a run that starts); otherwise it comes back
+        # after ``linger_s`` and takes everything queued by then.
+        self._pending: deque[Any] = deque()
+        self._wake = threading.Event()
+        self._idle = False
+        self._urgent = False
         self._dropped = 0
         self._dropped_lock = threading.Lock()
         self._failing: set[int] = set()  # indexes of writers whose last batch failed for good
@@ -212,7 +221,7 @@ class SchemaProcessor(SpanProcessor):
                 run_id = current_identity(parent_context).get(names.RUN_ID, "")
             config_hash = attrs.get(names.CONFIG_HASH)
             version = attrs.get(names.VERSION)
-            self._queue.put(
+            self._put_control(
                 _RunStarted(
                     RunRecord(
                         run_id=run_id,
@@ -232,10 +241,13 @@ class SchemaProcessor(SpanProcessor):
         if self._closed:
             self._drop(1, "closed", "oafetch: a span ended after telemetry shut down; not stored")
             return
-        q = self._queue
-        if q.qsize() >= self._max_pending and threading.current_thread() is not self._thread:
+        pending = self._pending
+        if len(pending) >= self._max_pending and threading.current_thread() is not self._thread:
             self._wait_for_room()
-        q.put(span)
+        pending.append(span)
+        if self._idle:  # the writer sleeps until woken: this is the first span in a while
+            self._idle = False
+            self._wake.set()
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         """Block until every span that ended before this call is written, or the timeout.
@@ -244,9 +256,9 @@ class SchemaProcessor(SpanProcessor):
             True when all of them are written (or counted as dropped), False on timeout.
         """
         if not self._thread.is_alive():
-            return self._queue.empty()
+            return not self._pending
         done = threading.Event()
-        self._queue.put(_Flush(done))
+        self._put_control(_Flush(done))
         return done.wait(max(timeout_millis, 0) / 1000)
 
     def shutdown(self, timeout_s: float = 120.0) -> None:
@@ -260,17 +272,17 @@ class SchemaProcessor(SpanProcessor):
                 return
             self._closed = True
         done = threading.Event()
-        self._queue.put(_Stop(done))
+        self._put_control(_Stop(done))
         if not done.wait(timeout_s):
-            left = self._queue.qsize()
+            left = sum(1 for item in list(self._pending) if isinstance(item, ReadableSpan))
             self._drop(left, "shutdown-timeout", "oafetch: telemetry writer did not drain in time")
             return
         # A span that slipped in behind the stop marker (it ended while shutdown began).
         late = 0
         while True:
             try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
+                item = self._pending.popleft()
+            except IndexError:
                 break
             if isinstance(item, ReadableSpan):
                 late += 1
@@ -279,49 +291,60 @@ class SchemaProcessor(SpanProcessor):
         self._drop(late, "closed", "oafetch: a span ended after telemetry shut down; not stored")
 
     # -- writer thread -----------------------------------------------------------------------------
+    def _put_control(self, item: _RunStarted | _Flush | _Stop) -> None:
+        # Order matters (see _run): queue the item, then mark it urgent, then wake the writer.
+        self._pending.append(item)
+        self._urgent = True
+        self._wake.set()
+
     def _wait_for_room(self) -> None:
         low = self._max_pending // 2
-        while self._queue.qsize() > low and self._thread.is_alive() and not self._closed:
+        while len(self._pending) > low and self._thread.is_alive() and not self._closed:
             time.sleep(0.002)
 
     def _run(self) -> None:
-        q = self._queue
-        max_batch = self._max_batch
+        pending = self._pending
+        wake = self._wake
         while True:
-            item = q.get()
-            batch: list[ReadableSpan] = []
-            deadline: float | None = None
-            while True:
-                if isinstance(item, ReadableSpan):
-                    batch.append(item)
-                    if len(batch) >= max_batch:
-                        self._write(batch)
-                        batch = []
-                else:
-                    self._write(batch)  # keep end order around control items
+            wake.clear()
+            if not pending:
+                # Publish "idle" before looking again: a span appended in between either is
+                # seen here or sees the flag and wakes us.
+                self._idle = True
+                if not pending and not self._urgent:
+                    wake.wait()
+                self._idle = False
+                continue
+            if self._linger_s > 0 and not self._urgent:
+                wake.wait(self._linger_s)  # a control item cuts it short
+            self._urgent = False  # before draining: what made it urgent is already queued
+            if self._drain(pending):
+                return
+
+    def _drain(self, pending: deque[Any]) -> bool:
+        """Write everything queued, in order; True once the stop marker was handled."""
+        max_batch = self._max_batch
+        batch: list[ReadableSpan] = []
+        while True:
+            try:
+                item = pending.popleft()
+            except IndexError:
+                break
+            if isinstance(item, ReadableSpan):
+                batch.append(item)
+                if len(batch) >= max_batch:
+                    self._write(batch)
                     batch = []
-                    if isinstance(item, _Stop):
-                        self._close_writers()
-                        item.done.set()
-                        return
-                    self._control(item)
-                try:
-                    item = q.get_nowait()
-                    continue
-                except queue.Empty:
-                    pass
-                if not batch:
-                    break
-                if deadline is None:
-                    deadline = time.monotonic() + self._linger_s
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                try:
-                    item = q.get(timeout=remaining)
-                except queue.Empty:
-                    break
-            self._write(batch)
+                continue
+            self._write(batch)  # keep end order around control items
+            batch = []
+            if isinstance(item, _Stop):
+                self._close_writers()
+                item.done.set()
+                return True
+            self._control(item)
+        self._write(batch)
+        return False
 
     def _control(self, item: Any) -> None:
         if isinstance(item, _Flush):
