@@ -1,4 +1,4 @@
-"""The fallback orchestrator: tiers, first verified success wins, budgets, hints, one fetch per URL."""
+"""The fallback orchestrator: tiers, first verified success, budgets, hints, one fetch per URL."""
 
 from __future__ import annotations
 
@@ -36,8 +36,9 @@ class Scripted(Resolver):
         return [Candidate(u, self.name) for u in self.urls_]
 
 
-def _downloader(make_config: Any, resolvers: dict[str, Resolver], tiers: list[dict[str, Any]],
-                **overrides: Any) -> Downloader:
+def _downloader(
+    make_config: Any, resolvers: dict[str, Resolver], tiers: list[dict[str, Any]], **overrides: Any
+) -> Downloader:
     return Downloader(make_config(fallback={"tiers": tiers, **overrides}), resolvers=resolvers)
 
 
@@ -47,8 +48,10 @@ def test_first_verified_success_cancels_slower_sources(server: Loopback, make_co
     fast = Scripted("fast", [server.url("/fast.pdf")])
     slow = Scripted("slow", [server.url("/slow.pdf")], delay=0.8)
     later = Scripted("later", [server.url("/later.pdf")])
-    tiers = [{"name": "one", "sources": ["fast", "slow"], "parallel": True},
-             {"name": "two", "sources": ["later"]}]
+    tiers = [
+        {"name": "one", "sources": ["fast", "slow"], "parallel": True},
+        {"name": "two", "sources": ["later"]},
+    ]
     with _downloader(make_config, {"fast": fast, "slow": slow, "later": later}, tiers) as dl:
         result = dl.fetch("10.1234/abc")
     assert result.outcome is Outcome.SUCCESS and result.resolver == "fast"
@@ -63,7 +66,10 @@ def test_a_failing_tier_falls_through_to_the_next(server: Loopback, make_config:
     server.routes["/repo.pdf"] = lambda h: h.reply(200, pdf_bytes(), "application/pdf")
     first = Scripted("publisher", [server.url("/paywall.pdf")])
     second = Scripted("repository", [server.url("/repo.pdf")])
-    tiers = [{"name": "direct", "sources": ["publisher"]}, {"name": "repo", "sources": ["repository"]}]
+    tiers = [
+        {"name": "direct", "sources": ["publisher"]},
+        {"name": "repo", "sources": ["repository"]},
+    ]
     with _downloader(make_config, {"publisher": first, "repository": second}, tiers) as dl:
         result = dl.fetch("10.1234/abc")
     assert result.ok and result.resolver == "repository"
@@ -130,8 +136,16 @@ def test_parallel_sources_really_run_concurrently(make_config: Any) -> None:
 def test_scheduler_choice_resumes_due_parked_works_before_new_input() -> None:
     from oafetch.scheduler import next_action
 
-    base = dict(now=10.0, running=3, max_threads=8, parked_count=1, max_parked=10,
-                input_left=True, stopping=False, headroom=2)
+    base = dict(
+        now=10.0,
+        running=3,
+        max_threads=8,
+        parked_count=1,
+        max_parked=10,
+        input_left=True,
+        stopping=False,
+        headroom=2,
+    )
     assert next_action(**base, parked_due=9.0) == "resume"  # type: ignore[arg-type]
     assert next_action(**base, parked_due=11.0) == "admit"  # type: ignore[arg-type]
     busy = {**base, "running": 6}

@@ -20,8 +20,14 @@ from oafetch.sandbox import Corpus, Sandbox
 from oafetch.works import parse_work
 
 # Faster than the defaults, still enforced server-side and configured identically in oafetch.
-RATES = {"unpaywall": "40/s", "crossref": "40/s", "openalex": "40/s", "arxiv_api": "5/s",
-         "arxiv": "5/s", "*": "20/s"}
+RATES = {
+    "unpaywall": "40/s",
+    "crossref": "40/s",
+    "openalex": "40/s",
+    "arxiv_api": "5/s",
+    "arxiv": "5/s",
+    "*": "20/s",
+}
 
 
 @pytest.mark.slow
@@ -29,7 +35,10 @@ def test_default_corpus_full_run(tmp_path: Path) -> None:
     corpus = Corpus(seed=7)  # the default corpus: 500 works
     with Sandbox(corpus=corpus, rates=RATES, arxiv_crawl_delay=0.2) as sandbox:
         config = demo_config(
-            sandbox, tmp_path / "out", workers=8, cache={"enabled": False},
+            sandbox,
+            tmp_path / "out",
+            workers=8,
+            cache={"enabled": False},
             telemetry={"enabled": True},
         )
         with Downloader(config, resume=False) as dl:
@@ -40,12 +49,19 @@ def test_default_corpus_full_run(tmp_path: Path) -> None:
 
         assert len(results) == len(sandbox.works) >= 500
         by_id = {r.work_id: r for r in results}
-        missed = [w.identifier for wid, w in expected.items()
-                  if w.expected_obtainable and not by_id[wid].ok]
+        missed = [
+            w.identifier
+            for wid, w in expected.items()
+            if w.expected_obtainable and not by_id[wid].ok
+        ]
         assert not missed, f"obtainable but not stored: {missed[:10]}"
-        wrong = [r.work_id for r in results if r.ok and r.sha256 != expected[r.work_id].expected_sha256]
+        wrong = [
+            r.work_id for r in results if r.ok and r.sha256 != expected[r.work_id].expected_sha256
+        ]
         assert not wrong, f"stored bytes differ from the source: {wrong[:10]}"
-        unexpected = [r.work_id for r in results if r.ok and not expected[r.work_id].expected_obtainable]
+        unexpected = [
+            r.work_id for r in results if r.ok and not expected[r.work_id].expected_obtainable
+        ]
         assert not unexpected, f"stored something for works with no OA copy: {unexpected[:10]}"
 
         for path in (tmp_path / "out" / "pdf").glob("*.pdf"):
@@ -55,7 +71,8 @@ def test_default_corpus_full_run(tmp_path: Path) -> None:
         throttled = [e for e in log if e.get("throttled")]
         assert not throttled, f"{len(throttled)} requests exceeded a host's rate: {throttled[:3]}"
         disallowed = [
-            e["path"] for e in log
+            e["path"]
+            for e in log
             if e["path"] != "/robots.txt" and not robots_ok(e["service"], urlsplit(e["path"]).path)
         ]
         assert not disallowed, f"robots-disallowed paths fetched: {disallowed[:5]}"

@@ -10,8 +10,14 @@ from typing import Any
 from loopback import Handler, Loopback, pdf_bytes, start
 from oafetch import Downloader
 
-TABLES = ("http_events", "rate_events", "breaker_transitions", "fallback_attempts", "downloads",
-          "run_summary")
+TABLES = (
+    "http_events",
+    "rate_events",
+    "breaker_transitions",
+    "fallback_attempts",
+    "downloads",
+    "run_summary",
+)
 
 
 def _count(db: Path, table: str) -> int:
@@ -19,10 +25,16 @@ def _count(db: Path, table: str) -> int:
         return int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
 
 
-def test_a_run_writes_all_six_tables_exactly(server: Loopback, make_config: Any, tmp_path: Path) -> None:
+def test_a_run_writes_all_six_tables_exactly(
+    server: Loopback, make_config: Any, tmp_path: Path
+) -> None:
     for i in range(6):
-        server.routes[f"/ok{i}.pdf"] = lambda h, i=i: h.reply(200, pdf_bytes(3000, seed=i), "application/pdf")
-    server.routes["/html.pdf"] = lambda h: h.reply(200, b"<html><body>no</body></html>", "application/pdf")
+        server.routes[f"/ok{i}.pdf"] = lambda h, i=i: h.reply(
+            200, pdf_bytes(3000, seed=i), "application/pdf"
+        )
+    server.routes["/html.pdf"] = lambda h: h.reply(
+        200, b"<html><body>no</body></html>", "application/pdf"
+    )
     down = start("127.0.0.2")  # its own host, so its failures are consecutive for its breaker
     down.routes["/down.pdf"] = lambda h: h.reply(503, b"down", "text/plain")
     flaky = {"n": 0}
@@ -43,7 +55,10 @@ def test_a_run_writes_all_six_tables_exactly(server: Loopback, make_config: Any,
         retry={"attempts": 2},
     )
     urls = [server.url(f"/ok{i}.pdf") for i in range(6)] + [
-        server.url("/html.pdf"), down.url("/down.pdf"), server.url("/flaky.pdf")]
+        server.url("/html.pdf"),
+        down.url("/down.pdf"),
+        server.url("/flaky.pdf"),
+    ]
     try:
         with Downloader(config) as dl:
             results = list(dl.run(urls))
@@ -62,12 +77,15 @@ def test_a_run_writes_all_six_tables_exactly(server: Loopback, make_config: Any,
             "SELECT count(*) FROM http_events WHERE from_cache = 0 AND run_id = ?", (run_id,)
         ).fetchone()[0]
         assert network == served, f"http_events {network} != requests served {served}"
-        downloads = conn.execute("SELECT count(*) FROM downloads WHERE run_id = ?", (run_id,)).fetchone()[0]
+        downloads = conn.execute(
+            "SELECT count(*) FROM downloads WHERE run_id = ?", (run_id,)
+        ).fetchone()[0]
         assert downloads == len(results) == len(urls)
         ok = conn.execute("SELECT count(*) FROM downloads WHERE outcome = 'success'").fetchone()[0]
         assert ok == sum(r.ok for r in results) == 7
         summary = conn.execute(
-            "SELECT artifacts_total, artifacts_success, finished_at FROM run_summary WHERE run_id = ?",
+            "SELECT artifacts_total, artifacts_success, finished_at FROM run_summary"
+            " WHERE run_id = ?",
             (run_id,),
         ).fetchone()
         assert summary[0] == len(urls) and summary[1] == 7 and summary[2] is not None
