@@ -155,3 +155,24 @@ def test_scheduler_choice_resumes_due_parked_works_before_new_input() -> None:
     assert next_action(**idle, parked_due=None) == "done"  # type: ignore[arg-type]
     stopping = {**base, "stopping": True, "running": 0}
     assert next_action(**stopping, parked_due=9.0) == "done"  # type: ignore[arg-type]
+
+
+def test_a_url_is_fetched_once_per_run_and_identical_bytes_stored_once(
+    server: Loopback, make_config: Any, tmp_path: Any
+) -> None:
+    body = pdf_bytes(seed=5)
+    server.routes["/shared.pdf"] = lambda h: h.reply(200, body, "application/pdf")
+    server.routes["/copy.pdf"] = lambda h: h.reply(200, body, "application/pdf")
+    shared = Scripted("shared", [server.url("/shared.pdf")])
+    with _downloader(make_config, {"shared": shared}, [{"name": "t", "sources": ["shared"]}]) as dl:
+        first = dl.fetch("10.1234/one")
+        second = dl.fetch("10.1234/two")
+    assert first.ok and second.ok
+    assert len(server.hits("/shared.pdf")) == 1, "the second work reused the first fetch"
+    assert second.dedupe_action == "linked"
+    assert first.path is not None and second.path is not None and first.path != second.path
+    assert first.path.stat().st_ino == second.path.stat().st_ino, "one copy on disk"
+    other = Scripted("other", [server.url("/copy.pdf")])
+    with _downloader(make_config, {"other": other}, [{"name": "t", "sources": ["other"]}]) as dl:
+        third = dl.fetch("10.1234/three")
+    assert third.ok and third.sha256 == first.sha256 and third.dedupe_action == "linked"

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Executor, Future, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from opentelemetry import context as otel_context
 
@@ -88,6 +89,9 @@ _REASON_RANK = (
     Reason.DOWNLOAD_ERROR,
 )
 
+
+# How many fetched URLs a run remembers (least recently used dropped), to fetch each once.
+MAX_REMEMBERED_URLS = 50_000
 
 # A parked work is resumed this long before its kept rate slot, so it is ready on time.
 RESUME_LEAD_S = 0.05
@@ -223,6 +227,10 @@ class Fallback:
         self.pool = pool
         self.record = record
         self.tiers = tuple(tiers or tiers_from_config(config.fallback))
+        # Run-wide memory of fetched URLs (canonical form): a URL is fetched at most once per
+        # run; another work that reaches it gets the stored file linked, or the same verdict.
+        self._fetched: OrderedDict[str, BodyOutcome] = OrderedDict()
+        self._fetched_lock = threading.Lock()
         self.max_deferrals = config.politeness.max_deferrals
 
     # -- the chain ------------------------------------------------------------------------------
@@ -409,6 +417,51 @@ class Fallback:
         """
         if not state.claim(candidate.url):
             return None
+        key = canonical_url(candidate.url)
+        with self._fetched_lock:
+            earlier = self._fetched.get(key)
+            if earlier is not None:
+                self._fetched.move_to_end(key)
+        if earlier is not None and earlier.stored is not None:
+            reused = self._reuse(earlier, candidate, state)
+            if reused is not None:
+                return reused
+            earlier = None  # the file vanished or could not be linked: fetch again
+        if earlier is not None:
+            body = earlier  # the same verdict as before, without asking the host again
+        else:
+            fetched = self._fetch(candidate, state, slot)
+            if fetched is None:
+                return None
+            body = fetched
+            if body.html is None:  # pages are not memorised (size); the cache serves them
+                with self._fetched_lock:
+                    self._fetched[key] = body
+                    if len(self._fetched) > MAX_REMEMBERED_URLS:
+                        self._fetched.popitem(last=False)
+        if body.stored is not None:
+            return body
+        return self._follow(body, candidate, state, depth)
+
+    def _reuse(
+        self, earlier: BodyOutcome, candidate: Candidate, state: _WorkState
+    ) -> BodyOutcome | None:
+        """A URL this run already fetched: link its stored file to this work (no request)."""
+        if earlier.stored is None or not earlier.stored.path.exists():
+            return None
+        try:
+            stored = self.storage.adopt(
+                earlier.stored, work_id=state.work.work_id, kind=earlier.verdict.kind
+            )
+        except FetchError as exc:
+            state.fail(exc.reason, f"{candidate.source}: {exc}")
+            return None
+        return replace(earlier, stored=stored)
+
+    def _fetch(
+        self, candidate: Candidate, state: _WorkState, slot: tuple[str, float] | None
+    ) -> BodyOutcome | None:
+        """One download (with parking in batch mode); ``None`` when it failed or was parked."""
         budget = min(self.policy.max_rate_wait_s, max(0.0, state.remaining()))
         parking = state.defer_after_s is not None and state.deferrals < self.max_deferrals
         if parking and state.defer_after_s is not None:
@@ -446,8 +499,12 @@ class Fallback:
                 return None
             state.fail(exc.reason, f"{candidate.source}: {exc}")
             return None
-        if body.stored is not None:
-            return body
+        return body
+
+    def _follow(
+        self, body: BodyOutcome, candidate: Candidate, state: _WorkState, depth: int
+    ) -> BodyOutcome | None:
+        """An HTML page instead of a file: try the PDF links it announces, else record why not."""
         links: list[str] = []
         if body.html is not None and body.verdict.reason is not Reason.BOT_CHALLENGE and depth < 2:
             links = extract_links(body.html, body.url)

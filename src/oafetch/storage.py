@@ -138,6 +138,25 @@ class Storage:
             raise disk_error(exc, final) from exc
         return Stored(final, self._rel(final), DedupeAction.STORED)
 
+    def adopt(self, stored: Stored, *, work_id: str, kind: Kind) -> Stored:
+        """Give ``work_id`` the file another work of this run stored from the same URL.
+
+        A hard link at the work's own path (``linked``), or a reference to the existing file
+        where links are impossible (``referenced``). Raises nothing for a vanished file: the
+        caller then fetches again.
+        """
+        final = self.target(work_id, kind)
+        if final == stored.path:
+            return Stored(final, self._rel(final), DedupeAction.KEPT)
+        try:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            with self._lock:
+                action = self._link(stored.path, final)
+        except OSError as exc:
+            raise disk_error(exc, final) from exc
+        chosen = final if action is DedupeAction.LINKED else stored.path
+        return Stored(chosen, self._rel(chosen), action)
+
     def _link(self, existing: Path, final: Path) -> DedupeAction:
         tmp = final.with_name(f".{final.name}.link-{secrets.token_hex(4)}")
         try:
