@@ -13,7 +13,7 @@ from typing import Any
 from oafetch.config import Config
 from oafetch.errors import InputError
 from oafetch.runstats import RunStats
-from oafetch.works import InputLine, read_input
+from oafetch.works import InputLine, detect_format, read_input
 
 log = logging.getLogger("oafetch")
 
@@ -68,7 +68,7 @@ def run_batch(args: argparse.Namespace, config: Config) -> int:
         _active.append(dl.cancel)
         try:
             results = dl.run(lines, dry_run=dry, max_works=args.max)
-            _drive(results, dl.stats, quiet=getattr(args, "quiet", False))
+            _drive(results, dl.stats, quiet=getattr(args, "quiet", False), total=count_inputs(args))
         finally:
             _active.remove(dl.cancel)
         stats = dl.stats
@@ -84,7 +84,24 @@ def run_batch(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
-def _drive(results: Iterator[Any], stats: RunStats, *, quiet: bool) -> None:
+def count_inputs(args: argparse.Namespace) -> int | None:
+    """How many works the input holds (for the progress bar), when it is a file; else None."""
+    path = getattr(args, "input", None)
+    if not path or path == "-" or getattr(args, "openalex_filter", None):
+        return None
+    try:
+        with open(path, "rb") as fh:
+            lines = sum(1 for line in fh if line.strip() and not line.lstrip().startswith(b"#"))
+    except OSError:
+        return None
+    if (args.format or detect_format(path)) == "csv":
+        lines -= 1  # the header
+    return min(lines, args.max) if getattr(args, "max", None) else lines
+
+
+def _drive(
+    results: Iterator[Any], stats: RunStats, *, quiet: bool, total: int | None = None
+) -> None:
     if sys.stderr.isatty() and not quiet:
         from rich.progress import (
             BarColumn,
@@ -98,16 +115,24 @@ def _drive(results: Iterator[Any], stats: RunStats, *, quiet: bool) -> None:
             TextColumn("[bold]oafetch"),
             BarColumn(),
             MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]:.1f}/s yield {task.fields[yield_]:.0f}%"),
+            TextColumn(
+                "{task.fields[rate]:.1f}/s yield {task.fields[yield_]:.0f}%"
+                " waiting {task.fields[parked]} on {task.fields[hosts]} hosts"
+            ),
             TimeElapsedColumn(),
         )
         with Progress(*columns, transient=True) as progress:
-            task = progress.add_task("works", total=None, rate=0.0, yield_=0.0)
+            task = progress.add_task("works", total=total, rate=0.0, yield_=0.0, parked=0, hosts=0)
             start = time.monotonic()
             for _ in results:
                 elapsed = max(1e-6, time.monotonic() - start)
                 progress.update(
-                    task, completed=stats.done, rate=stats.done / elapsed, yield_=stats.yield_pct
+                    task,
+                    completed=stats.done,
+                    rate=stats.done / elapsed,
+                    yield_=stats.yield_pct,
+                    parked=stats.parked,
+                    hosts=stats.hosts_waiting,
                 )
         return
     last = time.monotonic()
@@ -115,4 +140,11 @@ def _drive(results: Iterator[Any], stats: RunStats, *, quiet: bool) -> None:
         now = time.monotonic()
         if now - last >= 5 and not quiet:
             last = now
-            log.info("progress: %d works done, yield %.1f%%", stats.done, stats.yield_pct)
+            log.info(
+                "progress: %d%s works done, yield %.1f%%, %d waiting on %d hosts",
+                stats.done,
+                f"/{total}" if total else "",
+                stats.yield_pct,
+                stats.parked,
+                stats.hosts_waiting,
+            )

@@ -22,6 +22,8 @@ class RunStats:
     bytes_stored: int = 0
     resumed: int = 0
     bad_lines: int = 0
+    parked: int = 0  # works waiting for a host (set by the scheduler)
+    hosts_waiting: int = 0  # distinct hosts those works wait for
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, result: DownloadResult) -> None:

@@ -85,6 +85,18 @@ class Scheduler:
         self.max_threads = max_threads or max(workers * 4, workers + 8)
         self.max_parked = max_parked
         self.slots = threading.Semaphore(workers)
+        self._hosts_counted = 0.0
+
+    def _publish(self, heap: list[_Due]) -> None:
+        """Tell the run's statistics how many works wait, and for how many hosts (progress)."""
+        stats = self.downloader.stats
+        stats.parked = len(heap)
+        now = time.monotonic()
+        if now - self._hosts_counted > 1.0 or not heap:  # the host count is O(n): at most 1/s
+            self._hosts_counted = now
+            stats.hosts_waiting = len(
+                {slot[0] for due in heap for _, _, slot in due.parked.progress.parked if slot}
+            )
 
     def _task(
         self, line: InputLine, parked: Parked | None, dry_run: bool
@@ -119,6 +131,7 @@ class Scheduler:
                 )
                 if action == "resume":
                     due = heapq.heappop(heap)
+                    self._publish(heap)
                     running.add(pool.submit(self._task, due.parked.line, due.parked, dry_run))
                     continue
                 if action == "admit":
@@ -141,5 +154,6 @@ class Scheduler:
                     outcome = future.result()
                     if isinstance(outcome, Parked):
                         heapq.heappush(heap, _Due(outcome.not_before, next(seq), outcome))
+                        self._publish(heap)
                     else:
                         yield outcome
