@@ -593,7 +593,8 @@ def test_an_unusable_cache_dir_is_a_clear_config_error(make_config: Any, tmp_pat
     (tmp_path / "garbage").mkdir()
     (tmp_path / "garbage" / DB_NAME).write_bytes(b"not a database" * 1000)
     with pytest.raises(ConfigError, match="not a database"):
-        build_cache(make_config(cache={"enabled": True, "dir": tmp_path / "garbage"}), Telemetry.noop())
+        config = make_config(cache={"enabled": True, "dir": tmp_path / "garbage"})
+        build_cache(config, Telemetry.noop())
 
 
 def test_a_request_can_opt_out(server: Loopback, make_config: Any, tmp_path: Path) -> None:

@@ -491,9 +491,9 @@ class Fallback:
             ):
                 state.unclaim(candidate.url)
                 state.deferrals += 1
-                kept = exc.reserved if isinstance(exc, RateBudgetExceeded) else None
-                if kept is not None:  # resume just ahead of the slot this work now holds
-                    state.park(candidate, kept - RESUME_LEAD_S, (exc.host, kept))
+                if isinstance(exc, RateBudgetExceeded) and exc.reserved is not None:
+                    # resume just ahead of the slot this work now holds
+                    state.park(candidate, exc.reserved - RESUME_LEAD_S, (exc.host, exc.reserved))
                 else:
                     state.park(candidate, time.monotonic() + wait_s, None)
                 return None
