@@ -26,8 +26,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from loopback import Loopback, start
 
 Behaviour = Callable[[socket.socket, bytes, "RawServer"], None]
@@ -172,9 +170,9 @@ def long_length_then_hang(body: bytes) -> Behaviour:
     return behaviour
 
 
-@pytest.fixture
-def raw() -> Iterator[Callable[[Behaviour], RawServer]]:
-    """Factory fixture: ``raw(behaviour)`` starts a :class:`RawServer`, stopped at teardown."""
+def raw_servers() -> Iterator[Callable[[Behaviour], RawServer]]:
+    """Body of a factory fixture: ``make(behaviour)`` starts a :class:`RawServer`; all stop
+    when the generator is closed (a test module wraps it: ``yield from raw_servers()``)."""
     servers: list[RawServer] = []
 
     def make(behaviour: Behaviour) -> RawServer:
@@ -258,3 +256,53 @@ def files_under(root: Path) -> list[Path]:
 def stored_files(out: Path) -> list[Path]:
     """Files in the content folders of an output dir (no manifest, lock or telemetry)."""
     return [p for sub in ("pdf", "html", "xml", "other") for p in files_under(out / sub)]
+
+
+@dataclass
+class OtlpReceiver:
+    """A minimal OTLP/HTTP collector: keeps every posted body (decompressed), answers 200."""
+
+    url: str
+    bodies: list[tuple[str, bytes]]
+
+
+@contextlib.contextmanager
+def otlp_receiver() -> Iterator[OtlpReceiver]:
+    import http.server
+
+    bodies: list[tuple[str, bytes]] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            data = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            if self.headers.get("Content-Encoding") == "gzip":
+                data = gzip.decompress(data)
+            bodies.append((self.path, data))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-protobuf")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield OtlpReceiver(f"http://127.0.0.1:{server.server_address[1]}", bodies)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+class CatchAll(dict):  # type: ignore[type-arg]
+    """A ``Loopback.routes`` replacement that answers every path with one route."""
+
+    def __init__(self, route: Callable[[Any], None]) -> None:
+        super().__init__()
+        self.route = route
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        return self.route

@@ -176,3 +176,22 @@ def test_a_url_is_fetched_once_per_run_and_identical_bytes_stored_once(
     with _downloader(make_config, {"other": other}, [{"name": "t", "sources": ["other"]}]) as dl:
         third = dl.fetch("10.1234/three")
     assert third.ok and third.sha256 == first.sha256 and third.dedupe_action == "linked"
+
+
+def test_dry_run_stops_at_the_first_candidate_and_list_only_asks_everyone(
+    server: Loopback, make_config: Any, tmp_path: Any
+) -> None:
+    import json
+
+    a = Scripted("a", [server.url("/a.pdf")])
+    b = Scripted("b", [server.url("/b.pdf")])
+    tiers = [{"name": "one", "sources": ["a"]}, {"name": "two", "sources": ["b"]}]
+    with _downloader(make_config, {"a": a, "b": b}, tiers) as dl:
+        dry = list(dl.run(["10.1234/dry"], dry_run=True))
+        listed = list(dl.run(["10.1234/list"], list_only=True))
+    assert dry[0].outcome is Outcome.SKIP and dry[0].url == server.url("/a.pdf")
+    assert listed[0].outcome is Outcome.SKIP
+    assert not server.log, "nothing was downloaded"
+    rows = [json.loads(x) for x in (tmp_path / "out" / "manifest.jsonl").read_text().splitlines()]
+    assert rows[0]["dry_run"] and rows[0]["candidates"] == [server.url("/a.pdf")]
+    assert rows[1]["candidates"] == [server.url("/a.pdf"), server.url("/b.pdf")]

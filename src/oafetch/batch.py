@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from oafetch.config import Config
-from oafetch.errors import InputError
+from oafetch.errors import ConfigError, InputError
 from oafetch.runstats import RunStats
 from oafetch.works import InputLine, detect_format, read_input
 
@@ -57,17 +59,37 @@ def _summary_table(stats: RunStats, elapsed: float) -> None:
     console.print(table)
 
 
+def check_out_dir(path: Path) -> None:
+    """Fail before a run starts if the output directory cannot be created or written.
+
+    Raises:
+        ConfigError: the path is a file, lies under a file, or is not writable.
+    """
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise ConfigError(f"out_dir: {path} exists and is not a directory") from None
+    except OSError as exc:
+        raise ConfigError(
+            f"out_dir: cannot create {path}: {exc.strerror or exc}"
+            + (" (a parent is a file)" if isinstance(exc, NotADirectoryError) else "")
+        ) from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise ConfigError(f"out_dir: {path} is not writable")
+
+
 def run_batch(args: argparse.Namespace, config: Config) -> int:
     """Run the batch the arguments describe; return the exit code."""
     from oafetch.downloader import Downloader
 
     lines = _lines(args, config)
+    check_out_dir(Path(config.out_dir))
     started = time.time()
-    dry = bool(args.dry_run or args.list_only)
+    dry = bool(args.dry_run)
     with Downloader(config, resume=args.resume) as dl:
         _active.append(dl.cancel)
         try:
-            results = dl.run(lines, dry_run=dry, max_works=args.max)
+            results = dl.run(lines, dry_run=dry, max_works=args.max, list_only=args.list_only)
             _drive(results, dl.stats, quiet=getattr(args, "quiet", False), total=count_inputs(args))
         finally:
             _active.remove(dl.cancel)
@@ -81,6 +103,9 @@ def run_batch(args: argparse.Namespace, config: Config) -> int:
     if interrupted:
         print("interrupted: run `oafetch run` again with the same --out to resume", file=sys.stderr)
         return 130
+    if stats.done == 0:
+        source = args.input or f"--openalex-filter {args.openalex_filter}"
+        print(f"oafetch: no identifiers in {source}: nothing to do", file=sys.stderr)
     return 0
 
 

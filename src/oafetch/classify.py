@@ -46,12 +46,16 @@ def _strip_bom(head: bytes) -> bytes:
 def classify(head: bytes, tail: bytes) -> Classification:
     """Classify a body from its first and last bytes."""
     start = _strip_bom(head).lstrip(b"\r\n\t \x00")
-    if start.startswith(_PDF_MAGIC) or _PDF_MAGIC in start[:1024]:
+    if start.startswith(_PDF_MAGIC):
         return Classification(Kind.PDF, pdf_complete=_PDF_EOF in tail)
+    # A page that looks like HTML stays HTML even if it quotes "%PDF-" and "%%EOF" (a hostile
+    # page could); only then may the PDF header sit after some junk (readers allow 1 KiB).
     if _HTML_START.match(start) or (
         _HTML_ANYWHERE.search(start[:2048]) and not _XML_START.match(start)
     ):
         return Classification(Kind.HTML, challenge=bool(_CHALLENGE.search(head + tail)))
+    if _PDF_MAGIC in start[:1024]:
+        return Classification(Kind.PDF, pdf_complete=_PDF_EOF in tail)
     if _XML_START.match(start):
         return Classification(Kind.XML)
     return Classification(Kind.OTHER)

@@ -81,6 +81,16 @@ def load_config(args: argparse.Namespace, **extra: Any) -> Config:
     return Config.load(getattr(args, "config", None), **overrides)
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number (got {text!r})") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1 (got {value})")
+    return value
+
+
 def _print_result(result: DownloadResult, as_json: bool) -> None:
     if as_json:
         print(json.dumps(result.to_dict(), sort_keys=True))
@@ -94,9 +104,11 @@ def _print_result(result: DownloadResult, as_json: bool) -> None:
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:
+    from oafetch.batch import check_out_dir
     from oafetch.downloader import Downloader
 
     config = load_config(args)
+    check_out_dir(Path(config.out_dir))
     failed = 0
     with Downloader(config, resume=not args.no_resume) as dl:
         for ident in args.ids:
@@ -172,7 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--list-only", action="store_true", help="record every candidate, download nothing"
     )
-    run.add_argument("--max", type=int, help="stop after this many works")
+    run.add_argument("--max", type=_positive, help="stop after this many works")
     _common(run)
     run.set_defaults(func=cmd_run)
 

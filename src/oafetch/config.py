@@ -108,7 +108,11 @@ class DownloadConfig(_Frozen):
     min_pdf_bytes: int = Field(1 * KIB, ge=0)
     accept: tuple[Literal["pdf", "html", "xml"], ...] = ("pdf",)
     fsync: bool = True  # durable: fsync before the rename that publishes a file
+    # Also the most a compressed body may expand per decoding step (a gzip bomb stays small).
     chunk_bytes: int = Field(256 * KIB, ge=4 * KIB, le=64 * MIB)
+    # The longest one body may take to arrive. A read timeout alone never ends a slow drip (a
+    # byte now and then); the body also ends by ``fallback.total_budget_s``, if that is sooner.
+    max_body_s: float = Field(600.0, gt=0, le=86400)
     content_addressed: bool = False  # store as <sha256[:2]>/<sha256>.pdf instead of by work id
 
     @field_validator("accept")
@@ -346,7 +350,7 @@ class Config(BaseSettings):
         try:
             return cls(**{k: v for k, v in overrides.items() if v is not None})
         except ValidationError as exc:
-            raise _config_error(exc, source=str(file) if data else None) from None
+            raise _config_error(exc, source=str(file) if data else None, data=data) from None
         finally:
             _toml_data.reset(token)
 
@@ -380,22 +384,38 @@ class Config(BaseSettings):
         return hashlib.sha256(blob).hexdigest()[:12]
 
 
-def _config_error(exc: ValidationError, source: str | None) -> ConfigError:
+def _config_error(
+    exc: ValidationError, source: str | None, data: dict[str, Any] | None = None
+) -> ConfigError:
     lines = []
     for err in exc.errors():
         key = ".".join(str(p) for p in err["loc"])
         value = err.get("input")
+        # Name the file only for keys it sets (a bad flag or env value is not the file's fault).
+        where = f" [{source}]" if source and _sets(data or {}, err["loc"]) else ""
         if err["type"] == "extra_forbidden":
-            lines.append(f"unknown key {key!r}{_suggest(err['loc'])}")
+            lines.append(f"unknown key {key!r}{_suggest(err['loc'])}{where}")
             continue
         rule = err["msg"].removeprefix("Value error, ")
         if "(got " in rule:  # the rule already quotes the offending value
-            lines.append(f"{key}: {rule}")
+            lines.append(f"{key}: {rule}{where}")
             continue
         shown = "<secret>" if "api_key" in key else repr(value)
-        lines.append(f"{key}: {rule} (got {shown})")
-    where = f" in {source}" if source else ""
-    return ConfigError(f"invalid configuration{where}:\n  " + "\n  ".join(lines))
+        lines.append(f"{key}: {rule} (got {shown}){where}")
+    return ConfigError("invalid configuration:\n  " + "\n  ".join(lines))
+
+
+def _sets(data: dict[str, Any], loc: tuple[int | str, ...]) -> bool:
+    """Whether the TOML ``data`` holds the key at ``loc``."""
+    node: Any = data
+    for part in loc:
+        if isinstance(node, dict) and str(part) in node:
+            node = node[str(part)]
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            node = node[part]
+        else:
+            return False
+    return True
 
 
 def _suggest(loc: tuple[int | str, ...]) -> str:

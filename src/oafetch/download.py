@@ -2,18 +2,23 @@
 
 The body streams into a temp file beside its target while sha256 is computed and the first and
 last bytes are kept for :func:`~oafetch.classify.classify`. ``Content-Length`` over the size
-policy is refused before reading; a body that grows past it is aborted mid-stream. A short body
-is a ``size-mismatch``. Only a body whose bytes pass the verdict is published; everything else
-is deleted and reported with its reason. Body time and bytes are measured in an ``oafetch.body``
-span (the CLIENT span ends when the headers arrive).
+policy is refused before reading; a body that grows past it is aborted mid-stream, and a
+compressed body is decoded at most ``chunk_bytes`` at a time, so a gzip bomb is stopped before it
+fills memory. A body must arrive within ``max_body_s`` (and the work's total budget): a slow drip
+that never trips the read timeout ends as ``timeout``. A short body is a ``size-mismatch``
+(retried when the connection broke). Only a body whose bytes pass the verdict is published;
+everything else is deleted and reported with its reason. Body time and bytes are measured in an
+``oafetch.body`` span (the CLIENT span ends when the headers arrive).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import time
-from collections.abc import Callable
+import zlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -59,6 +64,54 @@ def _content_length(response: httpx.Response) -> int | None:
         return int(value)
     except ValueError:
         return None
+
+
+# zlib window bits per Content-Encoding decoded here (gzip header / zlib header).
+_ZLIB_CODINGS = {"gzip": zlib.MAX_WBITS | 16, "x-gzip": zlib.MAX_WBITS | 16,
+                 "deflate": zlib.MAX_WBITS}
+
+
+def decoded_chunks(response: httpx.Response, step: int) -> Iterator[bytes]:
+    """The body of ``response``, decoded, never more than ``step`` bytes per chunk for gzip/deflate.
+
+    httpx decodes each network read in one go, so 64 KiB of a gzip bomb become 64 MiB in memory
+    before the size policy sees a byte. gzip and deflate (what httpx asks for) are decoded here
+    with a bounded output per step; identity passes through; any other coding a server sends
+    unasked is left to httpx.
+
+    Raises:
+        FetchError: the compressed stream is corrupt (``download-error``).
+        httpx.HTTPError: the transfer failed (the caller translates it).
+    """
+    coding = response.headers.get("content-encoding", "").strip().lower()
+    if coding in ("", "identity"):
+        yield from response.iter_raw()
+        return
+    wbits = _ZLIB_CODINGS.get(coding)
+    if wbits is None:
+        yield from response.iter_bytes()
+        return
+    decoder = zlib.decompressobj(wbits)
+    started = False
+    for raw in response.iter_raw():
+        data = raw
+        while data:
+            try:
+                out = decoder.decompress(data, step)
+            except zlib.error as exc:
+                if coding == "deflate" and not started:  # raw deflate, without zlib header
+                    decoder, started = zlib.decompressobj(-zlib.MAX_WBITS), True
+                    continue
+                raise FetchError(
+                    Reason.DOWNLOAD_ERROR,
+                    f"corrupt {coding} body from {redact_url(str(response.url))}: {exc}",
+                ) from None
+            started = True
+            data = decoder.unconsumed_tail
+            if out:
+                yield out
+    while not decoder.eof and (out := decoder.decompress(b"", step)):
+        yield out
 
 
 class _Body:
@@ -113,6 +166,7 @@ def download(
         FetchError: the request or the transfer failed (after retries where retryable).
     """
     tracer = http.telemetry.tracer
+    body_limit = min(policy.max_body_s, http.config.fallback.total_budget_s)
 
     def attempt(retry_count: int) -> BodyOutcome:
         started = time.perf_counter()
@@ -173,17 +227,29 @@ def download(
                     if meta.get("client_span_id"):
                         span.set_attribute(names.BODY_HTTP_SPAN_ID, meta["client_span_id"])
                     try:
-                        for chunk in response.iter_bytes():
+                        deadline = time.monotonic() + body_limit
+                        for chunk in decoded_chunks(response, policy.chunk_bytes):
                             if http.cancel.is_set():
                                 raise FetchError(Reason.CANCELLED, "run interrupted mid-download")
                             body.feed(chunk, url)
+                            if time.monotonic() > deadline:
+                                raise FetchError(
+                                    Reason.TIMEOUT,
+                                    f"{redact_url(url)}: body still arriving after the "
+                                    f"{body_limit:g}s deadline ({body.size} bytes so far)",
+                                    http_status=response.status_code,
+                                )
                     except httpx.HTTPError as exc:
+                        if isinstance(exc, httpx.TimeoutException):
+                            raise translate(exc, url) from None
                         if declared is not None and body.size < declared:
                             raise FetchError(
                                 Reason.SIZE_MISMATCH,
                                 f"{redact_url(url)}: got {body.size} of {declared} bytes",
                                 status=Status.SIZE_MISMATCH,
                                 http_status=response.status_code,
+                                # the connection broke (reset, closed early): worth another try
+                                retryable=isinstance(exc, httpx.TransportError),
                             ) from None
                         raise translate(exc, url) from None
                     except OSError as exc:
@@ -198,11 +264,14 @@ def download(
                         http_status=response.status_code,
                     )
                 try:
-                    fh.flush()
-                    if policy.fsync:
-                        os.fsync(fh.fileno())
-                finally:
-                    fh.close()
+                    try:
+                        fh.flush()
+                        if policy.fsync:
+                            os.fsync(fh.fileno())
+                    finally:
+                        fh.close()
+                except OSError as exc:  # buffered bytes meet a full disk here, not in write()
+                    raise disk_error(exc, temp) from exc
                 found = classify(bytes(body.head), body.tail)
                 decision = verdict(
                     found,
@@ -248,7 +317,8 @@ def download(
                 raise
             finally:
                 if not fh.closed:
-                    fh.close()
+                    with contextlib.suppress(OSError):  # never mask the error being raised
+                        fh.close()
                 if not published:
                     storage.discard(temp)
         finally:

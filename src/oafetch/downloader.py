@@ -93,6 +93,7 @@ class Downloader:
         self._lock = DirLock(self.out_dir)
         self._lock.acquire()
         self._closed = False
+        self.list_only = False  # set by run(list_only=True): ask every source, download nothing
         self.cancel = threading.Event()
         try:
             self._session: Any = None
@@ -307,7 +308,10 @@ class Downloader:
                 resolution = self.fallback.resume(parked.progress, dry_run=dry_run)
             else:
                 resolution = self.fallback.resolve(
-                    work, dry_run=dry_run, defer_after_s=defer_after_s
+                    work,
+                    dry_run=dry_run,
+                    defer_after_s=defer_after_s,
+                    list_only=self.list_only,
                 )
             if resolution.parked is not None:
                 span.set_attribute(names.REASON, str(Reason.RATE_BUDGET))
@@ -368,11 +372,19 @@ class Downloader:
             )
             if result.bytes:
                 self.telemetry.instruments.download_size.record(result.bytes)
-        self._write_manifest(result, stored.relpath if stored else None, dry_run, work)
+        candidates = [c.url for c in resolution.candidates] if dry_run or self.list_only else None
+        self._write_manifest(
+            result, stored.relpath if stored else None, dry_run or self.list_only, work, candidates
+        )
         return result
 
     def _write_manifest(
-        self, result: DownloadResult, relpath: str | None, dry_run: bool, work: Work
+        self,
+        result: DownloadResult,
+        relpath: str | None,
+        dry_run: bool,
+        work: Work,
+        candidates: list[str] | None = None,
     ) -> None:
         row = result.to_dict()
         row.update(
@@ -385,6 +397,8 @@ class Downloader:
             dry_run=dry_run,
             message=_scrub(result.message, self.http.secrets),
         )
+        if candidates is not None:
+            row["candidates"] = [redact_url(u) for u in dict.fromkeys(candidates)]
         self.manifest.write(row)
 
     def _record_attempt(self, row: AttemptRow) -> None:
@@ -397,6 +411,7 @@ class Downloader:
         *,
         dry_run: bool = False,
         max_works: int | None = None,
+        list_only: bool = False,
     ) -> Iterator[DownloadResult]:
         """Fetch many works concurrently; yield each result as it finishes.
 
@@ -411,7 +426,11 @@ class Downloader:
         scheduler = Scheduler(
             self, workers=self.config.workers, defer_after_s=self.config.politeness.defer_after_s
         )
-        yield from scheduler.run(lines, dry_run=dry_run)
+        self.list_only = list_only
+        try:
+            yield from scheduler.run(lines, dry_run=dry_run)
+        finally:
+            self.list_only = False
 
 
 def _as_lines(items: Iterable[Any]) -> Iterator[InputLine]:

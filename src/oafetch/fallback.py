@@ -154,6 +154,7 @@ class _WorkState:
     next_tier: int = 0
     deferrals: int = 0
     defer_after_s: float | None = None  # None: wait in place (single fetch), else park
+    list_only: bool = False  # ask every source, download nothing
 
     def remaining(self) -> float:
         return self.deadline - time.monotonic()
@@ -235,7 +236,12 @@ class Fallback:
 
     # -- the chain ------------------------------------------------------------------------------
     def resolve(
-        self, work: Work, *, dry_run: bool = False, defer_after_s: float | None = None
+        self,
+        work: Work,
+        *,
+        dry_run: bool = False,
+        defer_after_s: float | None = None,
+        list_only: bool = False,
     ) -> Resolution:
         """Try the tiers for ``work``; return how it ended (never raises for a source's failure).
 
@@ -250,7 +256,8 @@ class Fallback:
             self.policy.max_attempts,
         )
         state.defer_after_s = defer_after_s
-        return self._continue(state, dry_run)
+        state.list_only = list_only
+        return self._continue(state, dry_run or list_only)
 
     def resume(self, progress: WorkProgress, *, dry_run: bool = False) -> Resolution:
         """Continue a parked work: its parked files first, then the remaining tiers."""
@@ -375,7 +382,8 @@ class Fallback:
         if not found:
             return FallbackOutcome.NO_PDF, Reason.NO_CANDIDATE, Status.HTTP_200
         if dry_run:
-            state.stop.set()
+            if not state.list_only:  # a dry run stops at the first source with a candidate
+                state.stop.set()
             return FallbackOutcome.SUCCESS, Reason.OK, Status.HTTP_200
         last: Reason = Reason.NO_CANDIDATE
         for candidate in found:

@@ -55,6 +55,7 @@ MANIFEST_FIELDS = (
     "dedupe_action",
     "message",
     "input",
+    "candidates",
 )
 
 
@@ -181,7 +182,29 @@ def read_manifest(path: Path) -> Iterator[tuple[int, dict[str, Any] | None, str 
             if not isinstance(row, dict) or "work_id" not in row:
                 yield number, None, f"{path}:{number}: manifest line without work_id"
                 continue
+            if (problem := _row_problem(row)) is not None:
+                yield number, None, f"{path}:{number}: manifest line ignored: {problem}"
+                continue
             yield number, row, None
+
+
+def _row_problem(row: dict[str, Any]) -> str | None:
+    """Why a parsed row cannot be trusted for resume (wrong types, a path leaving the dir)."""
+    if not isinstance(row["work_id"], str) or not row["work_id"]:
+        return f"work_id is not a non-empty string ({row['work_id']!r:.60})"
+    for key in ("path", "sha256", "outcome"):
+        if row.get(key) is not None and not isinstance(row[key], str):
+            return f"{key} is not a string ({row[key]!r:.60})"
+    size = row.get("bytes")
+    if size is not None and (isinstance(size, bool) or not isinstance(size, int)):
+        return f"bytes is not an integer ({size!r:.60})"
+    relpath = row.get("path")
+    if relpath is not None and (
+        relpath.startswith(("/", "\\")) or ".." in relpath.replace("\\", "/").split("/")
+        or "\x00" in relpath
+    ):
+        return f"path {relpath!r:.80} leaves the output directory"
+    return None
 
 
 def load_prior(path: Path) -> dict[str, PriorOutcome]:

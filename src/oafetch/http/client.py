@@ -11,6 +11,7 @@ Thread-safety: one instance is shared by all worker threads of a run.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 import time
@@ -53,6 +54,26 @@ os.environ.setdefault("OTEL_SEMCONV_STABILITY_OPT_IN", "http")
 CacheWrapper = Callable[[httpx.BaseTransport], httpx.BaseTransport]
 
 
+class _RedactUrls(logging.Filter):
+    """httpx logs every request's full URL at INFO; its credential parameters are redacted."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and any(isinstance(a, httpx.URL) for a in record.args):
+            record.args = tuple(
+                redact_url(str(a)) if isinstance(a, httpx.URL) else a for a in record.args
+            )
+        return True
+
+
+_REDACT_URLS = _RedactUrls()
+
+
+def _redact_httpx_logs() -> None:
+    logger = logging.getLogger("httpx")
+    if _REDACT_URLS not in logger.filters:
+        logger.addFilter(_REDACT_URLS)
+
+
 @dataclass(frozen=True)
 class TextResponse:
     """A fully read response: final URL (after redirects), status, headers, text."""
@@ -88,6 +109,7 @@ class HttpClient:
         cancel: threading.Event | None = None,
         secrets: tuple[str, ...] = (),
     ) -> None:
+        _redact_httpx_logs()
         self.config = config
         self.telemetry = telemetry or Telemetry.noop()
         self.cancel = cancel or threading.Event()
@@ -254,12 +276,17 @@ class HttpClient:
                 json=json_body,
                 extensions={META: meta},
             )
+        except httpx.InvalidURL as exc:
+            error = translate(exc, url)
+            error.args = (self._message(str(error)),)
+            raise error from None
+        try:
             return self._client.send(request, stream=stream, follow_redirects=follow_redirects)
         except FetchError as exc:
             exc.args = (self._message(str(exc)),)
             raise
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
-            error = translate(exc, url)
+            error = translate(exc, url, sent=True)
             error.args = (self._message(str(error)),)
             raise error from None
 

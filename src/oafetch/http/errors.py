@@ -24,8 +24,14 @@ def _is_tls(exc: BaseException) -> bool:
     return False
 
 
-def translate(exc: httpx.HTTPError | httpx.InvalidURL, url: str) -> FetchError:
-    """Map an httpx exception to a :class:`FetchError` with its reason and retryability."""
+def translate(
+    exc: httpx.HTTPError | httpx.InvalidURL, url: str, *, sent: bool = False
+) -> FetchError:
+    """Map an httpx exception to a :class:`FetchError` with its reason and retryability.
+
+    ``sent``: the request for ``url`` was built and sent, so an invalid URL can only be a
+    redirect's ``Location`` (``javascript:…``, ``data:…``) — a refused redirect, not bad input.
+    """
     shown = redact_url(url)
     name = type(exc).__name__
     if isinstance(exc, httpx.TimeoutException):
@@ -37,6 +43,11 @@ def translate(exc: httpx.HTTPError | httpx.InvalidURL, url: str) -> FetchError:
             Reason.REDIRECT, f"refused a non-HTTP(S) URL reached from {shown}: {exc}", url=shown
         )
     if isinstance(exc, httpx.InvalidURL):
+        if sent:
+            return FetchError(
+                Reason.REDIRECT, f"refused an invalid redirect target from {shown}: {exc}",
+                url=shown,
+            )
         return FetchError(Reason.BAD_INPUT, f"invalid URL {shown}: {exc}", url=shown)
     if isinstance(exc, httpx.ConnectError) and _is_tls(exc):
         return FetchError(Reason.TLS_ERROR, f"TLS error fetching {shown}: {exc}", url=shown)

@@ -25,12 +25,34 @@ from oafetch.telemetry.runtime import Telemetry, active
 
 log = logging.getLogger(__name__)
 
+# Events per span, for spans whose event list cannot be measured (not the SDK's own Span).
 _counts: weakref.WeakKeyDictionary[trace.Span, int] = weakref.WeakKeyDictionary()
+# Makes "count, then add" atomic, so no span ever gets more than MAX_EVENTS_PER_SPAN of ours.
 _counts_lock = threading.Lock()
 
 
 def _clean(attributes: Mapping[str, AttributeValue | None]) -> dict[str, AttributeValue]:
     return {k: v for k, v in attributes.items() if v is not None}
+
+
+def _add_within_limit(
+    span: trace.Span, name: str, attrs: dict[str, AttributeValue], stamp: int
+) -> bool:
+    """Add the event to ``span`` unless it already has ``MAX_EVENTS_PER_SPAN``; True if added."""
+    # The SDK span's own event list says how many it holds (one len(), where a weak-keyed
+    # dictionary cost two weakrefs and two lookups per event); other spans are counted here.
+    events = getattr(span, "_events", None)
+    with _counts_lock:
+        if events is not None and hasattr(events, "__len__"):
+            if len(events) >= names.MAX_EVENTS_PER_SPAN:
+                return False
+        else:
+            n = _counts.get(span, 0)
+            if n >= names.MAX_EVENTS_PER_SPAN:
+                return False
+            _counts[span] = n + 1
+        span.add_event(name, attrs, timestamp=stamp)
+    return True
 
 
 def add_event(
@@ -50,13 +72,8 @@ def add_event(
         attrs = _clean(attributes)
         stamp = time.time_ns()
         span = trace.get_current_span()
-        if span.is_recording():
-            with _counts_lock:
-                n = _counts.get(span, 0)
-                if n < names.MAX_EVENTS_PER_SPAN:
-                    _counts[span] = n + 1
-                    span.add_event(name, attrs, timestamp=stamp)
-                    return
+        if span.is_recording() and _add_within_limit(span, name, attrs, stamp):
+            return
         with handle.tracer.start_as_current_span(names.SPAN_EVENTS) as carrier:
             carrier.add_event(name, attrs, timestamp=stamp)
     except Exception:  # pragma: no cover - defensive: a telemetry bug must not fail a fetch
@@ -83,7 +100,7 @@ def emit_http_event(
     bytes_: int | None = None,
     telemetry: Telemetry | None = None,
 ) -> None:
-    """Record one HTTP attempt that produced no CLIENT span (e.g. a cache hit): an ``http_events`` row."""
+    """Record one HTTP attempt without a CLIENT span (a cache hit): an ``http_events`` row."""
     add_event(
         names.EVENT_HTTP,
         {
@@ -117,7 +134,8 @@ def emit_rate_event(
     max_delay_ms: float | None = None,
     telemetry: Telemetry | None = None,
 ) -> None:
-    """Record a rate-limiter decision (``acquire``, ``block``, ``head_skip``): a ``rate_events`` row."""
+    """Record a rate-limiter decision (``acquire``, ``block``, ``head_skip``): a ``rate_events``
+    row."""
     handle = telemetry or active()
     add_event(
         names.EVENT_RATE_LIMIT,
@@ -189,7 +207,8 @@ def emit_fallback_attempt(
     artifact_id: str | None = None,
     telemetry: Telemetry | None = None,
 ) -> None:
-    """Record one source tried for a work outside an ``oafetch.attempt`` span: a ``fallback_attempts`` row."""
+    """Record one source tried for a work outside an ``oafetch.attempt`` span: a
+    ``fallback_attempts`` row."""
     handle = telemetry or active()
     add_event(
         names.EVENT_FALLBACK_ATTEMPT,

@@ -28,6 +28,7 @@ from opentelemetry.trace import Span
 from opentelemetry.util.types import AttributeValue
 
 from oafetch.telemetry import names
+from oafetch.telemetry._attrs import set_valid_attributes
 
 if TYPE_CHECKING:
     import httpx
@@ -110,15 +111,16 @@ def request_hook(span: Span, request_info: Any) -> None:
         current = getattr(span, "attributes", None)
         if current is not None and _OLD_URL in current:
             attrs[_OLD_URL] = safe  # pre-stable semconv mode: the URL also sits here
-        span.set_attributes(attrs)
+        set_valid_attributes(span, attrs)  # every value above is a checked str/float/int
     except Exception:
         _log_once("request", "oafetch: request_hook failed (logged once)")
 
 
 def _flag(caching: Any, extensions: Any, key: str) -> bool:
     # hishel 1.x/2.x: extensions["caching"] = {"from_cache": …, "revalidated": …, "stored": …};
-    # hishel 0.x: extensions["hishel_from_cache"] …. Either may be absent.
-    if isinstance(caching, MutableMapping | dict) and caching.get(key):
+    # hishel 0.x: extensions["hishel_from_cache"] …. Either may be absent. ``caching`` is None
+    # or a mapping (checked once by the caller).
+    if caching is not None and caching.get(key):
         return True
     return bool(extensions.get(f"hishel_{key}", False))
 
@@ -130,6 +132,8 @@ def response_hook(span: Span, request_info: Any, response_info: Any) -> None:
             return
         extensions = getattr(response_info, "extensions", None) or {}
         caching = extensions.get("caching")
+        if caching is not None and not isinstance(caching, dict | MutableMapping):
+            caching = None
         status = int(getattr(response_info, "status_code", 0) or 0)
         headers = getattr(response_info, "headers", None)
         revalidated = _flag(caching, extensions, "revalidated")
@@ -146,13 +150,14 @@ def response_hook(span: Span, request_info: Any, response_info: Any) -> None:
             and headers is not None
             and str(headers.get("cf-mitigated", "")).lower() == "challenge"
         )
-        span.set_attributes(
+        set_valid_attributes(
+            span,
             {
                 names.FROM_CACHE: _flag(caching, extensions, "from_cache"),
                 names.REVALIDATED: revalidated,
                 names.STALE: _flag(caching, extensions, "stale"),
                 names.BREAKER_RECORDED: "failure" if status >= 500 and not challenge else "success",
-            }
+            },
         )
         facts = _facts(request_info)
         if facts is not None:

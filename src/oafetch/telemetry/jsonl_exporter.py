@@ -15,9 +15,9 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
@@ -29,9 +29,36 @@ log = logging.getLogger(__name__)
 #: File name of the span log inside the output directory.
 JSONL_FILE = "spans.jsonl"
 
-_encode = json.JSONEncoder(
+_encoder = json.JSONEncoder(
     ensure_ascii=False, check_circular=False, separators=(",", ":"), default=str
-).encode  # records are acyclic by construction
+)  # records are acyclic by construction
+
+
+def _make_encode() -> Callable[[Any], str]:
+    # ``JSONEncoder.encode`` builds a new C encoder for every call; build it once (the same
+    # arguments ``JSONEncoder.iterencode`` passes it, so the output is identical).
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # pragma: no cover - an interpreter without the C accelerator
+        return _encoder.encode
+    c_encode = make(
+        None,  # no cycle check
+        _encoder.default,
+        json.encoder.encode_basestring,  # ensure_ascii=False
+        None,  # no indent
+        _encoder.key_separator,
+        _encoder.item_separator,
+        False,  # sort_keys
+        False,  # skipkeys
+        True,  # allow_nan
+    )
+
+    def encode(record: Any) -> str:
+        return "".join(c_encode(record, 0))
+
+    return encode
+
+
+_encode = _make_encode()
 
 
 class JsonlSpanExporter(SpanExporter):

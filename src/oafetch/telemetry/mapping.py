@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.trace import SpanKind, StatusCode
 
 from oafetch.telemetry import names
 
@@ -146,6 +147,10 @@ def _attributes(obj: Any) -> dict[str, Any]:
     return dict(obj) if obj else {}
 
 
+_KIND_NAMES: dict[Any, str] = {kind: kind.name for kind in SpanKind}  # an Enum's .name is slow
+_CODE_NAMES: dict[Any, str] = {code: code.name for code in StatusCode}
+
+
 def to_record(span: ReadableSpan) -> Record:
     """Turn a finished SDK span into a plain, JSON-ready dict (one line of ``spans.jsonl``).
 
@@ -157,9 +162,11 @@ def to_record(span: ReadableSpan) -> Record:
     ctx = span.context
     parent = span.parent
     status = span.status
-    status_out: dict[str, Any] = {"code": status.status_code.name}
+    code = status.status_code
+    status_out: dict[str, Any] = {"code": _CODE_NAMES.get(code) or code.name}
     if status.description:
         status_out["description"] = status.description
+    kind = span.kind
     raw = getattr(span, "_attributes", None)
     attrs = _attributes(raw if raw is not None else span.attributes)
     events = getattr(span, "_events", None)
@@ -167,7 +174,7 @@ def to_record(span: ReadableSpan) -> Record:
         events = span.events
     return {
         "name": span.name,
-        "kind": span.kind.name,
+        "kind": _KIND_NAMES.get(kind) or kind.name,
         "trace_id": format(ctx.trace_id, "032x") if ctx is not None else "",
         "span_id": format(ctx.span_id, "016x") if ctx is not None else "",
         "parent_span_id": format(parent.span_id, "016x") if parent is not None else None,
@@ -175,10 +182,13 @@ def to_record(span: ReadableSpan) -> Record:
         "end_ns": span.end_time,
         "status": status_out,
         "attributes": attrs,
+        # Most spans have no event: len() is cheaper than copying the SDK's list to iterate it.
         "events": [
             {"name": ev.name, "ts_ns": ev.timestamp, "attributes": _attributes(ev.attributes)}
             for ev in events
-        ],
+        ]
+        if len(events)
+        else [],
         "resource": _resource(span),
     }
 

@@ -29,16 +29,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from opentelemetry.context import Context
+from opentelemetry.context import Context, get_current
 from opentelemetry.metrics import Histogram
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.trace import SpanKind
+from opentelemetry.util.types import AttributeValue
 
 from oafetch.telemetry import names
+from oafetch.telemetry._attrs import set_valid_attributes
 from oafetch.telemetry.context import current_identity
 from oafetch.telemetry.mapping import Record, RunRecord, to_record
 
 log = logging.getLogger(__name__)
+
+_IDENTITY_KEYS = (names.RUN_ID, names.WORK_ID, names.ARTIFACT_ID)  # context.identity()'s keys
 
 
 class SchemaWriter(Protocol):
@@ -79,21 +83,36 @@ class StampingProcessor(SpanProcessor):
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         try:
-            found = current_identity(parent_context)
-            attrs = span.attributes or {}
+            # The identity values are plain context entries (a Context is a dict): three dict
+            # lookups instead of three get_value calls; the same values current_identity finds.
+            ctx = parent_context if parent_context is not None else get_current()
+            bounded = span.attributes
+            # The SDK's BoundedAttributes answers `in` through a Python-level Mapping method; its
+            # plain dict answers in C.
+            attrs = getattr(bounded, "_dict", None)
+            if type(attrs) is not dict:
+                attrs = bounded or {}
+            missing: dict[str, AttributeValue] = {}
+            for key in _IDENTITY_KEYS:
+                value = ctx.get(key)
+                if isinstance(value, str) and key not in attrs:
+                    missing[key] = value
             if span.name == names.SPAN_RUN:
-                run_id = attrs.get(names.RUN_ID, found.get(names.RUN_ID))
+                run_id = attrs.get(names.RUN_ID, ctx.get(names.RUN_ID))
                 if isinstance(run_id, str):
                     with self._lock:
                         self._runs[span.context.span_id] = run_id
-            elif names.RUN_ID not in found and len(self._runs) == 1:
+            elif (
+                names.RUN_ID not in missing
+                and names.RUN_ID not in attrs
+                and len(self._runs) == 1
+            ):
                 with self._lock:
                     only = next(iter(self._runs.values()), None)
                 if only is not None:
-                    found[names.RUN_ID] = only
-            missing = {k: v for k, v in found.items() if k not in attrs}
+                    missing[names.RUN_ID] = only
             if missing:
-                span.set_attributes(missing)
+                set_valid_attributes(span, missing)
         except Exception:  # pragma: no cover - defensive: telemetry must not fail a download
             log.exception("oafetch: could not stamp span %s", getattr(span, "name", "?"))
 
