@@ -529,8 +529,12 @@ class Fallback:
         if links:
             return None  # the page's links were tried: their failures tell the story
         where = f"{candidate.source}: {host_of(body.url)}"
-        if candidate.role is Role.LANDING and body.verdict.reason is Reason.NOT_PDF:
-            state.fail(Reason.NO_CANDIDATE, f"{where}: the landing page links no full text")
+        if body.verdict.reason is Reason.NOT_PDF and (
+            candidate.role is Role.LANDING or (depth > 0 and "pdf" not in body.content_type)
+        ):
+            # A landing page without PDF links, or a link guessed from a page that honestly
+            # answers HTML: no full text here, not "HTML served as a PDF".
+            state.fail(Reason.NO_CANDIDATE, f"{where}: no full text behind the landing page")
             return None
         state.fail(body.verdict.reason, f"{where}: {body.verdict.message}")
         return None
