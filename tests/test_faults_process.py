@@ -26,11 +26,26 @@ from typing import IO, Any
 
 import pytest
 
-from faults import RawServer, dead_port, never_answer, offline, raw_servers, stored_files
+from faults import (
+    RawServer,
+    dead_port,
+    never_answer,
+    offline,
+    quick_loopback,
+    raw_servers,
+    stored_files,
+)
 from loopback import Handler, Loopback, pdf_bytes
 from oafetch import Downloader, Outcome, Reason
 from oafetch.manifest import read_manifest
 from oafetch.storage import Storage
+
+
+@pytest.fixture
+def server() -> Iterator[Loopback]:
+    """conftest's loopback server, stopped faster (see ``faults.quick_loopback``)."""
+    yield from quick_loopback()
+
 
 
 @pytest.fixture
@@ -279,10 +294,8 @@ def test_a_dead_or_hung_collector_leaves_the_run_unaffected(
     server: Loopback, make_config: Any, tmp_path: Path, raw: Any, collector: str
 ) -> None:
     _serve(server, 10)
-    if collector == "dead":
-        endpoint = f"http://127.0.0.1:{dead_port()}"
-    else:
-        endpoint = raw(never_answer).base
+    dead = f"http://127.0.0.1:{dead_port()}"
+    endpoint = dead if collector == "dead" else raw(never_answer).base
     config = make_config(
         **offline({"telemetry": {"enabled": True, "otlp_endpoint": endpoint,
                                  "otlp_timeout_s": 1.0}, "workers": 4})

@@ -21,6 +21,7 @@ from faults import (
     https_url,
     long_length_then_hang,
     offline,
+    quick_loopback,
     raw_servers,
     reset_mid_body,
     stored_files,
@@ -28,6 +29,15 @@ from faults import (
 )
 from loopback import Handler, Loopback, pdf_bytes
 from oafetch import Downloader, Outcome, Reason
+from oafetch.errors import FetchError
+from oafetch.http.client import HttpClient
+
+
+@pytest.fixture
+def server() -> Iterator[Loopback]:
+    """conftest's loopback server, stopped faster (see ``faults.quick_loopback``)."""
+    yield from quick_loopback()
+
 
 
 @pytest.fixture
@@ -417,3 +427,77 @@ def test_a_self_signed_certificate_is_a_tls_error_and_not_retried(
             http={"verify_tls": False}, robots={"enabled": False},
         )
         assert control.outcome is Outcome.SUCCESS
+
+
+def test_a_slow_drip_api_answer_is_bounded_too(raw: Any, make_config: Any) -> None:
+    srv: RawServer = raw(drip(interval_s=0.05, first=b'{"results": ['))
+    config = make_config(fallback={"per_source_timeout_s": 1.0}, retry={"attempts": 1})
+    started = time.monotonic()
+    with HttpClient(config) as http, pytest.raises(FetchError) as caught:
+        http.get_json(srv.url("/v2/10.1234/x"))
+    assert caught.value.reason is Reason.TIMEOUT and "deadline" in str(caught.value)
+    assert time.monotonic() - started < 4
+
+
+def test_a_slow_drip_robots_txt_counts_as_unreachable(
+    raw: Any, make_config: Any, tmp_path: Path
+) -> None:
+    srv: RawServer = raw(drip(interval_s=0.05, first=b"User-agent: *\n"))
+    started = time.monotonic()
+    result = fetch_one(make_config, srv.url("/paper.pdf"), fallback={"per_source_timeout_s": 1.0})
+    assert result.reason is Reason.ROBOTS, "RFC 9309: unreachable robots.txt disallows"
+    assert time.monotonic() - started < 4
+    assert [srv.path_of(i) for i in range(len(srv.requests))] == ["/robots.txt"]
+    no_leftovers(tmp_path)
+
+
+def _deflate(data: bytes, wbits: int) -> bytes:
+    import zlib
+
+    packer = zlib.compressobj(6, zlib.DEFLATED, wbits)
+    return packer.compress(data) + packer.flush()
+
+
+@pytest.mark.parametrize(
+    ("coding", "wbits"),
+    [("gzip", 31), ("x-gzip", 31), ("deflate", 15), ("deflate", -15), ("identity", 0)],
+    ids=["gzip", "x-gzip", "zlib-deflate", "raw-deflate", "identity"],
+)
+def test_compressed_bodies_are_decoded_exactly(
+    server: Loopback, make_config: Any, coding: str, wbits: int
+) -> None:
+    body = pdf_bytes(300_000, seed=4)
+    wire = body if coding == "identity" else _deflate(body, wbits)
+    server.routes["/z.pdf"] = lambda h: h.reply(
+        200, wire, "application/pdf", {"Content-Encoding": coding}
+    )
+    result = fetch_one(make_config, server.url("/z.pdf"), download={"chunk_bytes": 4096})
+    assert result.outcome is Outcome.SUCCESS and result.path is not None
+    assert result.path.read_bytes() == body
+
+
+def test_a_corrupt_gzip_body_is_a_download_error(
+    server: Loopback, make_config: Any, tmp_path: Path
+) -> None:
+    wire = _deflate(pdf_bytes(50_000), 31)
+    broken = wire[:200] + bytes(b ^ 0x5A for b in wire[200:400]) + wire[400:]
+    server.routes["/bad.pdf"] = lambda h: h.reply(
+        200, broken, "application/pdf", {"Content-Encoding": "gzip"}
+    )
+    result = fetch_one(make_config, server.url("/bad.pdf"))
+    assert result.outcome is Outcome.ERROR
+    assert result.reason is Reason.DOWNLOAD_ERROR and "corrupt gzip" in result.message, result
+    no_leftovers(tmp_path)
+
+
+@pytest.mark.slow
+def test_a_gzip_bomb_from_an_api_is_refused_as_policy_size(
+    server: Loopback, make_config: Any
+) -> None:
+    bomb = gzip_bomb(64 * 1024 * 1024)
+    server.routes["/works/x"] = lambda h: h.reply(
+        200, bomb, "application/json", {"Content-Encoding": "gzip"}
+    )
+    with HttpClient(make_config()) as http, pytest.raises(FetchError) as caught:
+        http.get_json(server.url("/works/x"))
+    assert caught.value.reason is Reason.POLICY_SIZE

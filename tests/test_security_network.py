@@ -9,13 +9,14 @@ leaves the process.
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from faults import fetch_one, stored_files
+from faults import fetch_one, quick_loopback, stored_files
 from loopback import Loopback, pdf_bytes
 from oafetch import Outcome, Reason
 from oafetch.errors import FetchError
@@ -32,6 +33,12 @@ FAKE_DNS = {
     "metadata.google.internal": "169.254.169.254",
     "localhost": "127.0.0.1",
 }
+
+@pytest.fixture
+def server() -> Iterator[Loopback]:
+    """conftest's loopback server, stopped faster (see ``faults.quick_loopback``)."""
+    yield from quick_loopback()
+
 
 
 @pytest.fixture
@@ -93,7 +100,7 @@ def test_a_redirect_from_a_public_host_into_private_space_is_refused(target: str
     outcome, seen = _guarded_get(f"http://{PUBLIC}", target)
     assert isinstance(outcome, FetchError), f"{target} was followed"
     assert outcome.reason is Reason.REDIRECT
-    assert "refused a redirect from public host" in str(outcome)
+    assert f"refused to follow public host {PUBLIC} into private address" in str(outcome)
     assert [r.url.path for r in seen] == ["/start"], "the private target was never requested"
 
 
@@ -139,9 +146,12 @@ def test_the_whole_client_stack_refuses_a_metadata_redirect_with_a_clear_reason(
     seen: list[httpx.Request] = []
     inner = _redirecting("http://169.254.169.254/latest/meta-data/iam", seen)
     config = make_config(robots={"enabled": False})
-    with HttpClient(config, transport=inner) as http, pytest.raises(FetchError) as caught:
-        with http.stream(f"http://{PUBLIC}/start", role=Role.ARTIFACT) as response:
-            response.read()
+    with (
+        HttpClient(config, transport=inner) as http,
+        pytest.raises(FetchError) as caught,
+        http.stream(f"http://{PUBLIC}/start", role=Role.ARTIFACT) as response,
+    ):
+        response.read()
     assert caught.value.reason is Reason.REDIRECT
     assert "169.254.169.254" in str(caught.value) and PUBLIC in str(caught.value)
     assert len(seen) == 1
@@ -170,9 +180,12 @@ def test_a_redirect_to_a_non_http_scheme_is_refused(
 @pytest.mark.parametrize("url", ["file:///etc/passwd", "ftp://127.0.0.1/x.pdf"])
 def test_a_non_http_url_is_never_fetched(make_config: Any, url: str) -> None:
     config = make_config()
-    with HttpClient(config) as http, pytest.raises(FetchError) as caught:
-        with http.stream(url, role=Role.ARTIFACT):
-            pass
+    with (
+        HttpClient(config) as http,
+        pytest.raises(FetchError) as caught,
+        http.stream(url, role=Role.ARTIFACT),
+    ):
+        pass
     assert caught.value.reason is Reason.REDIRECT
     assert "refused" in str(caught.value)
 
@@ -188,3 +201,55 @@ def test_loopback_to_loopback_redirects_work_end_to_end(
     result = fetch_one(make_config, server.url("/moved"))
     assert result.outcome is Outcome.SUCCESS and result.path is not None
     assert result.path.read_bytes() == body
+
+
+@pytest.mark.usefixtures("fake_dns")
+@pytest.mark.parametrize("location", ["http://169.254.169.254/robots.txt", "file:///etc/passwd"])
+def test_a_robots_txt_redirect_obeys_the_same_policy(make_config: Any, location: str) -> None:
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(str(request.url))
+        if request.url.path == "/robots.txt":
+            return httpx.Response(301, headers={"Location": location})
+        return httpx.Response(200, content=pdf_bytes())
+
+    config = make_config()  # robots on
+    with (
+        HttpClient(config, transport=httpx.MockTransport(handler)) as http,
+        pytest.raises(FetchError) as caught,
+        http.stream(f"http://{PUBLIC}/paper.pdf", role=Role.ARTIFACT),
+    ):
+        pass
+    assert caught.value.reason is Reason.ROBOTS, "an unfollowable robots.txt disallows"
+    assert seen == [f"http://{PUBLIC}/robots.txt"], "the redirect target was never requested"
+
+
+@pytest.mark.usefixtures("fake_dns")
+def test_a_public_source_naming_a_private_url_is_refused_when_its_origin_is_given(
+    make_config: Any, tmp_path: Path
+) -> None:
+    """An API answer (not a redirect) pointing into private space: the caller passes the API's
+    host as ``origin_host`` and the guard applies the same rule to the first hop."""
+    from oafetch.download import download
+    from oafetch.storage import Storage
+
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(str(request.url))
+        return httpx.Response(200, content=pdf_bytes())
+
+    config = make_config(robots={"enabled": False})
+    storage = Storage(tmp_path / "out", fsync=False)
+    storage.prepare()
+    with HttpClient(config, transport=httpx.MockTransport(handler)) as http:
+        with pytest.raises(FetchError) as caught:
+            download(http, "http://169.254.169.254/latest/meta-data/", work_id="w",
+                     storage=storage, policy=config.download, source="openalex",
+                     origin_host="api.openalex.org")
+        assert caught.value.reason is Reason.REDIRECT and not seen
+        # without an origin (a URL the user gave) the same address is the user's choice
+        allowed = download(http, "http://10.0.0.8/paper.pdf", work_id="w2", storage=storage,
+                           policy=config.download, source="direct")
+    assert allowed.stored is not None and seen == ["http://10.0.0.8/paper.pdf"]

@@ -11,12 +11,13 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from faults import CatchAll, fetch_one, files_under, offline, stored_files
+from faults import CatchAll, fetch_one, files_under, offline, quick_loopback, stored_files
 from loopback import Handler, Loopback, pdf_bytes
 from oafetch import Downloader, Outcome, Reason
 from oafetch.storage import Storage, safe_name
@@ -31,7 +32,8 @@ PAGES: dict[str, tuple[bytes, Reason]] = {
     ),
     "cloudflare JS challenge": (
         b"<!DOCTYPE html><html><head><title>Just a moment...</title></head><body>"
-        b"<script src='/cdn-cgi/challenge-platform/h/b/orchestrate/jsch/v1'></script></body></html>",
+        b"<script src='/cdn-cgi/challenge-platform/h/b/orchestrate/jsch/v1'></script>"
+        b"</body></html>",
         Reason.BOT_CHALLENGE,
     ),
     "enable javascript wall": (
@@ -66,6 +68,12 @@ PAGES: dict[str, tuple[bytes, Reason]] = {
     "tiny pdf": (b"%PDF-1.4\n%%EOF\n", Reason.POLICY_SIZE),
     "zero bytes": (b"", Reason.NOT_PDF),
 }
+
+@pytest.fixture
+def server() -> Iterator[Loopback]:
+    """conftest's loopback server, stopped faster (see ``faults.quick_loopback``)."""
+    yield from quick_loopback()
+
 
 
 @pytest.mark.parametrize("name", list(PAGES))
@@ -207,3 +215,17 @@ def test_a_symlink_planted_at_the_final_path_is_replaced_not_followed(tmp_path: 
     )
     assert not stored.path.is_symlink() and stored.path.read_bytes() == body
     assert victim.read_bytes() == b"precious"
+
+
+def test_temp_files_a_killed_run_left_are_removed_at_the_next_start(tmp_path: Path) -> None:
+    root = tmp_path / "out"
+    (root / "pdf" / "ab").mkdir(parents=True)
+    stale = [root / "pdf" / ".x-1234.part-deadbeef", root / "pdf" / ".x-1234.pdf.link-0a0b0c0d",
+             root / "pdf" / "ab" / ".abcd.pdf.link-01020304"]
+    for path in stale:
+        path.write_bytes(b"half")
+    kept = root / "pdf" / "x-1234.pdf"
+    kept.write_bytes(b"%PDF-1.4 whole %%EOF")
+    Storage(root, fsync=False).prepare()
+    assert not any(p.exists() for p in stale)
+    assert kept.read_bytes() == b"%PDF-1.4 whole %%EOF"

@@ -12,8 +12,10 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Span, SpanKind
+from opentelemetry.util.types import AttributeValue
 
 from oafetch.telemetry import names
+from oafetch.telemetry._attrs import set_valid_attributes
 from oafetch.telemetry.httpx_hooks import request_hook, response_hook, strip_query
 
 
@@ -160,3 +162,66 @@ def trace_noop_span() -> Span:
     from opentelemetry.trace import INVALID_SPAN
 
     return INVALID_SPAN
+
+
+# -- setting already-valid attributes without the SDK's re-validation ------------------------------
+
+
+def test_set_valid_attributes_matches_set_attributes(spans: Any) -> None:
+    """Same result as Span.set_attributes: values, and an existing key moves to the end."""
+    tracer, exporter = spans
+    attrs: dict[str, AttributeValue] = {
+        names.ROLE: "artifact",
+        names.RETRY_COUNT: 2,
+        names.FROM_CACHE: False,
+    }
+    results = []
+    for setter in ("sdk", "fast"):
+        exporter.clear()
+        with tracer.start_as_current_span("GET", attributes={"a": 1, names.ROLE: "x", "b": 2}) as s:
+            if setter == "sdk":
+                s.set_attributes(attrs)
+            else:
+                set_valid_attributes(s, attrs)
+        (done,) = exporter.get_finished_spans()
+        results.append(list((done.attributes or {}).items()))
+    assert results[0] == results[1]
+    assert results[1][-3:] == list(attrs.items())
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT": "4"}, {"first": "x", "long": "abcd", "third": "y"}),
+        ({"OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT": "2"}, {"long": "abcdefgh", "third": "y"}),
+    ],
+)
+def test_set_valid_attributes_defers_to_the_sdk_when_limits_apply(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], expected: dict[str, str]
+) -> None:
+    """A value-length limit still truncates, a full span still evicts, an ended one refuses."""
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    provider = TracerProvider(shutdown_on_exit=False)
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("t")
+    with tracer.start_as_current_span("GET", attributes={"first": "x"}) as span:
+        set_valid_attributes(span, {"long": "abcdefgh", "third": "y"})
+    set_valid_attributes(span, {"late": "z"})  # ended: the SDK ignores it (and warns)
+    (done,) = exporter.get_finished_spans()
+    assert dict(done.attributes or {}) == expected
+    provider.shutdown()
+
+
+def test_set_valid_attributes_on_a_non_sdk_span() -> None:
+    class Recorder:
+        def __init__(self) -> None:
+            self.got: dict[str, Any] = {}
+
+        def set_attributes(self, attributes: dict[str, Any]) -> None:
+            self.got.update(attributes)
+
+    span = Recorder()
+    set_valid_attributes(span, {names.ROLE: "metadata"})
+    assert span.got == {names.ROLE: "metadata"}

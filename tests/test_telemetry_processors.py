@@ -20,6 +20,7 @@ from opentelemetry.util.types import AttributeValue
 from oafetch.config import TelemetryConfig
 from oafetch.telemetry import TelemetrySession, names, processors
 from oafetch.telemetry.context import identity
+from oafetch.telemetry.emit import emit_rate_event
 from oafetch.telemetry.jsonl_exporter import JsonlSpanExporter
 from oafetch.telemetry.mapping import Record, RunRecord
 from oafetch.telemetry.processors import SchemaProcessor, StampingProcessor
@@ -415,3 +416,69 @@ def test_transport_failure_duration_is_recorded_from_client_spans() -> None:
     assert point.count == 1
     assert dict(point.attributes or {})[names.ERROR_TYPE] == "ConnectError"
     meters.shutdown()
+
+
+# -- events beyond a span's share, and spans that cannot be snapshotted ---------------------------
+
+
+def test_events_past_the_per_span_limit_go_to_carrier_spans_and_all_become_rows(
+    session: TelemetrySession, tmp_path: Path
+) -> None:
+    """The SDK drops events past 128 per span silently; none of ours may reach that limit."""
+    tracer = session.telemetry.tracer
+    n = names.MAX_EVENTS_PER_SPAN + 50
+    with identity(run_id="ev"), tracer.start_as_current_span(names.SPAN_ATTEMPT) as span:
+        span.add_event("someone.else")  # an event that is not ours counts against the limit
+        for i in range(n):
+            emit_rate_event(host="h", role="artifact", action="acquire", delay_ms=float(i))
+    assert session.flush()
+    assert count(tmp_path / "telemetry.sqlite", "rate_events", "run_id = 'ev'") == n
+    lines = [json.loads(line) for line in (tmp_path / "spans.jsonl").read_text().splitlines()]
+    (attempt_line,) = [x for x in lines if x["name"] == names.SPAN_ATTEMPT]
+    assert len(attempt_line["events"]) == names.MAX_EVENTS_PER_SPAN
+    carried = [x for x in lines if x["name"] == names.SPAN_EVENTS]
+    assert sum(len(x["events"]) for x in carried) == n + 1 - names.MAX_EVENTS_PER_SPAN
+
+
+def test_a_span_that_cannot_be_snapshotted_is_counted_not_raised(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    writer = SlowWriter()
+    schema = SchemaProcessor([writer], linger_s=0)
+    provider = TracerProvider(shutdown_on_exit=False)
+    provider.add_span_processor(schema)
+    tracer = provider.get_tracer("t")
+    attempt(tracer, 0)
+
+    def broken(span: Any) -> Record:
+        raise ValueError("cannot")
+
+    monkeypatch.setattr(processors, "to_record", broken)
+    attempt(tracer, 1)  # raises nothing into the caller
+    schema.shutdown()
+    assert writer.written == 1
+    assert schema.spans_dropped == 1
+
+
+def test_ending_spans_does_not_wake_a_lingering_writer() -> None:
+    """Only the first span after a quiet spell, a flush or a stop wakes the writer."""
+    writer = SlowWriter()
+    schema = SchemaProcessor([writer], linger_s=10.0)
+    provider = TracerProvider(shutdown_on_exit=False)
+    provider.add_span_processor(schema)
+    tracer = provider.get_tracer("t")
+    sets: list[int] = []
+    real_set = schema._wake.set
+
+    def counting_set() -> None:
+        sets.append(1)
+        real_set()
+
+    schema._wake.set = counting_set  # type: ignore[method-assign]
+    for i in range(500):
+        attempt(tracer, i)
+    assert len(sets) <= 1, "one wake-up for the first span, none for the other 499"
+    assert writer.written == 0, "still lingering"
+    assert schema.force_flush(5_000)
+    assert writer.written == 500
+    schema.shutdown()

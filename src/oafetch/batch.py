@@ -59,6 +59,17 @@ def _summary_table(stats: RunStats, elapsed: float) -> None:
     console.print(table)
 
 
+def check_resolvers(config: Config) -> None:
+    """Validate the ``[resolvers.*]`` tables before anything is created on disk.
+
+    Raises:
+        ConfigError: an unknown source or an unknown key (with a suggestion).
+    """
+    from oafetch.resolvers.registry import build_resolvers
+
+    build_resolvers(config)
+
+
 def check_out_dir(path: Path) -> None:
     """Fail before a run starts if the output directory cannot be created or written.
 
@@ -82,6 +93,7 @@ def run_batch(args: argparse.Namespace, config: Config) -> int:
     """Run the batch the arguments describe; return the exit code."""
     from oafetch.downloader import Downloader
 
+    check_resolvers(config)
     lines = _lines(args, config)
     check_out_dir(Path(config.out_dir))
     started = time.time()

@@ -17,8 +17,7 @@ import contextlib
 import hashlib
 import os
 import time
-import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -28,6 +27,7 @@ from oafetch.classify import HEAD_BYTES, TAIL_BYTES, Verdict, classify, verdict
 from oafetch.config import DownloadConfig
 from oafetch.errors import FetchError
 from oafetch.http.client import HttpClient
+from oafetch.http.decoding import decoded_chunks
 from oafetch.http.errors import check_status, is_challenge, translate
 from oafetch.http.transports import META
 from oafetch.manifest import AttemptRow
@@ -64,54 +64,6 @@ def _content_length(response: httpx.Response) -> int | None:
         return int(value)
     except ValueError:
         return None
-
-
-# zlib window bits per Content-Encoding decoded here (gzip header / zlib header).
-_ZLIB_CODINGS = {"gzip": zlib.MAX_WBITS | 16, "x-gzip": zlib.MAX_WBITS | 16,
-                 "deflate": zlib.MAX_WBITS}
-
-
-def decoded_chunks(response: httpx.Response, step: int) -> Iterator[bytes]:
-    """The body of ``response``, decoded, never more than ``step`` bytes per chunk for gzip/deflate.
-
-    httpx decodes each network read in one go, so 64 KiB of a gzip bomb become 64 MiB in memory
-    before the size policy sees a byte. gzip and deflate (what httpx asks for) are decoded here
-    with a bounded output per step; identity passes through; any other coding a server sends
-    unasked is left to httpx.
-
-    Raises:
-        FetchError: the compressed stream is corrupt (``download-error``).
-        httpx.HTTPError: the transfer failed (the caller translates it).
-    """
-    coding = response.headers.get("content-encoding", "").strip().lower()
-    if coding in ("", "identity"):
-        yield from response.iter_raw()
-        return
-    wbits = _ZLIB_CODINGS.get(coding)
-    if wbits is None:
-        yield from response.iter_bytes()
-        return
-    decoder = zlib.decompressobj(wbits)
-    started = False
-    for raw in response.iter_raw():
-        data = raw
-        while data:
-            try:
-                out = decoder.decompress(data, step)
-            except zlib.error as exc:
-                if coding == "deflate" and not started:  # raw deflate, without zlib header
-                    decoder, started = zlib.decompressobj(-zlib.MAX_WBITS), True
-                    continue
-                raise FetchError(
-                    Reason.DOWNLOAD_ERROR,
-                    f"corrupt {coding} body from {redact_url(str(response.url))}: {exc}",
-                ) from None
-            started = True
-            data = decoder.unconsumed_tail
-            if out:
-                yield out
-    while not decoder.eof and (out := decoder.decompress(b"", step)):
-        yield out
 
 
 class _Body:
@@ -155,8 +107,12 @@ def download(
     max_rate_wait_s: float | None = None,
     keep_slot: bool = False,
     reservation: tuple[str, float] | None = None,
+    origin_host: str | None = None,
 ) -> BodyOutcome:
     """Fetch ``url`` with retries and store its body if it is what the policy accepts.
+
+    ``origin_host`` names the host the URL came from (an API, a landing page), so the network
+    guard refuses a public source pointing into private address space (see ``HttpClient.send``).
 
     Returns:
         A :class:`BodyOutcome`; ``stored`` is ``None`` when the verdict refused the body
@@ -180,6 +136,7 @@ def download(
                 max_rate_wait_s=max_rate_wait_s,
                 keep_slot=keep_slot,
                 reservation=reservation if retry_count == 0 else None,
+                origin_host=origin_host,
             )
         except FetchError as exc:
             if record:

@@ -78,9 +78,12 @@ class Storage:
         for sub in ("pdf", "html", "xml", "other"):
             folder = self.root / sub
             if folder.is_dir():
-                for stale in folder.glob(".*.part-*"):
-                    with contextlib.suppress(OSError):
-                        stale.unlink()
+                # temp bodies and dedupe-link temps a killed run left (content-addressed
+                # layouts keep them one level down)
+                for pattern in (".*.part-*", ".*.link-*", "*/.*.link-*"):
+                    for stale in folder.glob(pattern):
+                        with contextlib.suppress(OSError):
+                            stale.unlink()
 
     def remember(self, sha256: str, relpath: str) -> None:
         """Index a file stored by an earlier run (resume), for dedupe."""

@@ -51,7 +51,7 @@ class Work:
     @property
     def work_id(self) -> str:
         if self.kind is IdKind.URL:  # a URL may carry a key; ids are written everywhere
-            return f"url:{redact_url(self.value)}"
+            return f"url:{redact_url(self.value).strip()}"
         return f"{self.kind}:{self.value}"
 
     @property
@@ -95,9 +95,19 @@ def _arxiv(value: str) -> str | None:
 
 
 def normalise_doi(text: str) -> str | None:
-    """The lower-case bare DOI in ``text``, or ``None`` when it is not a DOI."""
-    value = unquote(text.strip())
+    """The lower-case bare DOI in ``text``, or ``None`` when it is not a DOI.
+
+    Percent-escapes are decoded once, and only where they are the URL's encoding (a doi.org
+    URL, or a DOI whose ``/`` itself is escaped): decoding a plain DOI again would turn the
+    literal ``%41`` a decoded ``%2541`` left behind into ``A``, a different work.
+    """
+    value = text.strip()
+    url_form = bool(re.match(r"^(?:https?://)?(?:dx\.|www\.)?doi\.org/", value, re.I))
+    if url_form or "/" not in value:
+        value = unquote(value)
     value = _DOI_PREFIX.sub("", value).strip()
+    if any(ord(c) < 32 or c == "\x7f" for c in value):  # decoded into control characters
+        return None
     return value.lower() if _DOI.match(value) else None
 
 
@@ -137,8 +147,14 @@ def parse_work(text: str, *, line: int | None = None) -> Work:
         return Work(IdKind.PMID, str(int(match[1])), raw, line)
     if match := _OPENALEX.match(value):
         return Work(IdKind.OPENALEX, match[1].upper(), raw, line)
-    parts = urlsplit(value)
-    if parts.scheme.lower() in ("http", "https") and parts.hostname:
+    if value[:4].lower() == "url:":  # a URL work's own work_id (fed back from a manifest)
+        value = value[4:].strip()
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname
+    except ValueError as exc:  # "http://[::1": a malformed host
+        raise InputError(f"{value[:120]!r} is not a valid URL: {exc}") from None
+    if parts.scheme.lower() in ("http", "https") and host and not re.search(r"\s", parts.netloc):
         return Work(IdKind.URL, value, raw, line)
     raise InputError(
         f"{value[:120]!r} is not an identifier oafetch knows: expected a DOI (10.…, doi:…, "
@@ -230,12 +246,12 @@ def detect_format(path: str) -> str:
     return "txt"
 
 
-def _open_text(path: str) -> IO[str]:
+def _check_input(path: str) -> None:
+    """Raise :class:`InputError` now if ``path`` cannot be read or is not text."""
     if path == "-":
-        return io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace")
-    file = Path(path)
+        return
     try:
-        with file.open("rb") as probe:
+        with Path(path).open("rb") as probe:
             head = probe.read(8192)
     except FileNotFoundError:
         raise InputError(f"input file {path} does not exist") from None
@@ -247,7 +263,15 @@ def _open_text(path: str) -> IO[str]:
         raise InputError(
             f"input file {path} looks binary (NUL bytes); expected text, CSV or JSONL identifiers"
         )
-    return file.open(encoding="utf-8", errors="replace", newline="")
+
+
+def _open_text(path: str) -> IO[str]:
+    if path == "-":
+        return io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace")
+    try:
+        return Path(path).open(encoding="utf-8", errors="replace", newline="")
+    except OSError as exc:
+        raise InputError(f"input file {path} cannot be read: {exc.strerror}") from None
 
 
 def read_input(
@@ -259,10 +283,11 @@ def read_input(
         InputError: the file cannot be opened or is not text (raised before the first line).
     """
     fmt = fmt or detect_format(path)
-    stream = _open_text(path)
+    _check_input(path)
 
     def lines() -> Iterator[InputLine]:
-        with stream:
+        # Opened on first use: a run that never starts (a bad config) leaks no file handle.
+        with _open_text(path) as stream:
             if fmt == "csv":
                 yield from read_csv(stream, column)
             elif fmt == "jsonl":

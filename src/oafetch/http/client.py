@@ -27,6 +27,7 @@ from opentelemetry.trace import TracerProvider
 from oafetch.config import Config
 from oafetch.errors import FetchError, ResolverError
 from oafetch.http.breakers import Breakers
+from oafetch.http.decoding import decoded_chunks
 from oafetch.http.errors import check_status, translate
 from oafetch.http.ratelimit import RateLimiter
 from oafetch.http.retry import RetryPolicy
@@ -38,6 +39,7 @@ from oafetch.http.transports import (
     RateLimitTransport,
     RobotsTransport,
     SendGateTransport,
+    refused_redirect,
 )
 from oafetch.rates import DEFAULT_RATE_GROUPS
 from oafetch.telemetry.emit import emit_breaker_transition, emit_retry
@@ -210,6 +212,7 @@ class HttpClient:
                     "timeout": self._client.timeout.as_dict(),
                 },
             )
+            deadline = time.monotonic() + self.body_deadline_s
             try:
                 response = self._below_robots.handle_request(request)
                 try:
@@ -218,15 +221,30 @@ class HttpClient:
                         body += chunk
                         if len(body) > MAX_ROBOTS_BYTES:
                             break
+                        if time.monotonic() > deadline:  # a slow drip: unreachable
+                            return None, ""
                 finally:
                     response.close()
             except (httpx.HTTPError, FetchError):
                 return None, ""
             if response.status_code in (301, 302, 303, 307, 308) and "location" in response.headers:
-                url = str(httpx.URL(url).join(response.headers["location"]))
-                continue
+                try:
+                    target = httpx.URL(url).join(response.headers["location"])
+                except httpx.InvalidURL:
+                    return None, ""
+                # This fetch runs below the guard stage: apply its rules to the hop here.
+                if not refused_redirect(httpx.URL(url).host, target,
+                                        block_private=self.config.http.block_private_redirects):
+                    url = str(target)
+                    continue
+                return None, ""
             return response.status_code, body.decode("utf-8", errors="replace")
         return None, ""
+
+    @property
+    def body_deadline_s(self) -> float:
+        """The longest a metadata or robots.txt body may take to arrive (a slow drip ends)."""
+        return min(self.config.download.max_body_s, self.config.fallback.per_source_timeout_s)
 
     def _message(self, text: str) -> str:
         return scrub(text, self.secrets)
@@ -248,8 +266,12 @@ class HttpClient:
         skip_robots: bool = False,
         keep_slot: bool = False,
         reservation: tuple[str, float] | None = None,
+        origin_host: str | None = None,
     ) -> httpx.Response:
         """Send one attempt (no retry); the response is unread when ``stream`` is True.
+
+        ``origin_host``: the host that named ``url`` (the API or page a candidate came from);
+        the guard then treats the first hop like a redirect from it (no public → private).
 
         ``keep_slot``: when the rate wait exceeds ``max_rate_wait_s``, keep the slot anyway and
         hand it back in the :class:`RateBudgetExceeded` (a parked work's place in the queue);
@@ -267,6 +289,8 @@ class HttpClient:
             meta["keep_slot"] = True
         if reservation is not None:
             meta["rate_reservation"] = reservation
+        if origin_host:
+            meta["origin_host"] = origin_host
         try:
             request = self._client.build_request(
                 method,
@@ -338,13 +362,20 @@ class HttpClient:
             try:
                 check_status(response, throttle_statuses=throttle_statuses)
                 body = bytearray()
+                deadline = time.monotonic() + self.body_deadline_s
                 try:
-                    for chunk in response.iter_bytes():
+                    for chunk in decoded_chunks(response, 256 * 1024):
                         body += chunk
                         if len(body) > max_bytes:
                             raise FetchError(
                                 Reason.POLICY_SIZE,
                                 f"response from {redact_url(url)} exceeds {max_bytes} bytes",
+                            )
+                        if time.monotonic() > deadline:
+                            raise FetchError(
+                                Reason.TIMEOUT,
+                                f"response from {redact_url(url)} still arriving after the "
+                                f"{self.body_deadline_s:g}s deadline",
                             )
                 except httpx.HTTPError as exc:
                     raise translate(exc, url) from None
@@ -386,7 +417,7 @@ class HttpClient:
         )
         try:
             return json.loads(response.text)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # deep nesting exhausts the parser's stack
             raise ResolverError(
                 Reason.BAD_RESPONSE,
                 self._message(f"invalid JSON from {redact_url(url)}: {exc}"),
@@ -404,6 +435,7 @@ class HttpClient:
         retry_count: int = 0,
         headers: Mapping[str, str] | None = None,
         max_rate_wait_s: float | None = None,
+        origin_host: str | None = None,
     ) -> Iterator[httpx.Response]:
         """One streamed GET attempt (caller checks status and reads the body)."""
         response = self.send(
@@ -414,6 +446,7 @@ class HttpClient:
             retry_count=retry_count,
             headers=headers,
             max_rate_wait_s=max_rate_wait_s,
+            origin_host=origin_host,
         )
         try:
             yield response

@@ -49,8 +49,9 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
     text = value.strip()
     if not text:
         return None
-    if text.isdigit():
-        return float(int(text))
+    if text.isascii() and text.isdigit():  # ("²".isdigit() is True, int("²") fails)
+        # a thousand-digit delay is still "longer than any cap", not an OverflowError
+        return float(int(text)) if len(text) <= 15 else 1e15
     try:
         seconds = float(text)
     except ValueError:

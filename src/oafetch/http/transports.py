@@ -63,6 +63,21 @@ def _is_private(host: str) -> bool:
     )
 
 
+def refused_redirect(origin_host: str, target: httpx.URL, *, block_private: bool) -> str | None:
+    """Why a hop from ``origin_host`` to ``target`` is refused, or ``None`` when it is allowed.
+
+    Only http(s) is fetched; with ``block_private``, a public origin may not lead into
+    loopback, private, link-local or reserved addresses (SSRF). Loopback to loopback is fine.
+    """
+    if target.scheme not in ("http", "https"):
+        return f"refused {target.scheme}: URL {redact_url(str(target))}"
+    if (block_private and target.host != origin_host and not _is_private(origin_host)
+            and _is_private(target.host)):
+        return (f"refused to follow public host {origin_host} into private address "
+                f"{target.host}")
+    return None
+
+
 class GuardTransport(httpx.BaseTransport):
     """Network policy for every hop: schemes, SSRF on redirects, credential headers."""
 
@@ -73,21 +88,14 @@ class GuardTransport(httpx.BaseTransport):
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         meta = meta_of(request)
         url = request.url
-        if url.scheme not in ("http", "https"):
-            raise FetchError(
-                Reason.REDIRECT, f"refused {url.scheme}: URL {redact_url(str(url))}", url=str(url)
-            )
         origin = meta.setdefault("origin_host", url.host)
         if url.host != origin:
             for name in list(request.headers):
                 if name.lower() in SECRET_HEADERS:
                     del request.headers[name]
-            if self._block_private and not _is_private(origin) and _is_private(url.host):
-                raise FetchError(
-                    Reason.REDIRECT,
-                    f"refused a redirect from public host {origin} to private address {url.host}",
-                    url=redact_url(str(url)),
-                )
+        refusal = refused_redirect(origin, url, block_private=self._block_private)
+        if refusal is not None:
+            raise FetchError(Reason.REDIRECT, refusal, url=redact_url(str(url)))
         meta["host"] = url.host
         meta["url_hash"] = url_hash(str(url))
         meta["url_redacted"] = redact_url(str(url))

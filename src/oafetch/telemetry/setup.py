@@ -52,6 +52,14 @@ SHUTDOWN_TIMEOUT_S = 3.0
 _LOCAL_DRAIN_MIN_S = 30.0
 
 
+def _run_logged(fn: Any, what: str) -> None:
+    """``fn()`` on this thread, logged and swallowed if it raises (as ``otlp.run_bounded``)."""
+    try:
+        fn()
+    except Exception:
+        log.exception("oafetch: %s failed", what)
+
+
 def _schema_processor(
     out_dir: Path, *, sqlite: bool, jsonl: bool, only_oafetch: bool = False
 ) -> SchemaProcessor | None:
@@ -292,7 +300,12 @@ class TelemetrySession:
             def stop_metrics() -> None:
                 meter_provider.shutdown(timeout_millis=budget_ms)
 
-            threads.append(run_bounded(stop_metrics, "otlp-metric-shutdown"))
+            if self._otlp_processor is None:
+                # No OTLP reader (at most the local Prometheus one): nothing can hang, so no
+                # thread to start and join.
+                _run_logged(stop_metrics, "metric-shutdown")
+            else:
+                threads.append(run_bounded(stop_metrics, "otlp-metric-shutdown"))
         local_ok = True
         if self._local.schema is not None:
             self._local.schema.shutdown(

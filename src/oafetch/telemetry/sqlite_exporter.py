@@ -112,6 +112,12 @@ class SqliteSpanExporter(SpanExporter):
             self._conn = conn
         return self._conn
 
+    def prepare(self) -> None:
+        """Open the store (and run its DDL) ahead of the first write: the schema processor calls
+        it as its writer thread starts, so a run's first flush does not wait for it."""
+        with self._lock:
+            self._connect()
+
     # -- the schema processor's fast path --------------------------------------------------------
     def write(self, records: Sequence[Record]) -> None:
         """Insert the rows of ``records`` in one transaction; then finalise any ended run.
