@@ -165,3 +165,14 @@ def test_url_canonicalisation_and_hash() -> None:
 def test_redaction_of_credential_parameters(param: str) -> None:
     shown = redact_url(f"https://user:pw@h.org/p?{param}=s3cr3t-value&q=1")
     assert "s3cr3t-value" not in shown and "pw" not in shown and "q=1" in shown
+
+
+def test_a_retry_after_pauses_the_whole_host() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(lambda key: parse_rate("10/s"), clock=clock)
+    assert limiter.reserve("h") == 0
+    limiter.pause("h", 30)
+    assert limiter.next_free_in("h") == pytest.approx(30.0)
+    assert limiter.next_free_in("other") == 0
+    with pytest.raises(RateBudgetExceeded):
+        limiter.reserve("h", max_wait_s=5)

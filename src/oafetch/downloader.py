@@ -31,7 +31,7 @@ from oafetch.resolvers.base import Resolver
 from oafetch.resolvers.registry import build_resolvers
 from oafetch.results import DownloadResult
 from oafetch.runstats import RunStats
-from oafetch.storage import Storage
+from oafetch.storage import Storage, sha256_file
 from oafetch.telemetry import names
 from oafetch.telemetry.context import identity
 from oafetch.telemetry.runtime import Telemetry
@@ -231,6 +231,11 @@ class Downloader:
             )
             log.warning("input line %s skipped: %s", line.line, line.error)
             self.stats.add(result)
+            row = result.to_dict()  # the manifest is the complete record, bad lines included
+            row.update(
+                run_id=self.run_id, ok=False, config_hash=self.config.config_hash, dry_run=dry_run
+            )
+            self.manifest.write(row)
             return result
         token = otel_context.attach(self._run_ctx)
         try:
@@ -241,6 +246,15 @@ class Downloader:
             if isinstance(outcome, Parked):
                 return outcome
             result = outcome
+        except OSError as exc:  # e.g. the manifest append failing on a full disk
+            log.error("work %s: cannot write its outputs: %s", line.work.work_id, exc)
+            result = DownloadResult(
+                work_id=line.work.work_id,
+                outcome=Outcome.ERROR,
+                reason=Reason.DISK_ERROR,
+                message=f"cannot write outputs in {self.out_dir}: {exc.strerror or exc}",
+                line=line.line,
+            )
         except Exception as exc:  # the batch must go on whatever happens to one work
             log.exception("work %s failed unexpectedly", line.work.work_id)
             result = DownloadResult(
@@ -275,6 +289,9 @@ class Downloader:
         path = self.out_dir / prior.path
         expected = prior.row.get("bytes")
         if not path.is_file() or (expected is not None and path.stat().st_size != expected):
+            return None
+        if prior.sha256 and sha256_file(path) != prior.sha256:  # changed since: fetch again
+            log.warning("%s: %s no longer matches its sha256; fetching again", work.work_id, path)
             return None
         row = prior.row
         return DownloadResult(

@@ -93,12 +93,16 @@ _REASON_RANK = (
 # How many fetched URLs a run remembers (least recently used dropped), to fetch each once.
 MAX_REMEMBERED_URLS = 50_000
 
+# The source name of a URL the user gave as input (no origin: the user chose it).
+DIRECT = "direct"
+
 # A parked work is resumed this long before its kept rate slot, so it is ready on time.
 RESUME_LEAD_S = 0.05
 
 # Reasons that mean "not asked" rather than "failed".
-_SOFT = frozenset({Reason.RATE_BUDGET, Reason.BREAKER_OPEN, Reason.THROTTLED, Reason.BUDGET,
-                   Reason.CANCELLED})
+_SOFT = frozenset(
+    {Reason.RATE_BUDGET, Reason.BREAKER_OPEN, Reason.THROTTLED, Reason.BUDGET, Reason.CANCELLED}
+)
 
 
 def tiers_from_config(config: FallbackConfig) -> tuple[Tier, ...]:
@@ -177,9 +181,7 @@ class _WorkState:
             self.seen.discard(canonical_url(url))
             self.downloads -= 1
 
-    def park(
-        self, candidate: Candidate, not_before: float, slot: tuple[str, float] | None
-    ) -> None:
+    def park(self, candidate: Candidate, not_before: float, slot: tuple[str, float] | None) -> None:
         with self.lock:
             self.parked.append((candidate, not_before, slot))
 
@@ -288,8 +290,10 @@ class Fallback:
                 # A source that did not apply may apply once another source of the tier has
                 # learnt an id (OpenAlex tells the DOI of a PMID): run those in a second pass.
                 sources = [
-                    self.resolvers[n] for n in tier.sources
-                    if n in self.resolvers and n not in tried
+                    self.resolvers[n]
+                    for n in tier.sources
+                    if n in self.resolvers
+                    and n not in tried
                     and self.resolvers[n].applies_to(work, state.ids)
                 ]
                 if not sources:
@@ -376,6 +380,8 @@ class Fallback:
         except Exception as exc:  # a resolver bug must not kill the batch
             state.fail(Reason.BAD_RESPONSE, f"{resolver.name}: {type(exc).__name__}: {exc}")
             return FallbackOutcome.ERROR, Reason.BAD_RESPONSE, Status.DOWNLOAD_ERROR
+        origin = resolver.api_host or None
+        found = [c if c.origin or c.source == DIRECT else replace(c, origin=origin) for c in found]
         with state.lock:
             state.candidates.extend(found)
         state.ids.note_urls([c.url for c in found])
@@ -487,6 +493,7 @@ class Fallback:
                 max_rate_wait_s=budget,
                 keep_slot=parking,
                 reservation=slot,
+                origin_host=candidate.origin,
             )
         except FetchError as exc:
             wait_s = exc.retry_after if exc.retry_after is not None else 0.0
@@ -519,9 +526,8 @@ class Fallback:
             for link in links:
                 if state.stop.is_set():
                     break
-                linked = Candidate(
-                    link, candidate.source, Role.ARTIFACT, candidate.kind, candidate.version,
-                    candidate.license, candidate.host_type,
+                linked = replace(
+                    candidate, url=link, role=Role.ARTIFACT, origin=host_of(body.url) or None
                 )
                 found = self._try(linked, state, depth + 1)
                 if found is not None:
@@ -581,9 +587,25 @@ class Fallback:
                 # Sources a gate skipped may still hold a copy: a skip, to retry later.
                 soft = reason in _SOFT and not state.candidates
                 return Resolution(
-                    Outcome.SKIP if soft else Outcome.ERROR, reason, message, None, None,
-                    state.candidates, state.downloads,
+                    Outcome.SKIP if soft else Outcome.ERROR,
+                    reason,
+                    message,
+                    None,
+                    None,
+                    state.candidates,
+                    state.downloads,
                 )
+        hard = [(r, m) for r, m in state.failures if r is not Reason.NO_CANDIDATE]
+        if hard:  # a failure the ranking does not list (bad-input, no-credential …)
+            return Resolution(
+                Outcome.ERROR,
+                hard[0][0],
+                hard[0][1],
+                None,
+                None,
+                state.candidates,
+                state.downloads,
+            )
         return Resolution(
             Outcome.SKIP,
             Reason.NO_CANDIDATE,

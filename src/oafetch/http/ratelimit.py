@@ -30,6 +30,9 @@ Clock = Callable[[], float]
 GATE_MARGIN_S = 0.002
 GATE_MARGIN_FRACTION = 0.03
 
+# The longest a Retry-After may pause a host (the retry policy caps what one work waits).
+MAX_PAUSE_S = 3600.0
+
 
 class RateBudgetExceeded(FetchError):
     """The wait for a rate slot would exceed the budget.
@@ -58,10 +61,11 @@ class _HostState:
     floor_s: float = 0.0
     last_start: float = float("-inf")
     last_sent: float = float("-inf")
+    paused_until: float = float("-inf")  # a host's Retry-After applies to every request to it
     logs: list[deque[float]] = field(default_factory=list)
 
     def earliest(self, now: float) -> float:
-        start = max(now, self.last_start + max(self.spacing_s, self.floor_s))
+        start = max(now, self.paused_until, self.last_start + max(self.spacing_s, self.floor_s))
         for window, log in zip(self.policy.windows, self.logs, strict=True):
             if len(log) >= window.count:
                 start = max(start, log[0] + window.period_s)
@@ -195,6 +199,18 @@ class RateLimiter:
         with self._lock:
             state = self._state(self.key_for(host))
             state.floor_s = max(state.floor_s, interval_s)
+
+    def pause(self, host: str, seconds: float) -> None:
+        """No request to ``host`` for ``seconds`` (it answered 429/503 with ``Retry-After``).
+
+        Every work waiting for the host then sees the pause (and parks instead of asking again),
+        rather than each one spending a request to learn the same thing.
+        """
+        if not self._enabled or seconds <= 0:
+            return
+        with self._lock:
+            state = self._state(self.key_for(host))
+            state.paused_until = max(state.paused_until, self._clock() + min(seconds, MAX_PAUSE_S))
 
     def observe_headers(self, host: str, headers: Mapping[str, str]) -> None:
         """Adapt to ``x-rate-limit-limit``/``x-rate-limit-interval`` when they ask for less."""

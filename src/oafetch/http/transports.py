@@ -30,6 +30,7 @@ import httpx
 from oafetch.errors import FetchError, RobotsDisallowed
 from oafetch.http.breakers import Breakers, is_failure
 from oafetch.http.ratelimit import RateBudgetExceeded, RateLimiter
+from oafetch.http.retry import parse_retry_after
 from oafetch.http.robots import RobotsCache
 from oafetch.telemetry.emit import emit_rate_event
 from oafetch.telemetry.runtime import Telemetry
@@ -212,6 +213,10 @@ class RateLimitTransport(httpx.BaseTransport):
             telemetry=self._telemetry,
         )
         response = self._inner.handle_request(request)
+        if response.status_code in (429, 503):
+            pause = parse_retry_after(response.headers.get("retry-after"))
+            if pause:
+                self._limiter.pause(host, pause)
         if self._adapt:
             self._limiter.observe_headers(host, response.headers)
         return response

@@ -30,6 +30,9 @@ class Candidate:
     """A URL that may deliver the work's full text.
 
     ``role`` is ``artifact`` for a file URL and ``landing`` for an HTML page that links to it.
+    ``origin`` is the host that named the URL (set by the orchestrator: the source's API host,
+    or the page a link was found on); a public origin may not send oafetch to a private
+    address (SSRF). URLs the user gave have no origin.
     """
 
     url: str
@@ -39,6 +42,7 @@ class Candidate:
     version: str | None = None
     license: str | None = None
     host_type: str | None = None
+    origin: str | None = None
 
 
 @dataclass
