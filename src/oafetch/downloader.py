@@ -185,6 +185,7 @@ class Downloader:
             )
             self._run_span.end()
             self.http.close()
+            self.storage.sync()
             self.manifest.close(fsync=self.config.download.fsync)
             self.attempts.close(fsync=self.config.download.fsync)
             if self._session is not None:

@@ -70,6 +70,8 @@ class Storage:
         self.content_addressed = content_addressed
         self._lock = threading.Lock()
         self._by_sha: dict[str, Path] = {}
+        self._dirs: set[Path] = set()  # directories that exist (made once) …
+        self._unsynced: set[Path] = set()  # … and those with renames not yet fsynced
 
     def prepare(self) -> None:
         """Create the layout; remove temp files a killed run left behind."""
@@ -100,13 +102,30 @@ class Storage:
 
     def open_temp(self, work_id: str) -> tuple[Path, BinaryIO]:
         """A new temp file in the output dir for ``work_id``'s body (caller must close it)."""
-        folder = self.root / "pdf"
-        folder.mkdir(parents=True, exist_ok=True)
+        folder = self._folder(self.root / "pdf")
         path = folder / f".{safe_name(work_id)}.part-{secrets.token_hex(4)}"
         try:
             return path, path.open("xb")
         except OSError as exc:
             raise disk_error(exc, path) from exc
+
+    def _folder(self, folder: Path) -> Path:
+        if folder not in self._dirs:
+            folder.mkdir(parents=True, exist_ok=True)
+            self._dirs.add(folder)
+        return folder
+
+    def sync(self) -> None:
+        """fsync the directories that received files (called once, when the run closes).
+
+        Each file's bytes are fsynced before its rename; the renames themselves become durable
+        here. A crash in between can lose a rename, never expose half a file — and resume
+        re-checks every recorded file (existence, size, sha256) before trusting it.
+        """
+        with self._lock:
+            pending, self._unsynced = self._unsynced, set()
+        for folder in pending:
+            _fsync_dir(folder)
 
     def discard(self, temp: Path) -> None:
         with contextlib.suppress(OSError):
@@ -116,7 +135,7 @@ class Storage:
         """Move a verified, closed temp file to its final path (or link identical bytes)."""
         final = self.target(work_id, kind, sha256)
         try:
-            final.parent.mkdir(parents=True, exist_ok=True)
+            self._folder(final.parent)
             with self._lock:
                 existing = self._by_sha.get(sha256)
                 if existing is not None and existing != final and existing.exists():
@@ -134,8 +153,8 @@ class Storage:
                     return Stored(final, self._rel(final), DedupeAction.KEPT)
                 os.replace(temp, final)
                 self._by_sha.setdefault(sha256, final)
-            if self.fsync:
-                _fsync_dir(final.parent)
+                if self.fsync:
+                    self._unsynced.add(final.parent)
         except OSError as exc:
             self.discard(temp)
             raise disk_error(exc, final) from exc
