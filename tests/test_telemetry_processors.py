@@ -482,3 +482,96 @@ def test_ending_spans_does_not_wake_a_lingering_writer() -> None:
     assert schema.force_flush(5_000)
     assert writer.written == 500
     schema.shutdown()
+
+
+def test_large_batches_keep_rowids_and_bodies_find_their_rows(tmp_path: Path) -> None:
+    """Rows go in as multi-row INSERTs (64, 32 … 1 per statement); every body still lands."""
+    db = tmp_path / "telemetry.sqlite"
+    writer = SqliteSpanExporter(db)
+    n = 101  # 64 + 32 + 4 + 1 rows per statement
+    clients: list[Record] = [
+        {
+            "name": "GET",
+            "kind": "CLIENT",
+            "span_id": f"{i:016x}",
+            "start_ns": i,
+            "end_ns": i + 1_000_000,
+            "attributes": {names.HTTP_REQUEST_METHOD: "GET", names.RUN_ID: "r", names.ROLE: "x"},
+        }
+        for i in range(n)
+    ]
+    writer.write(clients)
+    remembered = dict(writer._rowids)  # the rowids it will update the bodies by
+    assert remembered == {
+        span_id: rowid for rowid, span_id in rows(db, "SELECT rowid, span_id FROM http_events")
+    }
+    bodies: list[Record] = [
+        {
+            "name": names.SPAN_BODY,
+            "kind": "INTERNAL",
+            "start_ns": 0,
+            "end_ns": 2_000_000,
+            "attributes": {
+                names.RUN_ID: "r",
+                names.BODY_HTTP_SPAN_ID: f"{i:016x}",
+                names.BODY_BYTES: i,
+            },
+        }
+        for i in range(n)
+    ]
+    writer.write(bodies)  # a later batch: found through the remembered rowids
+    writer.shutdown()
+    got = rows(db, "SELECT rowid, span_id, bytes, body_ms FROM http_events ORDER BY rowid")
+    assert [(r[1], r[2], r[3]) for r in got] == [(f"{i:016x}", i, 2.0) for i in range(n)]
+    assert [r[0] for r in got] == list(range(1, n + 1))
+
+
+@pytest.mark.parametrize("case", ["bulk", "rowids-shifted", "no-update-from"])
+def test_bodies_of_rows_from_an_earlier_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: str
+) -> None:
+    """One bulk UPDATE normally; row by row when a remembered rowid went stale or SQLite is old."""
+    from oafetch.telemetry import sqlite_exporter
+
+    if case == "no-update-from":
+        monkeypatch.setattr(sqlite_exporter, "_UPDATE_FROM", False)
+    if case == "bulk":
+
+        def one_by_one(*args: Any) -> None:
+            raise AssertionError("remembered rows are updated in bulk, not one by one")
+
+        monkeypatch.setattr(SqliteSpanExporter, "_update_body", one_by_one)
+    db = tmp_path / "telemetry.sqlite"
+    writer = SqliteSpanExporter(db)
+    attrs = {names.HTTP_REQUEST_METHOD: "GET", names.RUN_ID: "r", names.ROLE: "x"}
+    writer.write(
+        [
+            {"name": "GET", "kind": "CLIENT", "span_id": f"{i:016x}", "attributes": attrs}
+            for i in range(5)
+        ]
+    )
+    if case == "rowids-shifted":  # another writer rewrote the rows: same span_ids, new rowids
+        conn = sqlite3.connect(db)
+        conn.execute("CREATE TEMP TABLE keep AS SELECT * FROM http_events")
+        conn.execute("DELETE FROM http_events")
+        conn.execute("INSERT INTO http_events SELECT * FROM keep ORDER BY span_id DESC")
+        conn.commit()
+        conn.close()
+    writer.write(
+        [
+            {
+                "name": names.SPAN_BODY,
+                "start_ns": 0,
+                "end_ns": 1_000_000,
+                "attributes": {
+                    names.RUN_ID: "r",
+                    names.BODY_HTTP_SPAN_ID: f"{i:016x}",
+                    names.BODY_BYTES: 10 + i,
+                },
+            }
+            for i in range(5)
+        ]
+    )
+    writer.shutdown()
+    got = rows(db, "SELECT span_id, bytes, body_ms FROM http_events ORDER BY span_id")
+    assert got == [(f"{i:016x}", 10 + i, 1.0) for i in range(5)]
