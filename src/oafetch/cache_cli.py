@@ -15,9 +15,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
+from oafetch.cligroup import run_group
 from oafetch.config import CacheConfig, Config
 from oafetch.errors import OafetchError
 from oafetch.http.cache import database_path
@@ -39,14 +39,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def main(argv: list[str] | None = None) -> int:
     """Run ``oafetch cache …`` with ``argv`` (without the ``cache`` word); return the exit code."""
-    parser = argparse.ArgumentParser(prog=_PROG)
-    _add_commands(parser)
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:  # --help (0) or a usage error (2)
-        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
-    handler: Callable[[argparse.Namespace], int] = args.func
-    return handler(args)
+    return run_group(_PROG, _add_commands, argv)
 
 
 def _add_commands(parser: argparse.ArgumentParser) -> None:

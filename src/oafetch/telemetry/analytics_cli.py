@@ -13,13 +13,13 @@ import argparse
 import contextlib
 import json
 import sys
-from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
+from oafetch.cligroup import run_group
 from oafetch.telemetry import parquet, query, serve, slo, store
 from oafetch.telemetry.store import StoreError
 
@@ -40,14 +40,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def main(argv: list[str] | None = None) -> int:
     """Run ``oafetch telemetry …`` with ``argv`` (no ``telemetry`` word); return the exit code."""
-    parser = argparse.ArgumentParser(prog=_PROG)
-    _add_commands(parser)
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:  # --help (0) or a usage error (2)
-        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
-    handler: Callable[[argparse.Namespace], int] = args.func
-    return handler(args)
+    return run_group(_PROG, _add_commands, argv)
 
 
 def _add_commands(parser: argparse.ArgumentParser) -> None:
