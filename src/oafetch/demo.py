@@ -82,4 +82,10 @@ def run_demo(args: argparse.Namespace) -> int:
             return 0
         print()
         telemetry_main(["slo", "--db", str(db), "--latest"])
+        print(
+            "(By design the sandbox holds works with no open-access copy, so the yield SLI —\n"
+            " stored ÷ all works — stays below 100 %; the demo starts with an empty HTTP cache\n"
+            " and the sandbox's API rate limits, so the cache-hit and rate-delay SLIs show a\n"
+            " cold, politeness-bound first run. `oafetch telemetry slo` exits 1 in that case.)"
+        )
     return 0
