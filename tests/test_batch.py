@@ -55,9 +55,11 @@ def _manifest(out: Path) -> list[dict[str, Any]]:
     return rows
 
 
-@pytest.mark.slow
-def test_resume_after_kill_9_completes_without_duplicates(server: Loopback, tmp_path: Path) -> None:
-    bodies = _serve_pdfs(server, delay=0.1)
+def _start_batch(
+    server: Loopback, tmp_path: Path, delay: float, *, stderr: int | None = subprocess.DEVNULL
+) -> tuple[dict[str, bytes], Path, list[str], subprocess.Popen[bytes]]:
+    """Serve N slow PDFs, start `oafetch run` over them in a subprocess; return what it needs."""
+    bodies = _serve_pdfs(server, delay=delay)
     ids = tmp_path / "ids.txt"
     ids.write_text("\n".join(server.url(p) for p in bodies) + "\n")
     config = _write_config(tmp_path / "oafetch.toml")
@@ -65,14 +67,24 @@ def test_resume_after_kill_9_completes_without_duplicates(server: Loopback, tmp_
     args = _oafetch(
         "run", str(ids), "--out", str(out), "--config", str(config), "--workers", "2", "--quiet"
     )
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 20
-    while time.time() < deadline:  # kill once a few works are stored, mid-run
-        if (out / "manifest.jsonl").exists() and len(
-            (out / "manifest.jsonl").read_text().splitlines()
-        ) >= 5:
-            break
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=stderr)
+    return bodies, out, args, proc
+
+
+def _wait_for_rows(out: Path, rows: int, timeout: float) -> None:
+    """Return once the run's manifest has ``rows`` lines (or the timeout passed)."""
+    manifest = out / "manifest.jsonl"
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if manifest.exists() and len(manifest.read_text().splitlines()) >= rows:
+            return
         time.sleep(0.05)
+
+
+@pytest.mark.slow
+def test_resume_after_kill_9_completes_without_duplicates(server: Loopback, tmp_path: Path) -> None:
+    bodies, out, args, proc = _start_batch(server, tmp_path, 0.1)
+    _wait_for_rows(out, 5, 20)  # kill once a few works are stored, mid-run
     proc.send_signal(signal.SIGKILL)
     proc.wait(10)
     first = _manifest(out)
@@ -89,21 +101,8 @@ def test_resume_after_kill_9_completes_without_duplicates(server: Loopback, tmp_
 
 @pytest.mark.slow
 def test_sigint_stops_cleanly_and_the_run_resumes(server: Loopback, tmp_path: Path) -> None:
-    bodies = _serve_pdfs(server, delay=0.2)
-    ids = tmp_path / "ids.txt"
-    ids.write_text("\n".join(server.url(p) for p in bodies) + "\n")
-    config = _write_config(tmp_path / "oafetch.toml")
-    out = tmp_path / "out"
-    args = _oafetch(
-        "run", str(ids), "--out", str(out), "--config", str(config), "--workers", "2", "--quiet"
-    )
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.time() + 30
-    while time.time() < deadline:  # interrupt once the run is under way
-        manifest = out / "manifest.jsonl"
-        if manifest.exists() and len(manifest.read_text().splitlines()) >= 2:
-            break
-        time.sleep(0.05)
+    _, out, args, proc = _start_batch(server, tmp_path, 0.2, stderr=subprocess.PIPE)
+    _wait_for_rows(out, 2, 30)  # interrupt once the run is under way
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err

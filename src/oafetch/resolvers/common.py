@@ -120,6 +120,21 @@ def error_body(data: Mapping[str, Any]) -> str | None:
     return None
 
 
+def results_list(data: Any, source: str, url: str) -> list[Any]:
+    """The ``results`` list of a search answer: a JSON object, no error body, a list.
+
+    Raises:
+        ResolverError: any of the three is not so (``bad-response``).
+    """
+    body = require_dict(data, source, url)
+    if (message := error_body(body)) is not None:
+        raise bad_response(source, url, f"error body: {message}")
+    results = body.get("results")
+    if not isinstance(results, list):
+        raise bad_response(source, url, "no results list")
+    return results
+
+
 def is_http_url(value: Any) -> bool:
     """Whether ``value`` is an absolute http(s) URL with a host."""
     if not isinstance(value, str):

@@ -13,10 +13,8 @@ from oafetch.http.client import HttpClient
 from oafetch.resolvers.base import Candidate, Resolver, WorkIds, as_list, dig, quote_path, text
 from oafetch.resolvers.common import (
     Found,
-    bad_response,
-    error_body,
     fetch_json,
-    require_dict,
+    results_list,
     same_doi,
 )
 from oafetch.tokens import Kind, Role
@@ -39,12 +37,7 @@ class DoajResolver(Resolver):
         data = fetch_json(http, url)
         if data is None:
             return []
-        body = require_dict(data, self.name, url)
-        if (message := error_body(body)) is not None:
-            raise bad_response(self.name, url, f"error body: {message}")
-        results = body.get("results")
-        if not isinstance(results, list):
-            raise bad_response(self.name, url, "no results list")
+        results = results_list(data, self.name, url)
         found = Found(self.name, ids)
         for result in results:
             bibjson = dig(result, "bibjson")

@@ -18,10 +18,8 @@ from oafetch.resolvers.base import Candidate, WorkIds, as_list, dig, text
 from oafetch.resolvers.common import (
     Found,
     OptionalKeyResolver,
-    bad_response,
-    error_body,
     fetch_json,
-    require_dict,
+    results_list,
     same_doi,
 )
 from oafetch.tokens import Kind, Role
@@ -47,12 +45,7 @@ class OpenAireResolver(OptionalKeyResolver):
         data = fetch_json(http, url, params={"pid": ids.doi}, headers=headers)
         if data is None:
             return []
-        body = require_dict(data, self.name, url)
-        if (message := error_body(body)) is not None:
-            raise bad_response(self.name, url, f"error body: {message}")
-        results = body.get("results")
-        if not isinstance(results, list):
-            raise bad_response(self.name, url, "no results list")
+        results = results_list(data, self.name, url)
         found = Found(self.name, ids)
         for product in results:
             if isinstance(product, dict) and self._is_work(product, ids):
