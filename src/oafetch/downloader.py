@@ -8,6 +8,7 @@ scheduler and yields results as they finish.
 
 from __future__ import annotations
 
+import json
 import logging
 import secrets
 import threading
@@ -15,12 +16,12 @@ import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 
+from oafetch import outdir
 from oafetch._version import __version__
 from oafetch.config import Config
 from oafetch.fallback import Fallback, WorkProgress
@@ -72,6 +73,8 @@ class Downloader:
 
     Raises:
         OutputDirLocked: another run is using the output directory.
+        OutputDirError: a name oafetch writes in the output directory is a link (or another
+            unsafe file).
         ConfigError: a resolver table names an unknown source or key.
     """
 
@@ -88,8 +91,11 @@ class Downloader:
     ) -> None:
         self.config = config or Config.load()
         self.run_id = run_id or new_run_id()
-        self.out_dir = Path(self.config.out_dir)
+        # ``--out`` may be a link the user made: resolved once, here; links planted inside it
+        # are refused before anything is written (oafetch.outdir).
+        self.out_dir = outdir.resolve(self.config.out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
+        outdir.check_layout(self.out_dir)
         self._lock = DirLock(self.out_dir)
         self._lock.acquire()
         self._closed = False
@@ -193,7 +199,12 @@ class Downloader:
                 summary["spans_dropped"] = self._session.spans_dropped
             summary["config_hash"] = self.config.config_hash
             summary["oafetch_version"] = __version__
-            _write_json(self.out_dir / "summary.json", summary)
+            outdir.write_atomic(
+                self.out_dir,
+                outdir.SUMMARY,
+                (json.dumps(summary, indent=2, sort_keys=True) + "\n").encode(),
+                fsync=self.config.download.fsync,
+            )
         finally:
             if self._session is not None:
                 self._session.shutdown()
@@ -479,12 +490,3 @@ def _scrub(text: str, secrets_: tuple[str, ...]) -> str:
     from oafetch.urls import scrub
 
     return scrub(text, secrets_)
-
-
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    import json
-    import os
-
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, path)

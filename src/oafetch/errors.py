@@ -6,6 +6,7 @@
     ├── ConfigError               a bad configuration value (key, rule, value)
     ├── InputError                an identifier or input file that cannot be used
     ├── OutputDirLocked           another run holds the output directory
+    ├── OutputDirError            a link (or other unsafe file) where oafetch writes in --out
     └── FetchError                one HTTP attempt or one body failed (reason token, retryable?)
         ├── BreakerOpenError      the host's circuit breaker is open: failed fast, nothing sent
         ├── RobotsDisallowed      robots.txt forbids the path
@@ -40,6 +41,16 @@ class InputError(OafetchError, ValueError):
 
 class OutputDirLocked(OafetchError):
     """Another oafetch run is using the output directory."""
+
+    reason = Reason.BAD_INPUT
+
+
+class OutputDirError(OafetchError, OSError):
+    """A name oafetch writes in the output directory is a link, the wrong kind of file, or has
+    other hard links; the message names each and what to do.
+
+    Also an :class:`OSError`, so a write that meets one mid-run fails like any other disk error.
+    """
 
     reason = Reason.BAD_INPUT
 

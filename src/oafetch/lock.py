@@ -7,21 +7,30 @@ import fcntl
 import os
 from pathlib import Path
 
+from oafetch import outdir
 from oafetch.errors import OutputDirLocked
 
 
 class DirLock:
-    """``<dir>/.oafetch.lock``, held with ``flock`` while a run lives (freed on exit or kill)."""
+    """``<dir>/.oafetch.lock``, held with ``flock`` while a run lives (freed on exit or kill).
+
+    Opened with ``O_NOFOLLOW`` (:func:`oafetch.outdir.open_fd`), so the pid written into it never
+    truncates a file a planted link points at.
+    """
 
     def __init__(self, directory: Path) -> None:
-        self.path = directory / ".oafetch.lock"
+        self.directory = directory
+        self.path = directory / outdir.LOCK
         self._fd: int | None = None
 
     def acquire(self) -> None:
-        """Raises:
-        OutputDirLocked: another process holds the lock (its pid is in the message).
+        """Take the lock, or fail at once.
+
+        Raises:
+            OutputDirLocked: another process holds the lock (its pid is in the message).
+            OutputDirError: the lock file is a link, not a regular file, or hard-linked.
         """
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = outdir.open_fd(self.directory, outdir.LOCK, os.O_RDWR | os.O_CREAT)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from oafetch import outdir
 from oafetch.tokens import Outcome
 from oafetch.urls import redact_url
 
@@ -76,10 +77,13 @@ class AttemptRow:
 
 
 class _Appender:
+    """One file of the output directory, appended a line at a time; never opened through a link
+    (:func:`oafetch.outdir.open_append`; raises :class:`~oafetch.errors.OutputDirError`)."""
+
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.Lock()
-        self._fh = path.open("a", encoding="utf-8", newline="")
+        self._fh = outdir.open_append(path, newline="")
 
     def write_line(self, line: str) -> None:
         with self._lock:
@@ -115,10 +119,9 @@ class AttemptsWriter(_Appender):
     """Appends ``attempts.csv`` rows (header written once, verbatim)."""
 
     def __init__(self, path: Path, run_id: str) -> None:
-        new = not path.exists() or path.stat().st_size == 0
         super().__init__(path)
         self.run_id = run_id
-        if new:
+        if os.fstat(self._fh.fileno()).st_size == 0:
             self.write_line(ATTEMPTS_HEADER + "\n")
 
     def write(self, row: AttemptRow) -> None:
@@ -148,9 +151,13 @@ def _blank(value: object) -> str:
 
 def _repair_torn_tail(path: Path) -> None:
     """If a killed run left a partial last line, end it so new rows start on a fresh line."""
-    if not path.exists() or path.stat().st_size == 0:
+    try:
+        fd = outdir.open_fd(path.parent, path.name, os.O_RDWR)
+    except FileNotFoundError:
         return
-    with path.open("rb+") as fh:
+    with os.fdopen(fd, "rb+") as fh:
+        if os.fstat(fd).st_size == 0:
+            return
         fh.seek(-1, os.SEEK_END)
         if fh.read(1) != b"\n":
             fh.write(b"\n")

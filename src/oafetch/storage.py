@@ -13,15 +13,18 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fnmatch
 import hashlib
 import os
 import re
 import secrets
+import stat
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from oafetch import outdir
 from oafetch.errors import FetchError
 from oafetch.tokens import DedupeAction, Kind, Reason
 
@@ -49,6 +52,7 @@ def disk_error(exc: OSError, path: Path) -> FetchError:
         errno.EDQUOT: "disk quota exceeded",
         errno.EACCES: "permission denied",
         errno.EROFS: "read-only file system",
+        errno.ELOOP: "a symbolic link is in the way (oafetch never writes through one)",
     }
     label = what.get(exc.errno or 0, exc.strerror or str(exc))
     return FetchError(Reason.DISK_ERROR, f"cannot write {path}: {label}")
@@ -70,29 +74,41 @@ class Storage:
         self.content_addressed = content_addressed
         self._lock = threading.Lock()
         self._by_sha: dict[str, Path] = {}
-        self._dirs: set[Path] = set()  # directories that exist (made once) …
-        self._unsynced: set[Path] = set()  # … and those with renames not yet fsynced
+        self._unsynced: set[Path] = set()  # directories with renames not yet fsynced
 
     def prepare(self) -> None:
-        """Create the layout; remove temp files a killed run left behind."""
+        """Create the layout; remove temp files a killed run left behind.
+
+        Raises:
+            OutputDirError: a content folder is a link or not a directory (nothing is removed).
+        """
         for name in ("pdf", "html", "xml"):
-            (self.root / name).mkdir(parents=True, exist_ok=True)
-        for sub in ("pdf", "html", "xml", "other"):
-            folder = self.root / sub
-            if folder.is_dir():
+            os.close(outdir.open_dir(self.root, name, create=True))
+        for sub in _DIRS.values():
+            try:
+                folder = outdir.open_dir(self.root, sub)
+            except FileNotFoundError:
+                continue
+            try:
                 # temp bodies and dedupe-link temps a killed run left (content-addressed
                 # layouts keep them one level down)
-                for pattern in (".*.part-*", ".*.link-*", "*/.*.link-*"):
-                    for stale in folder.glob(pattern):
+                _clear_temps(folder, (".*.part-*", ".*.link-*"))
+                for name in os.listdir(folder):
+                    if _is_dir(folder, name):
                         with contextlib.suppress(OSError):
-                            stale.unlink()
+                            inner = os.open(name, _DIR_FLAGS, dir_fd=folder)
+                            try:
+                                _clear_temps(inner, (".*.link-*",))
+                            finally:
+                                os.close(inner)
+            finally:
+                os.close(folder)
 
     def remember(self, sha256: str, relpath: str) -> None:
         """Index a file stored by an earlier run (resume), for dedupe."""
-        path = self.root / relpath
-        if path.is_file():
+        if outdir.is_regular(self.root, relpath):
             with self._lock:
-                self._by_sha.setdefault(sha256, path)
+                self._by_sha.setdefault(sha256, self.root / relpath)
 
     def target(self, work_id: str, kind: Kind, sha256: str | None = None) -> Path:
         folder = self.root / _DIRS[kind]
@@ -102,18 +118,13 @@ class Storage:
 
     def open_temp(self, work_id: str) -> tuple[Path, BinaryIO]:
         """A new temp file in the output dir for ``work_id``'s body (caller must close it)."""
-        folder = self._folder(self.root / "pdf")
-        path = folder / f".{safe_name(work_id)}.part-{secrets.token_hex(4)}"
+        path = self.root / "pdf" / f".{safe_name(work_id)}.part-{secrets.token_hex(4)}"
         try:
-            return path, path.open("xb")
+            with outdir.directory(self.root, "pdf", create=True) as folder:
+                fd = os.open(path.name, _NEW_FILE, 0o644, dir_fd=folder)
+            return path, os.fdopen(fd, "wb")
         except OSError as exc:
             raise disk_error(exc, path) from exc
-
-    def _folder(self, folder: Path) -> Path:
-        if folder not in self._dirs:
-            folder.mkdir(parents=True, exist_ok=True)
-            self._dirs.add(folder)
-        return folder
 
     def sync(self) -> None:
         """fsync the directories that received files (called once, when the run closes).
@@ -125,20 +136,32 @@ class Storage:
         with self._lock:
             pending, self._unsynced = self._unsynced, set()
         for folder in pending:
-            _fsync_dir(folder)
+            with contextlib.suppress(OSError), outdir.directory(self.root, self._rel(folder)) as fd:
+                os.fsync(fd)
 
     def discard(self, temp: Path) -> None:
-        with contextlib.suppress(OSError):
-            temp.unlink()
+        with contextlib.suppress(OSError), outdir.directory(
+            self.root, self._rel(temp.parent)
+        ) as folder:
+            os.unlink(temp.name, dir_fd=folder)
 
     def publish(self, temp: Path, *, work_id: str, kind: Kind, sha256: str) -> Stored:
-        """Move a verified, closed temp file to its final path (or link identical bytes)."""
+        """Move a verified, closed temp file to its final path (or link identical bytes).
+
+        Every folder is reached without following a link (:mod:`oafetch.outdir`); a link at the
+        final path is replaced, never written through.
+        """
         final = self.target(work_id, kind, sha256)
         try:
-            self._folder(final.parent)
-            with self._lock:
+            with outdir.directory(self.root, self._rel(temp.parent)) as source, outdir.directory(
+                self.root, self._rel(final.parent), create=True
+            ) as dest, self._lock:
                 existing = self._by_sha.get(sha256)
-                if existing is not None and existing != final and existing.exists():
+                if (
+                    existing is not None
+                    and existing != final
+                    and outdir.is_regular(self.root, self._rel(existing))
+                ):
                     action = self._link(existing, final)
                     self.discard(temp)
                     return Stored(
@@ -146,12 +169,11 @@ class Storage:
                         self._rel(final if action is DedupeAction.LINKED else existing),
                         action,
                     )
-                same = final.exists() and _sha256_file(final) == sha256
-                if same:
+                if _sha256_at(dest, final.name) == sha256:
                     self.discard(temp)
                     self._by_sha.setdefault(sha256, final)
                     return Stored(final, self._rel(final), DedupeAction.KEPT)
-                os.replace(temp, final)
+                os.replace(temp.name, final.name, src_dir_fd=source, dst_dir_fd=dest)
                 self._by_sha.setdefault(sha256, final)
                 if self.fsync:
                     self._unsynced.add(final.parent)
@@ -171,7 +193,7 @@ class Storage:
         if final == stored.path:
             return Stored(final, self._rel(final), DedupeAction.KEPT)
         try:
-            final.parent.mkdir(parents=True, exist_ok=True)
+            os.close(outdir.open_dir(self.root, self._rel(final.parent), create=True))
             with self._lock:
                 action = self._link(stored.path, final)
         except OSError as exc:
@@ -180,35 +202,72 @@ class Storage:
         return Stored(chosen, self._rel(chosen), action)
 
     def _link(self, existing: Path, final: Path) -> DedupeAction:
-        tmp = final.with_name(f".{final.name}.link-{secrets.token_hex(4)}")
+        """Hard-link ``existing`` at ``final`` (through a temp name and a rename)."""
+        tmp = f".{final.name}.link-{secrets.token_hex(4)}"
         try:
-            os.link(existing, tmp)
-            os.replace(tmp, final)
+            with outdir.directory(self.root, self._rel(existing.parent)) as source, (
+                outdir.directory(self.root, self._rel(final.parent))
+            ) as dest:
+                try:
+                    os.link(
+                        existing.name, tmp, src_dir_fd=source, dst_dir_fd=dest,
+                        follow_symlinks=False,
+                    )
+                    os.replace(tmp, final.name, src_dir_fd=dest, dst_dir_fd=dest)
+                except OSError:
+                    with contextlib.suppress(OSError):
+                        os.unlink(tmp, dir_fd=dest)
+                    raise
             return DedupeAction.LINKED
         except OSError:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
             return DedupeAction.REFERENCED
 
     def _rel(self, path: Path) -> str:
         return path.relative_to(self.root).as_posix()
 
 
-def _sha256_file(path: Path) -> str:
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_READ_FILE = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _clear_temps(folder: int, patterns: tuple[str, ...]) -> None:
+    """Unlink the entries of the directory ``folder`` matching ``patterns`` (never a directory)."""
+    for name in os.listdir(folder):
+        if any(fnmatch.fnmatchcase(name, p) for p in patterns) and not _is_dir(folder, name):
+            with contextlib.suppress(OSError):
+                os.unlink(name, dir_fd=folder)
+
+
+def _is_dir(folder: int, name: str) -> bool:
+    try:
+        return stat.S_ISDIR(os.stat(name, dir_fd=folder, follow_symlinks=False).st_mode)
+    except OSError:
+        return False
+
+
+def _sha256_at(folder: int, name: str) -> str | None:
+    """The sha256 of the regular file ``name`` in ``folder`` (a link or nothing there: None)."""
+    try:
+        fd = os.open(name, _READ_FILE, dir_fd=folder)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        return _digest(fh)
+
+
+def _digest(fh: BinaryIO) -> str:
     digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
+    for block in iter(lambda: fh.read(1 << 20), b""):
+        digest.update(block)
     return digest.hexdigest()
 
 
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+def _sha256_file(path: Path) -> str:
+    with path.open("rb") as fh:
+        return _digest(fh)
 
 
 sha256_file = _sha256_file

@@ -22,6 +22,7 @@ from typing import IO, Any
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
+from oafetch import outdir
 from oafetch.telemetry.mapping import Record, RunRecord, to_record
 
 log = logging.getLogger(__name__)
@@ -80,7 +81,8 @@ class JsonlSpanExporter(SpanExporter):
             if self._closed:
                 raise RuntimeError("JsonlSpanExporter is shut down")
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._fh = self.path.open("a", encoding="utf-8", newline="\n")
+            # never appended through a link planted at the file's name
+            self._fh = outdir.open_append(self.path, newline="\n")
         return self._fh
 
     def write(self, records: Sequence[Record]) -> None:

@@ -30,6 +30,7 @@ from typing import Any
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
+from oafetch import outdir
 from oafetch.telemetry.mapping import (
     COLUMNS,
     HTTP_EVENTS,
@@ -155,6 +156,7 @@ class SqliteSpanExporter(SpanExporter):
             if self._closed:
                 raise RuntimeError("SqliteSpanExporter is shut down")
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            outdir.check_sqlite(self.path)  # no link at the database or its journals
             conn = sqlite3.connect(
                 self.path, isolation_level=None, check_same_thread=False, timeout=10.0
             )
