@@ -4,7 +4,7 @@ corrupted manifest, and a dead or hung OTLP collector.
 The kill test runs the real CLI in a subprocess with telemetry on and checks, after every kill
 and at the end: nothing half-written at a final path, the manifest parseable (at most the torn
 last line of a killed run), every work stored exactly once, and the telemetry store reconciling
-with the manifest. Set ``OAFETCH_FAULT_SEED`` to replay a particular sequence of kill points.
+with the manifest. Set ``FAULTS_SEED`` to replay a particular sequence of kill points.
 """
 
 from __future__ import annotations
@@ -93,7 +93,7 @@ def _line_count(path: Path) -> int:
 def test_kill_9_at_random_points_then_resume_stores_every_work_exactly_once(
     server: Loopback, tmp_path: Path
 ) -> None:
-    seed = int(os.environ.get("OAFETCH_FAULT_SEED", time.time_ns() % 2**32))
+    seed = int(os.environ.get("FAULTS_SEED", time.time_ns() % 2**32))
     rng = random.Random(seed)
     n = 30
     bodies = _serve(server, n, delay=0.12)

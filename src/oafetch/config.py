@@ -13,9 +13,10 @@ import hashlib
 import json
 import os
 import tomllib
+from collections.abc import Mapping
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_origin
 
 from pydantic import (
     BaseModel,
@@ -25,11 +26,14 @@ from pydantic import (
     ValidationError,
     field_validator,
 )
+from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
+    EnvSettingsSource,
     InitSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
 )
 
 from oafetch._version import __version__
@@ -254,8 +258,17 @@ class TierConfig(_Frozen):
     """One tier of the fallback chain."""
 
     name: str
+    # Source names are checked against the resolvers where those are known (the registry, plus
+    # any plug-ins handed to the downloader): oafetch.resolvers.registry.check_tiers.
     sources: tuple[str, ...]
     parallel: bool = True
+
+    @field_validator("sources")
+    @classmethod
+    def _sources(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError("must list at least one source")
+        return value
 
 
 class FallbackConfig(_Frozen):
@@ -324,7 +337,8 @@ class Config(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # flags > env > oafetch.toml > defaults
-        return init_settings, env_settings, InitSettingsSource(settings_cls, _toml_data.get() or {})
+        env = _EnvSource(settings_cls, _init_state=getattr(env_settings, "_init_state", None))
+        return init_settings, env, InitSettingsSource(settings_cls, _toml_data.get() or {})
 
     @classmethod
     def load(cls, path: str | os.PathLike[str] | None = None, **overrides: Any) -> Config:
@@ -382,6 +396,87 @@ class Config(BaseSettings):
             settings.pop("api_key", None)
         blob = json.dumps(dumped, sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:12]
+
+
+class _EnvSource(EnvSettingsSource):
+    """``OAFETCH_*`` variables, whose mistakes are :class:`ConfigError` naming the variable.
+
+    A name that matches no setting (``OAFETCH_WROKERS``) is refused with the closest real one, as
+    an unknown key in ``oafetch.toml`` is; a list or table setting whose value is not JSON
+    (``OAFETCH_DOWNLOAD__ACCEPT=pdf``) is refused with the JSON to write instead.
+    """
+
+    def __init__(self, settings_cls: type[BaseSettings], **kwargs: Any) -> None:
+        super().__init__(settings_cls, **kwargs)
+        self._undecodable: tuple[str, FieldInfo | None, str] | None = None
+
+    def decode_complex_value(self, field_name: str, field: FieldInfo, value: Any) -> Any:
+        try:
+            return super().decode_complex_value(field_name, field, value)
+        except ValueError:
+            self._undecodable = (field_name, field, str(value))
+            raise
+
+    def __call__(self) -> dict[str, Any]:
+        _check_env_names(self.env_vars, self.env_prefix, str(self.env_nested_delimiter or "__"))
+        try:
+            return super().__call__()
+        except SettingsError as exc:
+            if self._undecodable is None:
+                raise ConfigError(f"an {self.env_prefix.upper()}* variable: {exc}") from None
+            raise self._not_json(*self._undecodable) from None
+
+    def _not_json(self, key: str, field: FieldInfo | None, value: str) -> ConfigError:
+        name = next(
+            (
+                env.upper()
+                for env, text in self.env_vars.items()
+                if text == value and env.lower().endswith(key.lower())
+            ),
+            f"{self.env_prefix}{key}".upper(),
+        )
+        annotation = field.annotation if field is not None else None
+        if get_origin(annotation) in (tuple, list, set, frozenset):
+            items = [item.strip() for item in value.split(",") if item.strip()]
+            shown = json.dumps(items)
+            fix = f"a JSON list, e.g. {name}='{shown}'"
+        else:
+            fix = f"""a JSON object, e.g. {name}='{{"name": "value"}}'"""
+        return ConfigError(
+            f"invalid configuration:\n  {name}: not valid JSON (got {value!r}); this setting "
+            f"takes {fix}"
+        )
+
+
+def _check_env_names(env_vars: Mapping[str, str | None], prefix: str, delimiter: str) -> None:
+    """Refuse an ``OAFETCH_*`` variable that names no setting (with the closest one)."""
+    prefix = prefix.lower()
+    for env in sorted(env_vars):
+        if not env.lower().startswith(prefix):
+            continue
+        parts = env[len(prefix) :].lower().split(delimiter)
+        model: type[BaseModel] = Config
+        for depth, part in enumerate(parts):
+            fields = {name.lower(): info for name, info in model.model_fields.items()}
+            if part not in fields:
+                spelt = {
+                    name: (prefix + delimiter.join([*parts[:depth], name])).upper()
+                    for name in fields
+                }
+                close = difflib.get_close_matches(part, list(fields), n=1)
+                hint = (
+                    f"did you mean {spelt[close[0]]}?"
+                    if close
+                    else f"settings: {', '.join(spelt.values())}"
+                )
+                raise ConfigError(
+                    f"invalid configuration:\n  unknown environment variable {env.upper()}; "
+                    f"{hint}"
+                )
+            annotation = fields[part].annotation
+            if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+                break  # a plain value or a table with free keys (rates, resolvers, slo …)
+            model = annotation
 
 
 def _config_error(

@@ -29,7 +29,7 @@ from oafetch.http.client import HttpClient
 from oafetch.lock import DirLock
 from oafetch.manifest import AttemptRow, AttemptsWriter, ManifestWriter, PriorOutcome, load_prior
 from oafetch.resolvers.base import Resolver
-from oafetch.resolvers.registry import build_resolvers
+from oafetch.resolvers.registry import build_resolvers, check_tiers, resolver_classes
 from oafetch.results import DownloadResult
 from oafetch.runstats import RunStats
 from oafetch.storage import Storage, sha256_file
@@ -75,7 +75,8 @@ class Downloader:
         OutputDirLocked: another run is using the output directory.
         OutputDirError: a name oafetch writes in the output directory is a link (or another
             unsafe file).
-        ConfigError: a resolver table names an unknown source or key.
+        ConfigError: a resolver table or a fallback tier names an unknown source, or a resolver
+            table an unknown key.
     """
 
     def __init__(
@@ -90,6 +91,8 @@ class Downloader:
         run_id: str | None = None,
     ) -> None:
         self.config = config or Config.load()
+        # before anything exists on disk: a misspelt tier source would fail every work silently
+        check_tiers(self.config, {*resolver_classes(), *(resolvers or {})})
         self.run_id = run_id or new_run_id()
         # ``--out`` may be a link the user made: resolved once, here; links planted inside it
         # are refused before anything is written (oafetch.outdir).

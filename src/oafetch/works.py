@@ -10,6 +10,7 @@ line with its number instead of stopping the batch.
 from __future__ import annotations
 
 import csv
+import difflib
 import hashlib
 import io
 import json
@@ -172,7 +173,22 @@ class InputLine:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-_ID_COLUMNS = ("id", "identifier", "doi", "work", "url", "pmid", "pmcid", "arxiv")
+_ID_COLUMNS = (
+    "id",
+    "identifier",
+    "doi",
+    "work",
+    "url",
+    "pmid",
+    "pmcid",
+    "arxiv",
+    "ids",
+    "identifiers",
+    "dois",
+    "urls",
+    "arxiv_id",
+    "openalex_id",
+)
 
 
 def _parse(line_no: int, text: str, extra: dict[str, Any] | None = None) -> InputLine:
@@ -191,22 +207,76 @@ def read_txt(stream: IO[str]) -> Iterator[InputLine]:
 
 
 def read_csv(stream: IO[str], column: str | None = None) -> Iterator[InputLine]:
-    """Rows of a CSV with a header; ``column`` names the id column (default: a known name)."""
-    reader = csv.DictReader(stream)
-    fields = reader.fieldnames or []
-    if column is None:
-        lowered = {f.lower().strip(): f for f in fields}
-        column = next(
-            (lowered[c] for c in _ID_COLUMNS if c in lowered), fields[0] if fields else None
-        )
-    if column is None or column not in fields:
+    """Rows of a CSV with a header; ``column`` names the id column (default: a known name).
+
+    Raises:
+        InputError: (at the first ``next``) no such column, or no recognisable id column.
+    """
+    rows = csv.reader(stream)
+    fields = csv_header(next(rows, None))
+    if fields is not None:
+        yield from _csv_rows(rows, fields, csv_column(fields, column))
+
+
+def csv_header(row: list[str] | None) -> list[str] | None:
+    """A CSV header row as column names (a spreadsheet's byte-order mark removed)."""
+    if row is None:
+        return None
+    return [row[0].removeprefix("\ufeff"), *row[1:]] if row else []
+
+
+def csv_column(fields: list[str], column: str | None, where: str = "") -> str:
+    """The id column of a CSV whose header is ``fields``: ``column``, or the first known name.
+
+    Never a guess: a CSV whose header names no id column is an error (its first column would
+    make every row a bad identifier, or silently fetch the wrong thing).
+
+    Raises:
+        InputError: ``column`` is not in the header; no known id column; no header row at all.
+    """
+    label = f"CSV input {where}" if where else "CSV input"
+    if column is not None:
+        if column in fields:
+            return column
+        close = difflib.get_close_matches(column, fields, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
         raise InputError(
-            f"CSV input has no column {column!r}; columns are {fields}; choose one with --column"
+            f"{label} has no column {column!r}; columns are {fields}; {hint}"
+            "choose one with --column"
         )
-    for row in reader:
-        number = reader.line_num
+    lowered = {f.lower().strip(): f for f in fields}
+    found = next((lowered[c] for c in _ID_COLUMNS if c in lowered), None)
+    if found is not None:
+        return found
+    if fields and _is_identifier(fields[0]):
+        raise InputError(
+            f"{label} has no header row (its first line, {fields[0][:120]!r}, is an "
+            "identifier): add a header line such as 'doi', or give --format txt for one "
+            "identifier per line"
+        )
+    raise InputError(
+        f"{label} has no identifier column (looked for {', '.join(_ID_COLUMNS)}); columns are "
+        f"{fields}; name the one holding identifiers with --column"
+    )
+
+
+def _is_identifier(text: str) -> bool:
+    try:
+        parse_work(text)
+    except InputError:
+        return False
+    return True
+
+
+def _csv_rows(
+    rows: Iterator[list[str]], fields: list[str], column: str
+) -> Iterator[InputLine]:
+    """The rows after the header of a ``csv.reader``, numbered by physical line."""
+    for values in rows:
+        row = dict(zip(fields, values, strict=False))
         value = (row.get(column) or "").strip()
         if value:
+            number = getattr(rows, "line_num", 0)
             yield _parse(number, value, {k: v for k, v in row.items() if k != column and k})
 
 
@@ -284,6 +354,15 @@ def read_input(
     """
     fmt = fmt or detect_format(path)
     _check_input(path)
+    if fmt == "csv":
+        # The header is checked now, before the caller opens any output: a wrong --column must
+        # not cost the output directory its previous summary.
+        if path == "-":
+            return _stdin_csv(column)
+        with _open_text(path) as probe:
+            fields = csv_header(next(csv.reader(probe), None))
+        if fields is not None:
+            column = csv_column(fields, column, path)
 
     def lines() -> Iterator[InputLine]:
         # Opened on first use: a run that never starts (a bad config) leaks no file handle.
@@ -294,6 +373,25 @@ def read_input(
                 yield from read_jsonl(stream, column)
             else:
                 yield from read_txt(stream)
+
+    return lines()
+
+
+def _stdin_csv(column: str | None) -> Iterator[InputLine]:
+    """CSV rows from stdin, its header read and checked now (stdin cannot be read twice)."""
+    stream = _open_text("-")
+    rows = csv.reader(stream)
+    try:
+        fields = csv_header(next(rows, None))
+        chosen = csv_column(fields, column, "on stdin") if fields is not None else ""
+    except BaseException:
+        stream.close()
+        raise
+
+    def lines() -> Iterator[InputLine]:
+        with stream:
+            if fields is not None:
+                yield from _csv_rows(rows, fields, chosen)
 
     return lines()
 

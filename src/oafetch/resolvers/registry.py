@@ -1,14 +1,15 @@
 """Which resolvers exist, and building the enabled ones from the configuration.
 
 A source that needs a credential that is not configured (in ``[resolvers.<name>]`` or its
-conventional environment variable) is left out with one clear note; a misspelt endpoint key is
-a configuration error with a suggestion.
+conventional environment variable) is left out with one clear note; a misspelt source name (in
+``[resolvers.<name>]`` or ``[[fallback.tiers]]``) or endpoint key is a configuration error with a
+suggestion.
 """
 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from oafetch.config import Config
 from oafetch.errors import ConfigError
@@ -30,15 +31,40 @@ def resolver_classes() -> dict[str, type[Resolver]]:
     return {cls.name: cls for cls in classes}
 
 
+def check_tiers(config: Config, known: Iterable[str]) -> None:
+    """Refuse a ``[[fallback.tiers]]`` source that is not one of ``known``.
+
+    Checked where the set of sources is known (oafetch's own plus any plug-ins handed to the
+    downloader), before anything is created on disk: an unknown name would otherwise be skipped
+    silently and every work end ``no-candidate``.
+
+    Raises:
+        ConfigError: names the key, the tier, the value, the closest known source and them all.
+    """
+    names = sorted(set(known))
+    for number, tier in enumerate(config.fallback.tiers):
+        for source in tier.sources:
+            if source in names:
+                continue
+            close = difflib.get_close_matches(source, names, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(
+                f"fallback.tiers[{number}].sources (tier {tier.name!r}): unknown source "
+                f"{source!r}{hint} (known sources: {', '.join(names)})"
+            )
+
+
 def build_resolvers(
     config: Config, classes: Mapping[str, type[Resolver]] | None = None
 ) -> tuple[dict[str, Resolver], list[str]]:
     """Instantiate every enabled resolver; return them and the notes about skipped ones.
 
     Raises:
-        ConfigError: ``[resolvers.X]`` names an unknown source or an unknown key.
+        ConfigError: ``[resolvers.X]`` or ``[[fallback.tiers]]`` names an unknown source, or
+            ``[resolvers.X]`` an unknown key.
     """
     classes = dict(classes or resolver_classes())
+    check_tiers(config, classes)
     for name, settings in config.resolvers.items():
         if name not in classes:
             close = difflib.get_close_matches(name, list(classes), n=1)
