@@ -250,3 +250,18 @@ def test_the_input_error_is_an_input_error(tmp_path: Path) -> None:
     path.write_text("a,b\n1,2\n")
     with pytest.raises(InputError):
         read_input(str(path))
+
+
+def test_a_resolver_table_in_the_environment_that_is_not_a_table_is_never_echoed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("OAFETCH_RESOLVERS__CORE", "api_key=s3cr3t-value")
+    with pytest.raises(ConfigError) as info:
+        Config.load(None)
+    assert "resolvers.core" in str(info.value) and "s3cr3t" not in str(info.value)
+    monkeypatch.setenv("OAFETCH_RESOLVERS", "{api_key: s3cr3t-value")
+    with pytest.raises(ConfigError) as info:
+        Config.load(None)
+    text = str(info.value)
+    assert "OAFETCH_RESOLVERS" in text and "not valid JSON" in text
+    assert "s3cr3t" not in text and "hidden" in text

@@ -435,15 +435,17 @@ class _EnvSource(EnvSettingsSource):
             ),
             f"{self.env_prefix}{key}".upper(),
         )
+        # a resolver table may hold a credential: its value is never echoed
+        secret = any(word in name for word in ("RESOLVERS", "KEY", "TOKEN", "SECRET", "PASS"))
         annotation = field.annotation if field is not None else None
-        if get_origin(annotation) in (tuple, list, set, frozenset):
+        if get_origin(annotation) in (tuple, list, set, frozenset) and not secret:
             items = [item.strip() for item in value.split(",") if item.strip()]
-            shown = json.dumps(items)
-            fix = f"a JSON list, e.g. {name}='{shown}'"
+            fix = f"a JSON list, e.g. {name}='{json.dumps(items)}'"
         else:
             fix = f"""a JSON object, e.g. {name}='{{"name": "value"}}'"""
+        shown = f"<{len(value)} characters, hidden>" if secret else repr(value)
         return ConfigError(
-            f"invalid configuration:\n  {name}: not valid JSON (got {value!r}); this setting "
+            f"invalid configuration:\n  {name}: not valid JSON (got {shown}); this setting "
             f"takes {fix}"
         )
 
@@ -495,7 +497,9 @@ def _config_error(
         if "(got " in rule:  # the rule already quotes the offending value
             lines.append(f"{key}: {rule}{where}")
             continue
-        shown = "<secret>" if "api_key" in key else repr(value)
+        # a credential, or a whole resolver table that may hold one, is never echoed
+        whole_table = err["loc"][:1] == ("resolvers",) and len(err["loc"]) <= 2
+        shown = "<secret>" if "api_key" in key or whole_table else repr(value)
         lines.append(f"{key}: {rule} (got {shown}){where}")
     return ConfigError("invalid configuration:\n  " + "\n  ".join(lines))
 

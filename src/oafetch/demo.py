@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from oafetch import outdir
 from oafetch.config import Config
 from oafetch.downloader import Downloader
 from oafetch.tokens import Outcome
@@ -26,7 +27,8 @@ def _fresh(out: Path) -> None:
     if out.exists() and (out / MARKER).exists():
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / MARKER).write_text("created by `oafetch demo`; safe to delete\n")
+    # never written through a link planted at the marker's name
+    outdir.write_atomic(out, MARKER, b"created by `oafetch demo`; safe to delete\n", fsync=False)
 
 
 def demo_config(sandbox: Any, out: Path, **overrides: Any) -> Config:
