@@ -109,7 +109,10 @@ def check_layout(root: Path) -> None:
     ]
     if found:
         raise OutputDirError(
-            f"output directory {root} is unsafe to write:\n  " + "\n  ".join(found) + f"\n{_ADVICE}"
+            f"output directory {root} is unsafe to write:\n  "
+            + "\n  ".join(found)
+            + "\n"
+            + (_ADVICE if len(found) == 1 else _ADVICE.replace("remove it", "remove them"))
         )
 
 

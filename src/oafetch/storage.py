@@ -95,12 +95,10 @@ class Storage:
                 _clear_temps(folder, (".*.part-*", ".*.link-*"))
                 for name in os.listdir(folder):
                     if _is_dir(folder, name):
-                        with contextlib.suppress(OSError):
-                            inner = os.open(name, _DIR_FLAGS, dir_fd=folder)
-                            try:
-                                _clear_temps(inner, (".*.link-*",))
-                            finally:
-                                os.close(inner)
+                        with contextlib.suppress(OSError), outdir.directory(
+                            self.root, f"{sub}/{name}"
+                        ) as inner:
+                            _clear_temps(inner, (".*.link-*",))
             finally:
                 os.close(folder)
 
@@ -226,7 +224,6 @@ class Storage:
         return path.relative_to(self.root).as_posix()
 
 
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _READ_FILE = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
