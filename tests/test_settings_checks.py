@@ -265,3 +265,21 @@ def test_a_resolver_table_in_the_environment_that_is_not_a_table_is_never_echoed
     text = str(info.value)
     assert "OAFETCH_RESOLVERS" in text and "not valid JSON" in text
     assert "s3cr3t" not in text and "hidden" in text
+
+
+def test_a_tsv_file_is_read_with_tabs(tmp_path: Path) -> None:
+    path = tmp_path / "ids.tsv"
+    path.write_text("title\tdoi\nA, with a comma\t10.1234/a\n")
+    [line] = list(read_input(str(path)))
+    assert line.work is not None and line.work.work_id == "doi:10.1234/a"
+    assert line.extra == {"title": "A, with a comma"}
+
+
+def test_an_unreadable_csv_row_is_a_bad_line_and_the_rest_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "ids.csv"
+    path.write_text("doi,note\n10.1234/a,x\n10.1234/b," + "y" * 200_000 + "\n10.1234/c,z\n")
+    lines = list(read_input(str(path)))
+    assert [line.work.work_id if line.work else None for line in lines] == [
+        "doi:10.1234/a", None, "doi:10.1234/c"
+    ]
+    assert lines[1].line == 3 and "unreadable CSV row" in (lines[1].error or "")

@@ -206,20 +206,34 @@ def read_txt(stream: IO[str]) -> Iterator[InputLine]:
             yield _parse(number, content)
 
 
-def read_csv(stream: IO[str], column: str | None = None) -> Iterator[InputLine]:
+def read_csv(
+    stream: IO[str], column: str | None = None, *, delimiter: str = ","
+) -> Iterator[InputLine]:
     """Rows of a CSV with a header; ``column`` names the id column (default: a known name).
+
+    A row the ``csv`` module cannot read (a field over its size limit) is reported as a bad line
+    and the rest is read.
 
     Raises:
         InputError: (at the first ``next``) no such column, or no recognisable id column.
     """
-    rows = csv.reader(stream)
-    fields = csv_header(next(rows, None))
+    rows = csv.reader(stream, delimiter=delimiter)
+    fields = csv_header(rows)
     if fields is not None:
         yield from _csv_rows(rows, fields, csv_column(fields, column))
 
 
-def csv_header(row: list[str] | None) -> list[str] | None:
-    """A CSV header row as column names (a spreadsheet's byte-order mark removed)."""
+def csv_header(rows: Iterator[list[str]], where: str = "") -> list[str] | None:
+    """The first row of a ``csv.reader`` as column names (a spreadsheet's byte-order mark
+    removed), or None for an empty input.
+
+    Raises:
+        InputError: the header cannot be read as CSV.
+    """
+    try:
+        row = next(rows, None)
+    except csv.Error as exc:
+        raise InputError(f"CSV input {where}: its header cannot be read: {exc}") from None
     if row is None:
         return None
     return [row[0].removeprefix("\ufeff"), *row[1:]] if row else []
@@ -272,7 +286,14 @@ def _csv_rows(
     rows: Iterator[list[str]], fields: list[str], column: str
 ) -> Iterator[InputLine]:
     """The rows after the header of a ``csv.reader``, numbered by physical line."""
-    for values in rows:
+    while True:
+        try:
+            values = next(rows)
+        except StopIteration:
+            return
+        except csv.Error as exc:  # one unreadable row is a bad line, not the end of the batch
+            yield InputLine(getattr(rows, "line_num", 0), None, f"unreadable CSV row: {exc}")
+            continue
         row = dict(zip(fields, values, strict=False))
         value = (row.get(column) or "").strip()
         if value:
@@ -354,13 +375,14 @@ def read_input(
     """
     fmt = fmt or detect_format(path)
     _check_input(path)
+    delimiter = "\t" if Path(path).suffix.lower() == ".tsv" else ","
     if fmt == "csv":
         # The header is checked now, before the caller opens any output: a wrong --column must
         # not cost the output directory its previous summary.
         if path == "-":
             return _stdin_csv(column)
         with _open_text(path) as probe:
-            fields = csv_header(next(csv.reader(probe), None))
+            fields = csv_header(csv.reader(probe, delimiter=delimiter), path)
         if fields is not None:
             column = csv_column(fields, column, path)
 
@@ -368,7 +390,7 @@ def read_input(
         # Opened on first use: a run that never starts (a bad config) leaks no file handle.
         with _open_text(path) as stream:
             if fmt == "csv":
-                yield from read_csv(stream, column)
+                yield from read_csv(stream, column, delimiter=delimiter)
             elif fmt == "jsonl":
                 yield from read_jsonl(stream, column)
             else:
@@ -382,7 +404,7 @@ def _stdin_csv(column: str | None) -> Iterator[InputLine]:
     stream = _open_text("-")
     rows = csv.reader(stream)
     try:
-        fields = csv_header(next(rows, None))
+        fields = csv_header(rows, "on stdin")
         chosen = csv_column(fields, column, "on stdin") if fields is not None else ""
     except BaseException:
         stream.close()
