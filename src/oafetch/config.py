@@ -418,7 +418,9 @@ class _EnvSource(EnvSettingsSource):
             raise
 
     def __call__(self) -> dict[str, Any]:
-        _check_env_names(self.env_vars, self.env_prefix, str(self.env_nested_delimiter or "__"))
+        _check_env_names(
+            self.settings_cls, self.env_vars, self.env_prefix, str(self.env_nested_delimiter)
+        )
         try:
             return super().__call__()
         except SettingsError as exc:
@@ -450,14 +452,16 @@ class _EnvSource(EnvSettingsSource):
         )
 
 
-def _check_env_names(env_vars: Mapping[str, str | None], prefix: str, delimiter: str) -> None:
-    """Refuse an ``OAFETCH_*`` variable that names no setting (with the closest one)."""
+def _check_env_names(
+    settings: type[BaseModel], env_vars: Mapping[str, str | None], prefix: str, delimiter: str
+) -> None:
+    """Refuse an ``OAFETCH_*`` variable that names no setting of ``settings`` (with the closest)."""
     prefix = prefix.lower()
     for env in sorted(env_vars):
         if not env.lower().startswith(prefix):
             continue
         parts = env[len(prefix) :].lower().split(delimiter)
-        model: type[BaseModel] = Config
+        model = settings
         for depth, part in enumerate(parts):
             fields = {name.lower(): info for name, info in model.model_fields.items()}
             if part not in fields:
