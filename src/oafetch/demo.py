@@ -16,6 +16,7 @@ from typing import Any
 from oafetch import outdir
 from oafetch.config import Config
 from oafetch.downloader import Downloader
+from oafetch.errors import OutputDirError
 from oafetch.tokens import Outcome
 from oafetch.works import parse_work
 
@@ -23,9 +24,19 @@ MARKER = ".oafetch-demo"
 
 
 def _fresh(out: Path) -> None:
-    """Empty a previous demo output (only ever a directory the demo itself created)."""
+    """Empty a previous demo output (only ever a directory the demo itself created).
+
+    Raises:
+        OutputDirError: ``out`` holds files the demo did not make; marking it would let the
+            next demo run delete them.
+    """
     if out.exists() and (out / MARKER).exists():
         shutil.rmtree(out)
+    elif out.is_dir() and any(out.iterdir()):
+        raise OutputDirError(
+            f"demo output {out}: the directory is not empty and was not made by `oafetch demo`; "
+            "the demo empties its output on every run, so choose a new --out or empty this one"
+        )
     out.mkdir(parents=True, exist_ok=True)
     # never written through a link planted at the marker's name
     outdir.write_atomic(out, MARKER, b"created by `oafetch demo`; safe to delete\n", fsync=False)
