@@ -157,6 +157,7 @@ def build_cache(config: Config, telemetry: Telemetry) -> CacheWrapper | None:
             secrets=secrets,
             max_entry_bytes=settings.max_entry_bytes,
             max_age_s=settings.max_age_s,
+            body_deadline_s=min(config.download.max_body_s, config.fallback.per_source_timeout_s),
         )
 
     return wrap

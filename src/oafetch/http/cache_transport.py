@@ -54,6 +54,7 @@ from hishel import (
     StoreAndUse,
 )
 
+from oafetch.errors import FetchError
 from oafetch.http.cache_policy import (
     CONDITIONAL_HEADERS,
     ROLE_HEADER,
@@ -73,10 +74,12 @@ from oafetch.http.cache_policy import (
     vary_matches,
     worth_storing,
 )
+from oafetch.http.decoding import decoded_chunks
 from oafetch.http.transports import META, meta_of
 from oafetch.telemetry.emit import emit_http_event
 from oafetch.telemetry.runtime import Telemetry
-from oafetch.urls import url_hash
+from oafetch.tokens import Reason
+from oafetch.urls import redact_url, url_hash
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +91,7 @@ CACHED_ROLES = frozenset({"metadata", "landing", "robots"})
 BACKGROUND_MAX_RATE_WAIT_S = 5.0
 _CLOSE_WAIT_S = 2.0
 _MIB = 1024 * 1024
+_DECODE_STEP = 256 * 1024  # the most one decoding step may expand a compressed body
 
 
 def _lists(headers: Headers) -> HeaderLists:
@@ -154,6 +158,7 @@ class CacheTransport(httpx.BaseTransport):
         max_entry_bytes: int = 16 * _MIB,
         max_age_s: float = 30 * 86400.0,
         background: bool = True,
+        body_deadline_s: float = 120.0,
     ) -> None:
         self._inner = inner
         self._storage = storage
@@ -163,6 +168,7 @@ class CacheTransport(httpx.BaseTransport):
         self._max_bytes = max_entry_bytes
         self._max_age_s = max_age_s
         self._background = background
+        self._body_deadline_s = body_deadline_s
         self._lock = threading.Lock()
         self._closed = False
         self._executor: ThreadPoolExecutor | None = None
@@ -450,16 +456,32 @@ class CacheTransport(httpx.BaseTransport):
         return self._buffered(upstream, body, _caching(stored=stored))
 
     def _read(self, upstream: httpx.Response) -> tuple[bytes, Iterator[bytes] | None]:
-        """The decoded body, or (the part read, the rest) when it outgrows ``max_entry_bytes``."""
+        """The decoded body, or (the part read, the rest) when it outgrows ``max_entry_bytes``.
+
+        Decoded with the same bound as every other body (:mod:`oafetch.http.decoding`) and
+        read within ``body_deadline_s``: a stacked-gzip bomb or a dripping robots.txt ends
+        here as it would without a cache.
+
+        Raises:
+            FetchError: a coding that cannot be bounded, a corrupt stream (``download-error``)
+                or a body still arriving at the deadline (``timeout``).
+        """
         chunks: list[bytes] = []
         size = 0
-        rest = upstream.iter_bytes()
+        rest = decoded_chunks(upstream, _DECODE_STEP)
+        deadline = time.monotonic() + self._body_deadline_s
         try:
             for chunk in rest:
                 chunks.append(chunk)
                 size += len(chunk)
                 if size > self._max_bytes:
                     return b"".join(chunks), rest
+                if time.monotonic() > deadline:
+                    raise FetchError(
+                        Reason.TIMEOUT,
+                        f"response from {redact_url(str(upstream.url))} still arriving after "
+                        f"the {self._body_deadline_s:g}s deadline",
+                    )
         except BaseException:
             upstream.close()
             raise

@@ -27,7 +27,8 @@ from opentelemetry.trace import TracerProvider
 from oafetch.config import Config
 from oafetch.errors import FetchError, ResolverError
 from oafetch.http.breakers import Breakers
-from oafetch.http.decoding import decoded_chunks
+from oafetch.http.deadline import HeadDeadlineTransport, socket_transport
+from oafetch.http.decoding import ACCEPT_ENCODING, decoded_chunks
 from oafetch.http.errors import check_status, translate
 from oafetch.http.ratelimit import RateLimiter
 from oafetch.http.retry import RetryPolicy
@@ -124,14 +125,16 @@ class HttpClient:
         self.breakers = Breakers(config.breaker, on_transition=self._on_transition)
         self.retry = RetryPolicy(config.retry, sleep=self._sleep)
         http = config.http
-        inner = transport or httpx.HTTPTransport(
-            retries=0,
+        inner = transport or socket_transport(
+            self.cancel,
             verify=http.verify_tls,
             limits=httpx.Limits(
                 max_connections=http.max_connections,
                 max_keepalive_connections=http.max_keepalive_connections,
             ),
         )
+        # connect, request and response head within a deadline (a dripping server ends)
+        inner = HeadDeadlineTransport(inner, self.body_deadline_s)
         inner = SendGateTransport(inner, self.limiter, self.cancel)
         if self.telemetry.enabled:
             from opentelemetry.instrumentation.httpx import SyncOpenTelemetryTransport
@@ -161,7 +164,8 @@ class HttpClient:
         stage = GuardTransport(stage, block_private_redirects=http.block_private_redirects)
         self._client = httpx.Client(
             transport=stage,
-            headers={"User-Agent": config.user_agent},
+            # only the codings decoded with a bound (a coding sent unasked is refused)
+            headers={"User-Agent": config.user_agent, "Accept-Encoding": ACCEPT_ENCODING},
             timeout=httpx.Timeout(
                 connect=http.connect_timeout_s,
                 read=http.read_timeout_s,
@@ -217,7 +221,7 @@ class HttpClient:
                 response = self._below_robots.handle_request(request)
                 try:
                     body = b""
-                    for chunk in response.iter_raw():
+                    for chunk in decoded_chunks(response, MAX_ROBOTS_BYTES):
                         body += chunk
                         if len(body) > MAX_ROBOTS_BYTES:
                             break
