@@ -73,15 +73,18 @@ def test_every_chain_is_undone_in_bounded_steps(header: str) -> None:
         wbits = zlib.MAX_WBITS | 16 if "gzip" in coding else zlib.MAX_WBITS
         packer = zlib.compressobj(9, zlib.DEFLATED, wbits)
         data = packer.compress(data) + packer.flush()
-    pieces = list(decode_stream([data[i : i + 100] for i in range(0, len(data), 100)],
-                                header, 4096, "http://h/x"))
+    pieces = list(
+        decode_stream(
+            [data[i : i + 100] for i in range(0, len(data), 100)], header, 4096, "http://h/x"
+        )
+    )
     assert b"".join(pieces) == payload
     assert max(len(p) for p in pieces) <= 4096
 
 
 @pytest.mark.parametrize("header", ["br", "gzip, zstd", "compress", "gzip, gzip, gzip, gzip, gzip"])
 def test_a_coding_that_cannot_be_bounded_is_refused(header: str) -> None:
-    with pytest.raises(FetchError, match="Content-Encoding|stacked") as caught:
+    with pytest.raises(FetchError, match=r"Content-Encoding|stacked") as caught:
         list(decode_stream([b"whatever"], header, 4096, "http://h/x?api_key=s3cr3t"))
     assert caught.value.reason is Reason.DOWNLOAD_ERROR
     assert "s3cr3t" not in str(caught.value)
@@ -150,8 +153,7 @@ def test_a_stacked_gzip_bomb_keeps_peak_rss_small(
     """1 KB of ``Content-Encoding: gzip, gzip`` expanding to 512 MiB: fetched as a file, as a
     cached API answer and as a cached robots.txt, the process stays under 200 MB."""
     headers = {"Content-Encoding": "gzip, gzip", "Cache-Control": "max-age=600"}
-    kinds = {"artifact": "application/pdf", "metadata": "application/json",
-             "robots": "text/plain"}
+    kinds = {"artifact": "application/pdf", "metadata": "application/json", "robots": "text/plain"}
     bomb_path = "/robots.txt" if mode == "robots" else "/bomb"
     server.routes[bomb_path] = lambda h: h.reply(200, stacked_bomb, kinds[mode], headers)
     server.routes["/page"] = lambda h: h.reply(200, b"<html><body>p</body></html>", "text/html")

@@ -78,8 +78,9 @@ class DeadlineStream(httpcore.NetworkStream):
         while True:
             if self._cancel.is_set():
                 raise httpcore.ReadError("the run was interrupted")
-            left = _bounded(None if until is None else until - time.monotonic(),
-                            httpcore.ReadTimeout, "read")
+            left = _bounded(
+                None if until is None else until - time.monotonic(), httpcore.ReadTimeout, "read"
+            )
             if left is not None and left <= 0:
                 raise httpcore.ReadTimeout("read timed out")
             step = SLICE_S if left is None else min(SLICE_S, left)
