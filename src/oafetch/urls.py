@@ -11,33 +11,52 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable, Mapping
-from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 REDACTED = "REDACTED"
 
-# Query parameters that carry credentials or personal data (compared case-insensitively).
+# Query parameter names that carry credentials or personal data are recognised by rule, not
+# by a list of exact names: a name is split into words (separators and camelCase) and judged
+# by the words it holds. Words that are credentials wherever they appear in a name …
+_SECRET_FRAGMENTS = (
+    "token",
+    "secret",
+    "passw",
+    "apikey",
+    "credential",
+    "signature",
+    "jwt",
+    "session",
+    "sessid",
+    "bearer",
+    "cookie",
+    "email",
+    "mailto",
+    "privatekey",
+    "accesskey",
+    "authkey",
+)
+# … and short words that are credentials only as a whole word ("auth", never "author").
+_SECRET_WORDS = frozenset({"key", "auth", "authorization", "sig", "pwd", "pass", "sid", "otp"})
+# Kept for callers that want the common names spelled out (documentation, tests).
 SECRET_PARAMS = frozenset(
     {
         "api_key",
         "apikey",
-        "api-key",
         "key",
         "token",
         "access_token",
         "auth",
-        "authorization",
         "email",
         "mailto",
         "sig",
         "signature",
         "password",
-        "passwd",
         "secret",
         "client_secret",
-        "x-api-key",
         "x-amz-signature",
-        "x-amz-credential",
-        "x-amz-security-token",
+        "session_id",
+        "jwt",
     }
 )
 SECRET_HEADERS = frozenset(
@@ -52,18 +71,83 @@ SECRET_HEADERS = frozenset(
 )
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
-_SECRET_PAIR = re.compile(
-    r"(?<![^?&;#])(" + "|".join(re.escape(p) for p in sorted(SECRET_PARAMS)) + r")=[^&;#]*", re.I
+_NAME_WORDS = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
+# Values that are credentials whatever their parameter is called: a JWT, a well-known key
+# prefix, or a long random-looking string mixing upper case, lower case and digits.
+_SECRET_VALUE = re.compile(
+    r"^(?:eyJ[\w-]{8,}\.[\w-]{8,}\.[\w-]*"
+    r"|(?:sk|pk|rk)[-_](?:live|test)[-_][\w-]{8,}|sk-[\w-]{16,}"
+    r"|gh[pousr]_\w{20,}|github_pat_\w{20,}|xox[abprs]-[\w-]{10,}"
+    r"|AKIA[0-9A-Z]{16}|AIza[\w-]{30,}|ya29\.[\w.-]{20,})$"
 )
+_RANDOM_VALUE = re.compile(r"^[A-Za-z0-9_\-+/]{32,}={0,2}$")
+_PAIR = re.compile(r"(?<![^?&;#\s])([\w.\-\[\]]+)=([^&;#\s]*)")
 _STRAY_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _ESCAPE = re.compile(r"%([0-9A-Fa-f]{2})")
 _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+_MAX_NESTING = 3
 
 
-def _is_secret(name: str) -> bool:
+def is_secret_name(name: str) -> bool:
+    """Whether a parameter called ``name`` carries a credential or personal data.
+
+    >>> [is_secret_name(n) for n in ("private_token", "X-Amz-Signature", "author", "apiKey")]
+    [True, True, False, True]
+    """
     # "?a?api_key=" (a "?" too many, from sloppy joining) and "&amp;api_key=" (HTML-escaped)
     # still carry the key: judge the name after the last "?" or ";"
-    return re.split(r"[?;]", name)[-1].strip().lower() in SECRET_PARAMS
+    name = re.split(r"[?;]", name)[-1].strip()
+    lowered = name.lower()
+    squashed = re.sub(r"[^a-z0-9]", "", lowered)
+    if any(fragment in squashed for fragment in _SECRET_FRAGMENTS):
+        return True
+    words = {w.lower() for w in _NAME_WORDS.findall(name)}
+    return bool(words & _SECRET_WORDS)
+
+
+def is_secret_value(value: str) -> bool:
+    """Whether ``value`` looks like a credential or an email, whatever it is called."""
+    value = value.strip()
+    if _SECRET_VALUE.match(value) or _EMAIL.fullmatch(value):
+        return True
+    return bool(
+        _RANDOM_VALUE.match(value)
+        and re.search(r"[a-z]", value)
+        and re.search(r"[A-Z]", value)
+        and re.search(r"[0-9]", value)
+    )
+
+
+def _is_secret(name: str, value: str = "") -> bool:
+    return is_secret_name(name) or (bool(value) and is_secret_value(value))
+
+
+def _redact_value(value: str, depth: int = 0) -> str:
+    """A parameter value with any URL, query or encoding nested inside it redacted too."""
+    if depth >= _MAX_NESTING or not value:
+        return value
+    if "://" in value or ("=" in value and ("?" in value or "&" in value)):
+        inner = (
+            redact_url(value, _depth=depth + 1)
+            if "://" in value
+            else _redact_query(value, depth + 1)
+        )
+        if inner != value:
+            return inner
+    decoded = unquote(value)
+    if decoded != value:  # percent-encoded once more: look inside, keep the encoding
+        inner = _redact_value(decoded, depth + 1)
+        if inner != decoded:
+            return quote(inner, safe="")
+    return value
+
+
+def _redact_query(query: str, depth: int = 0) -> str:
+    pairs = [
+        (k, REDACTED if _is_secret(k, v) else _redact_value(v, depth))
+        for k, v in parse_qsl(query, keep_blank_values=True)
+    ]
+    return urlencode(pairs, safe=":/")
 
 
 def _netloc(scheme: str, host: str, port: int | None) -> str:
@@ -96,7 +180,9 @@ def canonical_url(url: str) -> str:
         return _redact_text(text)
     path = _canonical_path(parts.path) or "/"
     query = sorted(
-        (k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not _is_secret(k)
+        (k, _redact_value(v))
+        for k, v in parse_qsl(parts.query, keep_blank_values=True)
+        if not _is_secret(k, v)
     )
     return urlunsplit((scheme, _netloc(scheme, host, port), path, urlencode(query), ""))
 
@@ -118,30 +204,57 @@ def url_hash(url: str) -> str:
     return hashlib.sha256(canonical_url(url).encode("utf-8")).hexdigest()[:16]
 
 
-def redact_url(url: str) -> str:
-    """``url`` with userinfo dropped and credential parameter values replaced by ``REDACTED``."""
+def redact_url(url: str, *, _depth: int = 0) -> str:
+    """``url`` with userinfo dropped and every credential replaced by ``REDACTED``.
+
+    A parameter is a credential when its name says so (:func:`is_secret_name`) or its value
+    looks like one (:func:`is_secret_value`); a value that is itself a URL or a query, even
+    percent-encoded again, is redacted the same way.
+    """
     try:
         parts = urlsplit(url)
     except ValueError:
         return _redact_text(url)
     if not parts.netloc and not parts.query:
         # not a URL (an identifier such as arXiv:…); still no "api_key=" pair may show
-        return _SECRET_PAIR.sub(lambda m: f"{m[1]}={REDACTED}", url)
+        return _redact_text(url)
     netloc = parts.netloc.rpartition("@")[2]  # userinfo dropped; host and port as given
     fragment = _redact_text(parts.fragment)  # "#access_token=…" (OAuth implicit flow)
     if not parts.query:
         return urlunsplit((parts.scheme, netloc, parts.path, "", fragment))
-    pairs = [
-        (k, REDACTED if _is_secret(k) else v)
-        for k, v in parse_qsl(parts.query, keep_blank_values=True)
-    ]
-    query = urlencode(pairs, safe=":/")
+    query = _redact_query(parts.query, _depth)
     return urlunsplit((parts.scheme, netloc, parts.path, query, fragment))
+
+
+def strip_secrets(url: str) -> str:
+    """``url`` without userinfo and without its credential parameters (nothing left in their
+    place): what may be told to a third party, such as an archive asked about the URL."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return _redact_text(url)
+    query = urlencode(
+        [
+            (k, v)
+            for k, v in parse_qsl(parts.query, keep_blank_values=True)
+            if not _is_secret(k, v) and _redact_value(v) == v
+        ],
+        safe=":/",
+    )
+    netloc = parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
 
 def _redact_text(text: str) -> str:
     """Best effort for a string that does not parse as a URL: credential pairs and emails."""
-    return _EMAIL.sub(REDACTED, _SECRET_PAIR.sub(lambda m: f"{m[1]}={REDACTED}", text))
+
+    def pair(match: re.Match[str]) -> str:
+        name, value = match[1], match[2]
+        if _is_secret(name, unquote(value)):
+            return f"{name}={REDACTED}"
+        return f"{name}={_redact_value(value)}"
+
+    return _EMAIL.sub(REDACTED, _PAIR.sub(pair, text))
 
 
 def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:

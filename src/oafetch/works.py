@@ -71,6 +71,8 @@ _DOI = re.compile(r"^10\.\d{4,9}/\S+$")
 _DOI_PREFIX = re.compile(
     r"^(?:doi:\s*|(?:https?://)?(?:dx\.)?doi\.org/|(?:https?://)?(?:www\.)?doi\.org/)", re.I
 )
+# A "." or ".." path segment: URL resolution would turn it into a different path.
+_DOT_SEGMENT = re.compile(r"(?:^|/)\.{1,2}(?:/|$)")
 _ARXIV_NEW = re.compile(r"^\d{4}\.\d{4,5}(?:v\d+)?$")
 _ARXIV_OLD = re.compile(r"^[a-z][a-z\-]*(?:\.[a-z]{2})?/\d{7}(?:v\d+)?$", re.I)
 _ARXIV_PREFIX = re.compile(r"^arxiv:\s*", re.I)
@@ -109,6 +111,8 @@ def normalise_doi(text: str) -> str | None:
     value = _DOI_PREFIX.sub("", value).strip()
     if any(ord(c) < 32 or c == "\x7f" for c in value):  # decoded into control characters
         return None
+    if _DOT_SEGMENT.search(value) or _DOT_SEGMENT.search(unquote(value)):
+        return None  # "10.1234/../../admin": never a DOI, and a path traversal in a URL
     return value.lower() if _DOI.match(value) else None
 
 
@@ -132,6 +136,12 @@ def parse_work(text: str, *, line: int | None = None) -> Work:
                 f"{value!r} is not an arXiv id (expected 2101.00001v2 or hep-th/9901001)"
             )
         return Work(IdKind.ARXIV, arxiv, raw, line)
+    bare = _DOI_PREFIX.sub("", unquote(value)).strip()
+    if _DOI.match(bare) and (_DOT_SEGMENT.search(bare) or _DOT_SEGMENT.search(unquote(bare))):
+        raise InputError(
+            f"{value!r} is not a DOI: a '.' or '..' segment in its suffix would change the "
+            "path of every URL it is put into; check this line of the input"
+        )
     doi = normalise_doi(value)
     if doi is not None:
         match = _ARXIV_DOI.match(doi)
@@ -282,9 +292,7 @@ def _is_identifier(text: str) -> bool:
     return True
 
 
-def _csv_rows(
-    rows: Iterator[list[str]], fields: list[str], column: str
-) -> Iterator[InputLine]:
+def _csv_rows(rows: Iterator[list[str]], fields: list[str], column: str) -> Iterator[InputLine]:
     """The rows after the header of a ``csv.reader``, numbered by physical line."""
     while True:
         try:

@@ -16,11 +16,12 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from oafetch.config import Config, ResolverSettings
+from oafetch.errors import FetchError
 from oafetch.http.client import HttpClient
-from oafetch.tokens import Kind, Role
+from oafetch.tokens import Kind, Reason, Role
 from oafetch.urls import host_of
 from oafetch.works import IdKind, Work
 
@@ -142,8 +143,21 @@ class Resolver(ABC):
 
 
 def quote_path(value: str) -> str:
-    """Percent-encode an identifier for use inside a URL path (keeps ``/`` and ``:``)."""
-    return quote(value, safe="/:;()")
+    """Percent-encode an identifier for use inside a URL path (keeps ``/`` and ``:``).
+
+    Every segment is quoted; a ``.`` or ``..`` segment is refused, since URL resolution would
+    make it climb out of the API's path (``10.1234/../../admin`` → ``/admin``).
+
+    Raises:
+        FetchError: the identifier has a dot segment (``bad-input``, not retried).
+    """
+    segments = value.split("/")
+    if any(seg in (".", "..") or unquote(seg) in (".", "..") for seg in segments):
+        raise FetchError(
+            Reason.BAD_INPUT,
+            f"identifier {value!r} has a '.' or '..' segment; it is never put into a URL path",
+        )
+    return "/".join(quote(seg, safe=":;()") for seg in segments)
 
 
 def as_list(value: Any) -> list[Any]:

@@ -19,7 +19,7 @@ from oafetch.http.client import HttpClient
 from oafetch.resolvers.base import Candidate, Resolver, WorkIds, dig, text
 from oafetch.resolvers.common import Found, bad_response, fetch_json, is_http_url, require_dict
 from oafetch.tokens import Role
-from oafetch.urls import host_of
+from oafetch.urls import host_of, strip_secrets
 from oafetch.works import IdKind, Work
 
 MAX_LOOKUPS = 4
@@ -43,9 +43,16 @@ class WaybackResolver(Resolver):
     def lookups(self, work: Work, ids: WorkIds) -> list[str]:
         """The URLs worth asking about, most promising first."""
         # Archive URLs are no use, and DOI-resolver URLs are looked up once, as doi.org.
-        skip = {host_of(self.base_url), host_of(self.urls["web_url"]),
-                host_of(self.urls["cdx_url"]), "web.archive.org", "archive.org", "doi.org",
-                "dx.doi.org", host_of(self.config.resolver("landing_page").base_url or "")}
+        skip = {
+            host_of(self.base_url),
+            host_of(self.urls["web_url"]),
+            host_of(self.urls["cdx_url"]),
+            "web.archive.org",
+            "archive.org",
+            "doi.org",
+            "dx.doi.org",
+            host_of(self.config.resolver("landing_page").base_url or ""),
+        }
         seen = [u for u in ids.urls if is_http_url(u) and host_of(u) not in skip]
         seen.sort(key=lambda u: 0 if _pdfish(u) else 1)
         urls = seen[: MAX_LOOKUPS - 1]
@@ -53,7 +60,9 @@ class WaybackResolver(Resolver):
             urls.insert(0, work.value)
         if ids.doi:
             urls.append(f"https://doi.org/{ids.doi}")
-        return urls[:MAX_LOOKUPS]
+        # The archive is a third party: it is told the URL without the user's credentials
+        # (an archived copy never carries them anyway).
+        return list(dict.fromkeys(strip_secrets(u) for u in urls))[:MAX_LOOKUPS]
 
     def candidates(self, work: Work, ids: WorkIds, http: HttpClient) -> list[Candidate]:
         found = Found(self.name)
@@ -65,8 +74,11 @@ class WaybackResolver(Resolver):
                 continue
             timestamp, original = capture
             pdfish = _pdfish(url) or _pdfish(original)
-            found.add(f"{self.urls['web_url']}/web/{timestamp}id_/{original}",
-                      Role.ARTIFACT if pdfish else Role.LANDING, host_type="archive")
+            found.add(
+                f"{self.urls['web_url']}/web/{timestamp}id_/{original}",
+                Role.ARTIFACT if pdfish else Role.LANDING,
+                host_type="archive",
+            )
             if pdfish:
                 break
         return found.result()
@@ -98,8 +110,15 @@ class WaybackResolver(Resolver):
     def _cdx(self, url: str, http: HttpClient) -> tuple[str, str] | None:
         """(timestamp, original) of the latest 200 PDF capture, per the CDX API."""
         api = f"{self.urls['cdx_url']}/cdx/search/cdx"
-        query = urlencode([("url", url), ("output", "json"), ("filter", "statuscode:200"),
-                           ("filter", "mimetype:application/pdf"), ("limit", "-1")])
+        query = urlencode(
+            [
+                ("url", url),
+                ("output", "json"),
+                ("filter", "statuscode:200"),
+                ("filter", "mimetype:application/pdf"),
+                ("limit", "-1"),
+            ]
+        )
         data = fetch_json(http, f"{api}?{query}")
         if data is None or data == []:
             return None
