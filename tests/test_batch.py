@@ -178,3 +178,31 @@ def test_a_slow_host_does_not_stall_the_others(tmp_path: Path, make_config: Any)
         for box in (fast, slow):
             box.server.shutdown()
             box.server.server_close()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("after_rows", [0, 1, 3, 7, 12, 20])
+def test_sigterm_stops_like_ctrl_c_and_the_run_resumes_without_loss(
+    server: Loopback, tmp_path: Path, after_rows: int
+) -> None:
+    """Containers, Slurm and systemd stop jobs with SIGTERM: exit 143, summary.json written,
+    no temp file left, and a resume stores every work exactly once."""
+    bodies, out, args, proc = _start_batch(server, tmp_path, 0.05, stderr=subprocess.PIPE)
+    if after_rows:
+        _wait_for_rows(out, after_rows, 60)
+    else:  # as soon as the run holds its output directory (before any work ended)
+        deadline = time.time() + 60
+        while not (out / ".oafetch.lock").exists() and time.time() < deadline:
+            time.sleep(0.01)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert (out / "summary.json").exists(), "the summary is written on SIGTERM"
+    assert not list(out.rglob("*.part-*")), "no half-written file is left"
+    first = Counter(r["work_id"] for r in _manifest(out) if r["outcome"] == "success")
+    assert set(first.values()) <= {1}, "no work recorded twice"
+    assert subprocess.run(args, timeout=120).returncode == 0
+    successes = Counter(r["work_id"] for r in _manifest(out) if r["outcome"] == "success")
+    assert len(successes) == N and set(successes.values()) == {1}, "0 lost, 0 duplicated"
+    stored = sorted(p.read_bytes() for p in (out / "pdf").glob("*.pdf"))
+    assert stored == sorted(bodies.values())

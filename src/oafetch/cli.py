@@ -2,7 +2,7 @@
 
 Exit codes: 0 success (for ``run``: the batch completed, whatever each work's outcome), 1 a
 check failed (``fetch`` with a failed work, ``telemetry slo``), 2 bad usage (config, input,
-locked output dir), 130 interrupted.
+locked output dir), 130 interrupted (Ctrl-C), 143 stopped by SIGTERM.
 """
 
 from __future__ import annotations
@@ -229,32 +229,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _setup_logging(args)
-    interrupted = {"count": 0}
+    # SIGINT (Ctrl-C) and SIGTERM (containers, Slurm, systemd) stop the batch the same way:
+    # in-flight works finish or end cleanly, records are complete, the run resumes; a second
+    # signal aborts at once. The exit code tells which signal it was (128 + its number).
+    stopped: dict[str, int] = {"count": 0, "signum": 0}
 
-    def on_sigint(signum: int, frame: FrameType | None) -> None:
-        interrupted["count"] += 1
-        if interrupted["count"] > 1:
+    def on_stop(signum: int, frame: FrameType | None) -> None:
+        stopped["count"] += 1
+        stopped["signum"] = stopped["signum"] or signum
+        if stopped["count"] > 1:
             raise KeyboardInterrupt
         from oafetch import batch
 
         batch.request_stop()
+        name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
         print(
-            "\ninterrupting: finishing in-flight works cleanly (Ctrl-C again to abort)",
+            f"\ninterrupting ({name}): finishing in-flight works cleanly (send it again to abort)",
             file=sys.stderr,
         )
 
-    previous = signal.signal(signal.SIGINT, on_sigint)
+    previous = {sig: signal.signal(sig, on_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         code: int = args.func(args)
-        return 130 if interrupted["count"] else code
+        return 128 + stopped["signum"] if stopped["count"] else code
     except OafetchError as exc:
         print(f"oafetch: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("oafetch: aborted", file=sys.stderr)
-        return 130
+        return 128 + (stopped["signum"] or signal.SIGINT)
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 if __name__ == "__main__":  # pragma: no cover

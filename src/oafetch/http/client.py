@@ -158,7 +158,7 @@ class HttpClient:
         )
         below_cache = BreakerTransport(below_cache, self.breakers)
         stage = cache(below_cache) if cache else below_cache
-        self.robots = RobotsCache(config.robots, self._fetch_robots)
+        self.robots = RobotsCache(config.robots, self._fetch_robots, cancel=self.cancel)
         self._below_robots = stage
         stage = RobotsTransport(stage, self.robots, self.limiter)
         stage = GuardTransport(stage, block_private_redirects=http.block_private_redirects)

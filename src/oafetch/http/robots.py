@@ -6,7 +6,10 @@
 * ``Crawl-delay`` (not in RFC 9309, but widespread) is reported so the limiter can slow the host.
 
 Applied by the client to landing and artifact fetches only, never to documented API endpoints.
-One thread fetches an origin's robots.txt while the others wait for it.
+One thread fetches an origin's robots.txt while the others wait for it. The fetcher may give
+its worker slot back while it waits for a rate slot, so the others must not wait for it holding
+theirs: a thread waiting for an origin's lock gives its worker slot back first (and the wait
+ends when the run is cancelled). See "Locks and slots" in docs/ARCHITECTURE.md.
 """
 
 from __future__ import annotations
@@ -19,9 +22,13 @@ from urllib.parse import urlsplit
 
 from protego import Protego
 
+from oafetch import waiting
 from oafetch.config import RobotsConfig
+from oafetch.errors import FetchError
+from oafetch.tokens import Reason
 
 MAX_ROBOTS_BYTES = 512 * 1024
+_POLL_S = 0.25  # how often a thread waiting for another's robots.txt fetch looks at cancel
 PRODUCT_TOKEN = "oafetch"
 
 # fetch(robots_url) -> (status, text); status None when the origin could not be reached.
@@ -52,8 +59,10 @@ class RobotsCache:
         fetch: RobotsFetcher,
         *,
         clock: Callable[[], float] = time.monotonic,
+        cancel: threading.Event | None = None,
     ) -> None:
         self._config = config
+        self._cancel = cancel or threading.Event()
         self._fetch = fetch
         self._clock = clock
         self._lock = threading.Lock()
@@ -85,7 +94,8 @@ class RobotsCache:
             if entry is not None and entry.expires > now:
                 return entry
             origin_lock = self._origin_locks.setdefault(origin, threading.Lock())
-        with origin_lock:
+        self._acquire(origin_lock)
+        try:
             with self._lock:  # another thread may have fetched it while we waited
                 entry = self._entries.get(origin)
                 if entry is not None and entry.expires > self._clock():
@@ -94,6 +104,21 @@ class RobotsCache:
             with self._lock:
                 self._entries[origin] = entry
             return entry
+        finally:
+            origin_lock.release()
+
+    def _acquire(self, origin_lock: threading.Lock) -> None:
+        """Take ``origin_lock``; while another thread holds it, wait without a worker slot.
+
+        Raises:
+            FetchError: the run was cancelled while waiting (``cancelled``).
+        """
+        if origin_lock.acquire(blocking=False):
+            return
+        with waiting.idle():
+            while not origin_lock.acquire(timeout=_POLL_S):
+                if self._cancel.is_set():
+                    raise FetchError(Reason.CANCELLED, "run interrupted waiting for robots.txt")
 
     def _load(self, origin: str) -> _Entry:
         now = self._clock()

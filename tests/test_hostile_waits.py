@@ -1,0 +1,69 @@
+"""Waits that cannot deadlock: an API and its files on one host, robots.txt behind a rate slot,
+fewer workers than works. The run must end (the bound only catches a hang)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+from typing import Any
+
+from loopback import Loopback, pdf_bytes
+from oafetch import Downloader, Outcome
+
+HANG_S = 120.0
+
+
+def _same_host_api_and_files(server: Loopback, n: int) -> list[str]:
+    """An Unpaywall-shaped API whose PDFs live on the same host, with a robots.txt."""
+    dois = [f"10.5555/same.{i}" for i in range(n)]
+    server.routes["/robots.txt"] = lambda h: h.reply(
+        200, b"User-agent: *\nAllow: /\n", "text/plain"
+    )
+    for i, doi in enumerate(dois):
+        record = {
+            "doi": doi,
+            "is_oa": True,
+            "best_oa_location": {"url_for_pdf": server.url(f"/files/{i}.pdf")},
+        }
+        body = json.dumps(record).encode()
+        server.routes[f"/v2/{doi}"] = lambda h, body=body: h.reply(200, body, "application/json")
+        pdf = pdf_bytes(3000, seed=i)
+        server.routes[f"/files/{i}.pdf"] = lambda h, pdf=pdf: h.reply(200, pdf, "application/pdf")
+    return dois
+
+
+def _run_in_thread(dl: Downloader, ids: list[str]) -> tuple[threading.Thread, list[Any]]:
+    results: list[Any] = []
+
+    def run() -> None:
+        results.extend(dl.run(ids))
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, results
+
+
+def test_robots_behind_a_rate_slot_with_api_and_files_on_one_host_does_not_deadlock(
+    server: Loopback, make_config: Any, tmp_path: Path
+) -> None:
+    dois = _same_host_api_and_files(server, 6)
+    config = make_config(
+        workers=2,
+        politeness={"enabled": True, "defer_after_s": 5.0},
+        rates={"127.0.0.1": "4/s"},
+        robots={"enabled": True},
+        resolvers={"unpaywall": {"enabled": True, "base_url": server.base, "email": "t@x.test"}},
+        fallback={"tiers": [{"name": "oa", "sources": ["unpaywall"]}]},
+    )
+    dl = Downloader(config, resume=False)
+    try:
+        thread, results = _run_in_thread(dl, dois)
+        thread.join(HANG_S)
+        hung = thread.is_alive()
+    finally:
+        if not hung:
+            dl.close()
+    assert not hung, "workers blocked on the robots lock while its fetcher waited for a slot"
+    assert [r.outcome for r in results].count(Outcome.SUCCESS) == 6
+    assert len(server.hits("/robots.txt")) == 1, "one fetch of robots.txt, the rest waited"
