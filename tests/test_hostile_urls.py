@@ -4,6 +4,7 @@ identifiers that cannot climb out of an API's path."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import pytest
@@ -189,3 +190,20 @@ def test_a_dot_segment_doi_learnt_from_a_source_sends_nothing_outside_the_api(
     assert paths[0] == "/works/pmid:123"
     assert all(p.startswith(("/works/", "/up/", "/cr/")) for p in paths), paths
     assert not [p for p in paths if "admin" in p], paths
+
+
+# -- trace context stays home ---------------------------------------------------------------------
+@pytest.mark.parametrize("opted_in", [False, True])
+def test_traceparent_goes_only_to_hosts_the_user_opts_in(
+    server: Loopback, make_config: Any, opted_in: bool
+) -> None:
+    body = b"%PDF-1.7\n" + b"0" * 4000 + b"\n%%EOF\n"
+    server.routes["/a.pdf"] = lambda h: h.reply(200, body, "application/pdf")
+    config = make_config(
+        telemetry={"enabled": True, "propagate_to": ["127.0.0.1"] if opted_in else []},
+        robots={"enabled": False},
+    )
+    with Downloader(config, resume=False) as dl:
+        dl.fetch(server.url("/a.pdf"))
+    headers = {k.lower() for k in server.hits("/a.pdf")[0].headers}
+    assert ("traceparent" in headers) is opted_in

@@ -144,6 +144,9 @@ class TelemetryConfig(_Frozen):
     metrics_port: int | None = Field(None, ge=0, le=65535)  # Prometheus endpoint for a live run
     metrics_host: str = "127.0.0.1"
     service_name: str = "oafetch"
+    # Hosts that receive W3C trace context (traceparent/tracestate/baggage) on oafetch's
+    # requests, e.g. your own proxy or mirror; publishers and APIs get none by default.
+    propagate_to: tuple[str, ...] = ()
 
 
 class CacheConfig(_Frozen):

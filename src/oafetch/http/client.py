@@ -37,6 +37,7 @@ from oafetch.http.transports import (
     META,
     BreakerTransport,
     GuardTransport,
+    PropagationFilterTransport,
     RateLimitTransport,
     RobotsTransport,
     SendGateTransport,
@@ -136,6 +137,8 @@ class HttpClient:
         # connect, request and response head within a deadline (a dripping server ends)
         inner = HeadDeadlineTransport(inner, self.body_deadline_s)
         inner = SendGateTransport(inner, self.limiter, self.cancel)
+        # below the CLIENT span: what the instrumentation injects is filtered per host
+        inner = PropagationFilterTransport(inner, config.telemetry.propagate_to)
         if self.telemetry.enabled:
             from opentelemetry.instrumentation.httpx import SyncOpenTelemetryTransport
 

@@ -250,3 +250,26 @@ class SendGateTransport(httpx.BaseTransport):
 
     def close(self) -> None:
         self._inner.close()
+
+
+TRACE_HEADERS = ("traceparent", "tracestate", "baggage")
+
+
+class PropagationFilterTransport(httpx.BaseTransport):
+    """Removes the W3C trace-context headers the instrumentation injected, unless the request
+    goes to a host the user opted in (``telemetry.propagate_to``): oafetch's trace ids are no
+    business of publishers and APIs."""
+
+    def __init__(self, inner: httpx.BaseTransport, propagate_to: tuple[str, ...]) -> None:
+        self._inner = inner
+        self._hosts = frozenset(h.lower().rstrip(".") for h in propagate_to)
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.host.lower().rstrip(".") not in self._hosts:
+            for name in TRACE_HEADERS:
+                if name in request.headers:
+                    del request.headers[name]
+        return self._inner.handle_request(request)
+
+    def close(self) -> None:
+        self._inner.close()

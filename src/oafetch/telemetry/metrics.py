@@ -103,7 +103,7 @@ class PrometheusEndpoint:
         """Create the reader and serve it on ``host:port`` (port 0: any free port).
 
         Raises:
-            OSError: the address cannot be bound.
+            ConfigError: the address cannot be bound (in use, not local, no permission).
         """
         from opentelemetry.exporter.prometheus import PrometheusMetricReader
         from prometheus_client import CollectorRegistry, start_http_server
@@ -112,7 +112,16 @@ class PrometheusEndpoint:
         reader = PrometheusMetricReader(
             disable_target_info=True, scope_info_enabled=False, registry=registry
         )
-        server, thread = start_http_server(port, addr=host, registry=registry)
+        try:
+            server, thread = start_http_server(port, addr=host, registry=registry)
+        except OSError as exc:
+            from oafetch.errors import ConfigError
+
+            raise ConfigError(
+                f"telemetry.metrics_port: cannot serve live metrics on {host}:{port}: "
+                f"{exc.strerror or exc}; choose another --metrics-port (0 picks a free one) "
+                "or stop what is using it"
+            ) from None
         bound_port = int(server.server_address[1])
         return cls(reader, registry, host, bound_port, server, thread)
 

@@ -20,8 +20,11 @@ import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from oafetch.config import TelemetryConfig
+from oafetch.errors import ConfigError
+from oafetch.urls import redact_url
 
 if TYPE_CHECKING:
     from opentelemetry.metrics import MeterProvider
@@ -48,6 +51,17 @@ def resolve_endpoint(config: TelemetryConfig) -> str | None:
     endpoint = config.otlp_endpoint or os.environ.get(ENDPOINT_ENV, "").strip() or None
     if endpoint is None:
         return None
+    where = "telemetry.otlp_endpoint" if config.otlp_endpoint else ENDPOINT_ENV
+    try:
+        parts = urlsplit(endpoint)
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0
+    except ValueError:
+        valid = False
+    if not valid:
+        raise ConfigError(
+            f"{where}: must be an http(s) URL of an OTLP/HTTP collector such as "
+            f"http://localhost:4318 (got {redact_url(endpoint)!r})"
+        )
     endpoint = endpoint.rstrip("/")
     for path in _SIGNAL_PATHS:
         if endpoint.endswith(path):
