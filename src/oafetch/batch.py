@@ -21,6 +21,9 @@ log = logging.getLogger("oafetch")
 
 _active: list[threading.Event] = []
 
+#: Exit code of a batch stopped because its outputs cannot be written (sysexits' EX_IOERR).
+EXIT_DISK = 74
+
 
 def request_stop() -> None:
     """Ask every running batch to stop admitting works and abandon in-flight downloads."""
@@ -107,11 +110,19 @@ def run_batch(args: argparse.Namespace, config: Config) -> int:
             _active.remove(dl.cancel)
         stats = dl.stats
         interrupted = dl.cancel.is_set()
+        disk_error = dl.disk_error
     _summary_table(stats, time.time() - started)
     print(
         f"outputs in {config.out_dir}/ (manifest.jsonl, attempts.csv, summary.json"
         + (", telemetry.sqlite, spans.jsonl)" if config.telemetry.enabled else ")")
     )
+    if disk_error is not None:
+        print(
+            f"oafetch: stopped: {disk_error}; free space (or fix the output directory) and run "
+            "`oafetch run` again with the same --out to resume",
+            file=sys.stderr,
+        )
+        return EXIT_DISK
     if interrupted:
         print("interrupted: run `oafetch run` again with the same --out to resume", file=sys.stderr)
         return 130

@@ -2,7 +2,8 @@
 
 Exit codes: 0 success (for ``run``: the batch completed, whatever each work's outcome), 1 a
 check failed (``fetch`` with a failed work, ``telemetry slo``), 2 bad usage (config, input,
-locked output dir), 130 interrupted (Ctrl-C), 143 stopped by SIGTERM.
+locked output dir), 74 outputs cannot be written (full disk), 130 interrupted (Ctrl-C),
+143 stopped by SIGTERM.
 """
 
 from __future__ import annotations
@@ -255,6 +256,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OafetchError as exc:
         print(f"oafetch: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # the output directory cannot be written: full disk, read-only …
+        where = f" {exc.filename}" if exc.filename else ""
+        print(
+            f"oafetch: error: cannot write{where}: {exc.strerror or exc}; free space or choose "
+            "another --out, then run again (a batch resumes where it stopped)",
+            file=sys.stderr,
+        )
+        from oafetch.batch import EXIT_DISK
+
+        return EXIT_DISK
     except KeyboardInterrupt:
         print("oafetch: aborted", file=sys.stderr)
         return 128 + (stopped["signum"] or signal.SIGINT)

@@ -192,8 +192,10 @@ class CacheConfig(_Frozen):
             text = value.strip().lower().replace(" ", "")
             units = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
             parts = re.findall(r"(\d+(?:\.\d+)?)([smhdw]?)", text)
-            if not text or "".join(n + u for n, u in parts) != text or (
-                len(parts) > 1 and any(not u for _, u in parts)
+            if (
+                not text
+                or "".join(n + u for n, u in parts) != text
+                or (len(parts) > 1 and any(not u for _, u in parts))
             ):
                 raise ValueError(
                     f"must be a duration like 90, '30m', '12h' or '7d' (got {value!r})"
@@ -226,8 +228,10 @@ class CacheConfig(_Frozen):
         for key, duration in value.items():
             name = str(key).strip().lower()
             host, _, role = name.partition("/")
-            if not host or (role and role not in ("metadata", "landing", "robots")) or (
-                host == "*" and role
+            if (
+                not host
+                or (role and role not in ("metadata", "landing", "robots"))
+                or (host == "*" and role)
             ):
                 raise ValueError(
                     f"key {key!r}: must be 'host', 'host/role' (role metadata, landing or "

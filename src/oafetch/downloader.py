@@ -104,6 +104,8 @@ class Downloader:
         self._closed = False
         self.list_only = False  # set by run(list_only=True): ask every source, download nothing
         self.cancel = threading.Event()
+        # Set when outputs cannot be written (a full disk): the batch stops, resumable.
+        self.disk_error: str | None = None
         try:
             self._session: Any = None
             if telemetry is None and self.config.telemetry.enabled:
@@ -281,8 +283,19 @@ class Downloader:
             )
         finally:
             otel_context.detach(token)
+        if result.reason is Reason.DISK_ERROR:
+            self._stop_for_disk(result.message)
         self.stats.add(result)
         return result
+
+    def _stop_for_disk(self, message: str) -> None:
+        """Stop the batch at the first output that cannot be written: carrying on would only
+        fail every later work the same way, and leave outcomes recorded nowhere. Works not in
+        the manifest are done again by the next run with the same ``--out``."""
+        if self.disk_error is None:
+            self.disk_error = message
+            log.error("stopping the batch: %s", message)
+        self.cancel.set()
 
     def abandon(self, parked: Parked) -> DownloadResult:
         """End a parked work that will not be resumed (the run was interrupted)."""

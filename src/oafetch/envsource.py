@@ -98,8 +98,7 @@ def _check_env_names(
                     else f"settings: {', '.join(spelt.values())}"
                 )
                 raise ConfigError(
-                    f"invalid configuration:\n  unknown environment variable {env.upper()}; "
-                    f"{hint}"
+                    f"invalid configuration:\n  unknown environment variable {env.upper()}; {hint}"
                 )
             annotation = fields[part].annotation
             if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):

@@ -207,7 +207,8 @@ def _row_problem(row: dict[str, Any]) -> str | None:
         return f"bytes is not an integer ({size!r:.60})"
     relpath = row.get("path")
     if relpath is not None and (
-        relpath.startswith(("/", "\\")) or ".." in relpath.replace("\\", "/").split("/")
+        relpath.startswith(("/", "\\"))
+        or ".." in relpath.replace("\\", "/").split("/")
         or "\x00" in relpath
     ):
         return f"path {relpath!r:.80} leaves the output directory"

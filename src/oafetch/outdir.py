@@ -224,7 +224,9 @@ def write_atomic(root: Path, name: str, data: bytes, *, fsync: bool = True) -> N
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temp, dir_fd=folder)
         fd = os.open(
-            temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644,
+            temp,
+            os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+            0o644,
             dir_fd=folder,
         )
         try:

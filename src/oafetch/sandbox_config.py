@@ -44,8 +44,11 @@ _ENDPOINTS: dict[str, dict[str, tuple[str, str]]] = {
     "osf": {"base_url": ("osf", "")},
     "openaire": {"base_url": ("openaire", "")},
     "landing_page": {"base_url": ("doi", "")},
-    "wayback": {"base_url": ("wayback", ""), "cdx_url": ("wayback", ""),
-                "web_url": ("wayback", "")},
+    "wayback": {
+        "base_url": ("wayback", ""),
+        "cdx_url": ("wayback", ""),
+        "web_url": ("wayback", ""),
+    },
 }
 
 

@@ -95,9 +95,10 @@ class Storage:
                 _clear_temps(folder, (".*.part-*", ".*.link-*"))
                 for name in os.listdir(folder):
                     if _is_dir(folder, name):
-                        with contextlib.suppress(OSError), outdir.directory(
-                            self.root, f"{sub}/{name}"
-                        ) as inner:
+                        with (
+                            contextlib.suppress(OSError),
+                            outdir.directory(self.root, f"{sub}/{name}") as inner,
+                        ):
                             _clear_temps(inner, (".*.link-*",))
             finally:
                 os.close(folder)
@@ -138,9 +139,10 @@ class Storage:
                 os.fsync(fd)
 
     def discard(self, temp: Path) -> None:
-        with contextlib.suppress(OSError), outdir.directory(
-            self.root, self._rel(temp.parent)
-        ) as folder:
+        with (
+            contextlib.suppress(OSError),
+            outdir.directory(self.root, self._rel(temp.parent)) as folder,
+        ):
             os.unlink(temp.name, dir_fd=folder)
 
     def publish(self, temp: Path, *, work_id: str, kind: Kind, sha256: str) -> Stored:
@@ -151,9 +153,11 @@ class Storage:
         """
         final = self.target(work_id, kind, sha256)
         try:
-            with outdir.directory(self.root, self._rel(temp.parent)) as source, outdir.directory(
-                self.root, self._rel(final.parent), create=True
-            ) as dest, self._lock:
+            with (
+                outdir.directory(self.root, self._rel(temp.parent)) as source,
+                outdir.directory(self.root, self._rel(final.parent), create=True) as dest,
+                self._lock,
+            ):
                 existing = self._by_sha.get(sha256)
                 if (
                     existing is not None
@@ -203,12 +207,16 @@ class Storage:
         """Hard-link ``existing`` at ``final`` (through a temp name and a rename)."""
         tmp = f".{final.name}.link-{secrets.token_hex(4)}"
         try:
-            with outdir.directory(self.root, self._rel(existing.parent)) as source, (
-                outdir.directory(self.root, self._rel(final.parent))
-            ) as dest:
+            with (
+                outdir.directory(self.root, self._rel(existing.parent)) as source,
+                outdir.directory(self.root, self._rel(final.parent)) as dest,
+            ):
                 try:
                     os.link(
-                        existing.name, tmp, src_dir_fd=source, dst_dir_fd=dest,
+                        existing.name,
+                        tmp,
+                        src_dir_fd=source,
+                        dst_dir_fd=dest,
                         follow_symlinks=False,
                     )
                     os.replace(tmp, final.name, src_dir_fd=dest, dst_dir_fd=dest)

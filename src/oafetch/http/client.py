@@ -240,8 +240,11 @@ class HttpClient:
                 except httpx.InvalidURL:
                     return None, ""
                 # This fetch runs below the guard stage: apply its rules to the hop here.
-                if not refused_redirect(httpx.URL(url).host, target,
-                                        block_private=self.config.http.block_private_redirects):
+                if not refused_redirect(
+                    httpx.URL(url).host,
+                    target,
+                    block_private=self.config.http.block_private_redirects,
+                ):
                     url = str(target)
                     continue
                 return None, ""

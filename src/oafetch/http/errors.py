@@ -45,7 +45,8 @@ def translate(
     if isinstance(exc, httpx.InvalidURL):
         if sent:
             return FetchError(
-                Reason.REDIRECT, f"refused an invalid redirect target from {shown}: {exc}",
+                Reason.REDIRECT,
+                f"refused an invalid redirect target from {shown}: {exc}",
                 url=shown,
             )
         return FetchError(Reason.BAD_INPUT, f"invalid URL {shown}: {exc}", url=shown)

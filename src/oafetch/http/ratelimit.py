@@ -119,9 +119,7 @@ class RateLimiter:
             state = self._hosts[key] = _state_for(self._policy_for(key))
         return state
 
-    def reserve(
-        self, host: str, *, max_wait_s: float | None = None, keep: bool = False
-    ) -> float:
+    def reserve(self, host: str, *, max_wait_s: float | None = None, keep: bool = False) -> float:
         """Reserve the next slot for ``host``; return how long to wait before sending.
 
         With ``keep``, a slot beyond the budget is still reserved and handed back in the

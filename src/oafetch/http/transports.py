@@ -72,10 +72,13 @@ def refused_redirect(origin_host: str, target: httpx.URL, *, block_private: bool
     """
     if target.scheme not in ("http", "https"):
         return f"refused {target.scheme}: URL {redact_url(str(target))}"
-    if (block_private and target.host != origin_host and not _is_private(origin_host)
-            and _is_private(target.host)):
-        return (f"refused to follow public host {origin_host} into private address "
-                f"{target.host}")
+    if (
+        block_private
+        and target.host != origin_host
+        and not _is_private(origin_host)
+        and _is_private(target.host)
+    ):
+        return f"refused to follow public host {origin_host} into private address {target.host}"
     return None
 
 
@@ -233,8 +236,9 @@ class SendGateTransport(httpx.BaseTransport):
     Its waits are short and keep the worker's slot.
     """
 
-    def __init__(self, inner: httpx.BaseTransport, limiter: RateLimiter,
-                 cancel: threading.Event) -> None:
+    def __init__(
+        self, inner: httpx.BaseTransport, limiter: RateLimiter, cancel: threading.Event
+    ) -> None:
         self._inner = inner
         self._limiter = limiter
         self._cancel = cancel

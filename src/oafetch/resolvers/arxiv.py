@@ -56,12 +56,14 @@ class ArxivResolver(Resolver):
         bare = _VERSION.sub("", wanted)
         url = f"{self.base_url}/api/query"
         try:
-            root = fetch_xml(http, url, source=self.name,
-                             params={"id_list": bare, "max_results": "1"})
+            root = fetch_xml(
+                http, url, source=self.name, params={"id_list": bare, "max_results": "1"}
+            )
         except FetchError as exc:
             if exc.http_status == 400:  # the error feed comes with a 400 for a malformed id
-                raise bad_response(self.name, url, f"error feed (HTTP 400) for id {bare!r}") \
-                    from None
+                raise bad_response(
+                    self.name, url, f"error feed (HTTP 400) for id {bare!r}"
+                ) from None
             raise
         if root is None:
             return []
@@ -81,8 +83,11 @@ class ArxivResolver(Resolver):
         ids.learn(arxiv=bare, doi=text(entry.findtext(f"{ARXIV}doi")))
         found = Found(self.name)
         found.add(
-            f"{self.urls['files_url']}/pdf/{wanted}", Role.ARTIFACT, kind=Kind.PDF,
-            version="submittedVersion", host_type="repository",
+            f"{self.urls['files_url']}/pdf/{wanted}",
+            Role.ARTIFACT,
+            kind=Kind.PDF,
+            version="submittedVersion",
+            host_type="repository",
             license=_licence(entry),
         )
         return found.result()

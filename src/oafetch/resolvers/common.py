@@ -60,7 +60,11 @@ def fetch_json(
     """
     try:
         return http.get_json(
-            url, params=params, headers=headers, method=method, json_body=json_body,
+            url,
+            params=params,
+            headers=headers,
+            method=method,
+            json_body=json_body,
             throttle_statuses=throttle_statuses,
         )
     except FetchError as exc:
@@ -85,7 +89,9 @@ def fetch_xml(
     """
     try:
         response = http.get_text(
-            url, params=params, headers={"Accept": "application/xml, application/atom+xml"},
+            url,
+            params=params,
+            headers={"Accept": "application/xml, application/atom+xml"},
             throttle_statuses=throttle_statuses,
         )
     except FetchError as exc:
@@ -175,8 +181,13 @@ def same_doi(a: Any, b: str | None) -> bool:
 
     def norm(value: str) -> str:
         value = value.strip().lower()
-        for prefix in ("https://doi.org/", "http://doi.org/", "https://dx.doi.org/",
-                       "http://dx.doi.org/", "doi:"):
+        for prefix in (
+            "https://doi.org/",
+            "http://doi.org/",
+            "https://dx.doi.org/",
+            "http://dx.doi.org/",
+            "doi:",
+        ):
             value = value.removeprefix(prefix)
         return value
 

@@ -41,7 +41,9 @@ class CoreResolver(Resolver):
             )
         url = f"{self.base_url}/v3/search/works/"
         data = fetch_json(
-            http, url, params={"q": f'doi:"{ids.doi}"', "limit": "5"},
+            http,
+            url,
+            params={"q": f'doi:"{ids.doi}"', "limit": "5"},
             headers={"Authorization": f"Bearer {key}"},
         )
         if data is None:

@@ -63,8 +63,12 @@ class CrossrefResolver(Resolver):
             ctype = (text(link.get("content-type")) or "unspecified").lower()
             kind = Kind.PDF if "pdf" in ctype else Kind.XML if "xml" in ctype else None
             found.add(
-                link_url, Role.ARTIFACT, kind=kind, version=_VERSIONS.get(version, version),
-                license=licences.get(version), host_type="publisher",
+                link_url,
+                Role.ARTIFACT,
+                kind=kind,
+                version=_VERSIONS.get(version, version),
+                license=licences.get(version),
+                host_type="publisher",
             )
         return found.result()
 
@@ -72,8 +76,10 @@ class CrossrefResolver(Resolver):
 def _rank(link: dict[str, Any]) -> tuple[int, int]:
     ctype = (text(link.get("content-type")) or "").lower()
     use = (text(link.get("intended-application")) or "").lower()
-    return (0 if "pdf" in ctype else 2 if ("xml" in ctype or "html" in ctype) else 1,
-            1 if use == "similarity-checking" else 0)
+    return (
+        0 if "pdf" in ctype else 2 if ("xml" in ctype or "html" in ctype) else 1,
+        1 if use == "similarity-checking" else 0,
+    )
 
 
 def _licences(message: dict[str, Any]) -> dict[str, str]:
@@ -86,8 +92,12 @@ def _licences(message: dict[str, Any]) -> dict[str, str]:
         if url is None:
             continue
         delay = dig(item, "delay-in-days")
-        if isinstance(delay, int) and delay > 0 and published is not None \
-                and published + dt.timedelta(days=delay) > today:
+        if (
+            isinstance(delay, int)
+            and delay > 0
+            and published is not None
+            and published + dt.timedelta(days=delay) > today
+        ):
             continue  # still under embargo
         out.setdefault(text(dig(item, "content-version")) or "vor", url)
     return out

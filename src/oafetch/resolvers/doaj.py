@@ -53,14 +53,20 @@ class DoajResolver(Resolver):
                 continue
             ctype = (text(link.get("content_type")) or "").lower()
             is_pdf = "pdf" in ctype
-            found.add(text(link.get("url")), Role.ARTIFACT if is_pdf else Role.LANDING,
-                      kind=Kind.PDF if is_pdf else Kind.HTML, license=licence,
-                      host_type="publisher", version="publishedVersion")
+            found.add(
+                text(link.get("url")),
+                Role.ARTIFACT if is_pdf else Role.LANDING,
+                kind=Kind.PDF if is_pdf else Kind.HTML,
+                license=licence,
+                host_type="publisher",
+                version="publishedVersion",
+            )
 
 
 def _has_doi(bibjson: dict[str, Any], doi: str) -> bool:
     return any(
-        isinstance(item, dict) and (text(item.get("type")) or "").lower() == "doi"
+        isinstance(item, dict)
+        and (text(item.get("type")) or "").lower() == "doi"
         and same_doi(item.get("id"), doi)
         for item in as_list(bibjson.get("identifier"))
     )

@@ -52,8 +52,12 @@ class EuropePmcResolver(Resolver):
 
     def candidates(self, work: Work, ids: WorkIds, http: HttpClient) -> list[Candidate]:
         url = f"{self.base_url}/search"
-        params = {"query": self._query(ids), "resultType": "core", "format": "json",
-                  "pageSize": "5"}
+        params = {
+            "query": self._query(ids),
+            "resultType": "core",
+            "format": "json",
+            "pageSize": "5",
+        }
         data = fetch_json(http, url, params=params)
         if data is None:
             return []
@@ -64,17 +68,29 @@ class EuropePmcResolver(Resolver):
         result = self._matching(results, ids)
         if result is None:
             return []
-        ids.learn(pmcid=text(result.get("pmcid")), pmid=text(result.get("pmid")),
-                  doi=text(result.get("doi")))
+        ids.learn(
+            pmcid=text(result.get("pmcid")),
+            pmid=text(result.get("pmid")),
+            doi=text(result.get("doi")),
+        )
         pmcid = text(result.get("pmcid"))
-        facts: dict[str, Any] = {"license": result.get("license"), "host_type": "repository",
-                                 "version": "publishedVersion"}
+        facts: dict[str, Any] = {
+            "license": result.get("license"),
+            "host_type": "repository",
+            "version": "publishedVersion",
+        }
         found = Found(self.name, ids)
-        if pmcid and truthy(result.get("hasPDF")) and (
-            truthy(result.get("isOpenAccess")) or truthy(result.get("inEPMC"))
+        if (
+            pmcid
+            and truthy(result.get("hasPDF"))
+            and (truthy(result.get("isOpenAccess")) or truthy(result.get("inEPMC")))
         ):
-            found.add(f"{self.urls['render_url']}/articles/{quote_path(pmcid)}?pdf=render",
-                      Role.ARTIFACT, kind=Kind.PDF, **facts)
+            found.add(
+                f"{self.urls['render_url']}/articles/{quote_path(pmcid)}?pdf=render",
+                Role.ARTIFACT,
+                kind=Kind.PDF,
+                **facts,
+            )
         for entry in as_list(dig(result, "fullTextUrlList", "fullTextUrl")):
             if not isinstance(entry, dict):
                 continue
@@ -87,8 +103,12 @@ class EuropePmcResolver(Resolver):
             elif style == "html":
                 found.add(text(entry.get("url")), Role.LANDING, kind=Kind.HTML, **facts)
         if pmcid and truthy(result.get("isOpenAccess")) and "xml" in self.config.download.accept:
-            found.add(f"{self.base_url}/{quote_path(pmcid)}/fullTextXML", Role.ARTIFACT,
-                      kind=Kind.XML, **facts)
+            found.add(
+                f"{self.base_url}/{quote_path(pmcid)}/fullTextXML",
+                Role.ARTIFACT,
+                kind=Kind.XML,
+                **facts,
+            )
         return found.result()
 
     @staticmethod

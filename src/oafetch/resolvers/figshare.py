@@ -52,9 +52,13 @@ class FigshareResolver(Resolver):
             return []
         if not isinstance(data, list):
             raise bad_response(self.name, url, "expected a JSON list of articles")
-        return [str(item["id"]) for item in data
-                if isinstance(item, dict) and isinstance(item.get("id"), int | str)
-                and same_doi(item.get("doi"), doi)]
+        return [
+            str(item["id"])
+            for item in data
+            if isinstance(item, dict)
+            and isinstance(item.get("id"), int | str)
+            and same_doi(item.get("doi"), doi)
+        ]
 
     @staticmethod
     def _article(article: dict[str, Any], found: Found) -> None:
@@ -67,5 +71,10 @@ class FigshareResolver(Resolver):
             name = (text(item.get("name")) or "").lower()
             mimetype = (text(item.get("mimetype")) or "").lower()
             if name.endswith(".pdf") or "pdf" in mimetype:
-                found.add(text(item.get("download_url")), Role.ARTIFACT, kind=Kind.PDF,
-                          license=licence, host_type="repository")
+                found.add(
+                    text(item.get("download_url")),
+                    Role.ARTIFACT,
+                    kind=Kind.PDF,
+                    license=licence,
+                    host_type="repository",
+                )

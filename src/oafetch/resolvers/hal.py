@@ -15,8 +15,9 @@ from oafetch.resolvers.common import Found, bad_response, fetch_json, require_di
 from oafetch.tokens import Kind, Role
 from oafetch.works import Work
 
-FIELDS = ("halId_s,doiId_s,uri_s,fileMain_s,files_s,linkExtUrl_s,openAccess_bool,"
-          "submitType_s,licence_s")
+FIELDS = (
+    "halId_s,doiId_s,uri_s,fileMain_s,files_s,linkExtUrl_s,openAccess_bool,submitType_s,licence_s"
+)
 
 
 class HalResolver(Resolver):
@@ -49,11 +50,11 @@ class HalResolver(Resolver):
 
     @staticmethod
     def _doc(doc: dict[str, Any], found: Found) -> None:
-        if (text(_first(doc.get("submitType_s"))) or "").lower() == "notice" \
-                and not doc.get("fileMain_s"):
+        if (text(_first(doc.get("submitType_s"))) or "").lower() == "notice" and not doc.get(
+            "fileMain_s"
+        ):
             return
-        facts: dict[str, Any] = {"host_type": "repository",
-                                 "license": _first(doc.get("licence_s"))}
+        facts: dict[str, Any] = {"host_type": "repository", "license": _first(doc.get("licence_s"))}
         for url in as_list(doc.get("fileMain_s")) + as_list(doc.get("files_s")):
             found.add(text(url), Role.ARTIFACT, kind=Kind.PDF, **facts)
         if len(found):

@@ -55,8 +55,10 @@ class OpenAireResolver(OptionalKeyResolver):
     @staticmethod
     def _is_work(product: dict[str, Any], ids: WorkIds) -> bool:
         pids = [p for p in as_list(product.get("pids")) if isinstance(p, dict)]
-        if not any((text(p.get("scheme")) or "").lower() == "doi"
-                   and same_doi(p.get("value"), ids.doi) for p in pids):
+        if not any(
+            (text(p.get("scheme")) or "").lower() == "doi" and same_doi(p.get("value"), ids.doi)
+            for p in pids
+        ):
             return False
         for pid in pids:
             key = _LEARN.get((text(pid.get("scheme")) or "").lower())
@@ -76,6 +78,9 @@ class OpenAireResolver(OptionalKeyResolver):
             for url in as_list(instance.get("urls")):
                 raw = text(url)
                 is_pdf = bool(raw) and urlsplit(raw or "").path.lower().endswith(".pdf")
-                found.add(raw, Role.ARTIFACT if is_pdf else Role.LANDING,
-                          kind=Kind.PDF if is_pdf else Kind.HTML,
-                          license=instance.get("license"))
+                found.add(
+                    raw,
+                    Role.ARTIFACT if is_pdf else Role.LANDING,
+                    kind=Kind.PDF if is_pdf else Kind.HTML,
+                    license=instance.get("license"),
+                )

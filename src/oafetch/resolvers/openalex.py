@@ -93,10 +93,17 @@ class OpenAlexResolver(OptionalKeyResolver):
         host_type = None
         if source_type:
             host_type = "repository" if source_type == "repository" else "publisher"
-        for url, role in ((location.get("pdf_url"), Role.ARTIFACT),
-                          (location.get("landing_page_url"), Role.LANDING)):
-            found.add(text(url), role, version=location.get("version"),
-                      license=location.get("license"), host_type=host_type)
+        for url, role in (
+            (location.get("pdf_url"), Role.ARTIFACT),
+            (location.get("landing_page_url"), Role.LANDING),
+        ):
+            found.add(
+                text(url),
+                role,
+                version=location.get("version"),
+                license=location.get("license"),
+                host_type=host_type,
+            )
 
 
 def _tail(value: Any) -> str | None:

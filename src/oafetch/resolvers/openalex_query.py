@@ -69,14 +69,19 @@ def openalex_works(config: Config, filter: str) -> Iterator[InputLine]:
         for _ in range(MAX_PAGES):
             if cursor is None:
                 return
-            params = {"filter": filter, "per-page": str(PER_PAGE), "cursor": cursor,
-                      "select": "id,doi"}
+            params = {
+                "filter": filter,
+                "per-page": str(PER_PAGE),
+                "cursor": cursor,
+                "select": "id,doi",
+            }
             if key:
                 params["api_key"] = key
             elif config.mailto:
                 params["mailto"] = config.mailto
-            page = http.get_json(url, params=params,
-                                 throttle_statuses=OpenAlexResolver.throttle_statuses)
+            page = http.get_json(
+                url, params=params, throttle_statuses=OpenAlexResolver.throttle_statuses
+            )
             results = dig(page, "results")
             if not isinstance(page, dict) or not isinstance(results, list):
                 raise ResolverError(

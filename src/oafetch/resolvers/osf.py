@@ -55,16 +55,23 @@ class OsfResolver(Resolver):
             raise bad_response(self.name, url, f"error body: {message or preprint['errors']}")
         if text(dig(preprint, "data", "attributes", "date_withdrawn")):
             return []
-        file_url = text(dig(preprint, "data", "relationships", "primary_file", "links",
-                            "related", "href"))
+        file_url = text(
+            dig(preprint, "data", "relationships", "primary_file", "links", "related", "href")
+        )
         if file_url is None or not is_http_url(file_url):
             return []  # withdrawn or no file
         file_data = fetch_json(http, file_url)
         if file_data is None:
             return []
-        download = text(dig(require_dict(file_data, self.name, file_url), "data", "links",
-                            "download"))
+        download = text(
+            dig(require_dict(file_data, self.name, file_url), "data", "links", "download")
+        )
         found = Found(self.name, ids)
-        found.add(download, Role.ARTIFACT, kind=Kind.PDF, version="submittedVersion",
-                  host_type="repository")
+        found.add(
+            download,
+            Role.ARTIFACT,
+            kind=Kind.PDF,
+            version="submittedVersion",
+            host_type="repository",
+        )
         return found.result()

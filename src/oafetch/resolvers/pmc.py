@@ -68,16 +68,21 @@ class PmcResolver(OptionalKeyResolver):
         record = self._oa_record(pmcid, http)
         if record is None:
             return []
-        facts: dict[str, Any] = {"license": record.get("license"), "host_type": "repository",
-                                 "version": "publishedVersion"}
+        facts: dict[str, Any] = {
+            "license": record.get("license"),
+            "host_type": "repository",
+            "version": "publishedVersion",
+        }
         found = Found(self.name)
         number = f"{pmcid}.1"
-        found.add(f"{self.urls['cloud_url']}/{number}/{number}.pdf", Role.ARTIFACT,
-                  kind=Kind.PDF, **facts)
+        found.add(
+            f"{self.urls['cloud_url']}/{number}/{number}.pdf", Role.ARTIFACT, kind=Kind.PDF, **facts
+        )
         for link in record.findall("link"):
             if (link.get("format") or "").lower() == "pdf":
-                found.add(self._rewrite(link.get("href") or ""), Role.ARTIFACT, kind=Kind.PDF,
-                          **facts)
+                found.add(
+                    self._rewrite(link.get("href") or ""), Role.ARTIFACT, kind=Kind.PDF, **facts
+                )
         return found.result()
 
     def _convert(self, ids: WorkIds, http: HttpClient) -> str | None:
@@ -101,8 +106,11 @@ class PmcResolver(OptionalKeyResolver):
             if ids.doi and record.get("doi") is not None and not same_doi(record["doi"], ids.doi):
                 continue
             pmid = record.get("pmid")
-            ids.learn(pmcid=pmcid, doi=text(record.get("doi")),
-                      pmid=str(pmid) if isinstance(pmid, str | int) else None)
+            ids.learn(
+                pmcid=pmcid,
+                doi=text(record.get("doi")),
+                pmid=str(pmid) if isinstance(pmid, str | int) else None,
+            )
             return ids.pmcid
         return None
 
@@ -119,8 +127,9 @@ class PmcResolver(OptionalKeyResolver):
             code = (error.get("code") or "").lower()
             if code in _NOT_OA:
                 return None
-            raise bad_response(self.name, url, f"OA service error {code!r}: "
-                               f"{(error.text or '').strip()[:200]}")
+            raise bad_response(
+                self.name, url, f"OA service error {code!r}: {(error.text or '').strip()[:200]}"
+            )
         for record in root.iter("record"):
             if (record.get("id") or "").upper().split(".")[0] == pmcid.upper():
                 return record
@@ -133,4 +142,3 @@ class PmcResolver(OptionalKeyResolver):
             return href
         parts = urlsplit(href)
         return f"{self.urls['ftp_url']}{parts.path}"
-

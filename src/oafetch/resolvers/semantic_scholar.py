@@ -27,8 +27,12 @@ from oafetch.works import Work
 
 _VERSION = re.compile(r"v\d+$")
 FIELDS = "externalIds,isOpenAccess,openAccessPdf"
-_HOST_TYPES = {"green": "repository", "gold": "publisher", "hybrid": "publisher",
-               "bronze": "publisher"}
+_HOST_TYPES = {
+    "green": "repository",
+    "gold": "publisher",
+    "hybrid": "publisher",
+    "bronze": "publisher",
+}
 
 
 class SemanticScholarResolver(OptionalKeyResolver):
@@ -70,14 +74,17 @@ class SemanticScholarResolver(OptionalKeyResolver):
             ids.learn(
                 doi=text(external.get("DOI")),
                 arxiv=text(external.get("ArXiv")),
-                pmid=str(external["PubMed"]) if isinstance(external.get("PubMed"), str | int)
+                pmid=str(external["PubMed"])
+                if isinstance(external.get("PubMed"), str | int)
                 else None,
                 pmcid=str(pmc) if isinstance(pmc, str | int) else None,
             )
         found = Found(self.name, ids)
         status = (text(dig(paper, "openAccessPdf", "status")) or "").lower()
         found.add(
-            text(dig(paper, "openAccessPdf", "url")), Role.ARTIFACT,
-            license=dig(paper, "openAccessPdf", "license"), host_type=_HOST_TYPES.get(status),
+            text(dig(paper, "openAccessPdf", "url")),
+            Role.ARTIFACT,
+            license=dig(paper, "openAccessPdf", "license"),
+            host_type=_HOST_TYPES.get(status),
         )
         return found.result()

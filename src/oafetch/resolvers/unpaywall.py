@@ -53,7 +53,8 @@ class UnpaywallResolver(Resolver):
                     Reason.BAD_REQUEST,
                     f"unpaywall refused the request (HTTP 422 from {redact_url(url)}): it "
                     "rejects placeholder emails; configure your own address",
-                    http_status=422, url=redact_url(url),
+                    http_status=422,
+                    url=redact_url(url),
                 ) from None
             raise
         if data is None:

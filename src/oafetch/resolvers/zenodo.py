@@ -44,8 +44,12 @@ class ZenodoResolver(Resolver):
                 hits = dig(data, "hits", "hits")
                 if not isinstance(hits, list):
                     raise bad_response(self.name, url, "no hits.hits list")
-                records = [r for r in hits if same_doi(dig(r, "doi"), ids.doi)
-                           or same_doi(dig(r, "metadata", "doi"), ids.doi)]
+                records = [
+                    r
+                    for r in hits
+                    if same_doi(dig(r, "doi"), ids.doi)
+                    or same_doi(dig(r, "metadata", "doi"), ids.doi)
+                ]
             else:
                 records = []
         found = Found(self.name, ids)
@@ -58,8 +62,9 @@ class ZenodoResolver(Resolver):
     def _record(self, record: dict[str, Any], found: Found) -> None:
         metadata = record.get("metadata") if isinstance(record.get("metadata"), dict) else {}
         assert isinstance(metadata, dict)
-        access = (text(metadata.get("access_right")) or text(dig(record, "access", "record"))
-                  or "open").lower()
+        access = (
+            text(metadata.get("access_right")) or text(dig(record, "access", "record")) or "open"
+        ).lower()
         if access not in ("open", "public"):
             return  # restricted, embargoed or closed: no downloadable files
         licence = text(dig(metadata, "license", "id")) or text(metadata.get("license"))
@@ -74,7 +79,9 @@ class ZenodoResolver(Resolver):
             mimetype = (text(item.get("mimetype")) or "").lower()
             if not (key.lower().endswith(".pdf") or "pdf" in mimetype):
                 continue
-            link = (text(dig(item, "links", "self")) or text(dig(item, "links", "content"))
-                    or text(dig(item, "links", "download")))
-            found.add(link, Role.ARTIFACT, kind=Kind.PDF, license=licence,
-                      host_type="repository")
+            link = (
+                text(dig(item, "links", "self"))
+                or text(dig(item, "links", "content"))
+                or text(dig(item, "links", "download"))
+            )
+            found.add(link, Role.ARTIFACT, kind=Kind.PDF, license=licence, host_type="repository")

@@ -3,8 +3,8 @@
 Each line is the record of :func:`oafetch.telemetry.mapping.to_record`: ``name``, ``kind``,
 ``trace_id``, ``span_id``, ``parent_span_id``, ``start_ns``, ``end_ns``, ``status``,
 ``attributes``, ``events`` (``name``, ``ts_ns``, ``attributes``) and ``resource``
-(``service.name``). The file is appended to (a resumed run adds to it) and flushed to the OS
-after every batch, so a reader (``tail -f``, ``jq``) sees whole lines.
+(``service.name``). The file is appended to (a resumed run adds to it), a batch of lines at a
+time with no buffer in between, so a reader (``tail -f``, ``jq``) sees whole lines.
 
 Threads: as for the SQLite writer: one writer thread under the schema processor; a lock when
 used as a plain ``SpanExporter``, which guarantees no loss only under the schema processor.
@@ -12,8 +12,10 @@ used as a plain ``SpanExporter``, which guarantees no loss only under the schema
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -86,18 +88,29 @@ class JsonlSpanExporter(SpanExporter):
         return self._fh
 
     def write(self, records: Sequence[Record]) -> None:
-        """Append one line per record and flush to the OS.
+        """Append one line per record, straight to the file descriptor.
+
+        All or nothing: bytes go to the OS without a Python-side buffer (a failed flush would
+        keep them and write them again later, duplicating lines), and a write that fails part
+        way (a full disk) is cut back to where it started, so no torn line remains.
 
         Raises:
-            OSError: the write failed (a partial last line may remain; readers skip it).
+            OSError: the write failed; nothing of ``records`` stays in the file.
         """
         if not records:
             return
-        text = "\n".join([_encode(r) for r in records]) + "\n"
+        data = ("\n".join([_encode(r) for r in records]) + "\n").encode("utf-8")
         with self._lock:
-            fh = self._file()
-            fh.write(text)
-            fh.flush()
+            fd = self._file().fileno()
+            start = os.lseek(fd, 0, os.SEEK_END)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+            except OSError:
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, start)
+                raise
 
     def begin_run(self, run: RunRecord) -> None:
         """Nothing to do: the run's span line is written when it ends."""

@@ -22,6 +22,7 @@ starts/ends the span, never block (save for backpressure) and never raise.
 from __future__ import annotations
 
 import logging
+import sqlite3
 import sys
 import threading
 import time
@@ -415,15 +416,18 @@ class SchemaProcessor(SpanProcessor):
         for attempt in range(len(sleeps) + 1):
             try:
                 writer.write(records)
-            except Exception:
+            except Exception as exc:
                 if attempt < len(sleeps):
                     time.sleep(sleeps[attempt])
                     continue
                 self._failing.add(index)
+                # a full or read-only disk is the user's to fix, not a bug: no traceback
                 self._log_once(
                     f"writer-{index}",
-                    "oafetch: %s failed to write telemetry",
+                    "oafetch: %s failed to write telemetry: %s",
                     type(writer).__name__,
+                    exc,
+                    trace=not isinstance(exc, OSError | sqlite3.OperationalError),
                 )
                 return False
             self._failing.discard(index)
@@ -445,8 +449,8 @@ class SchemaProcessor(SpanProcessor):
             self._dropped += n
         self._log_once(key, msg + " (counted in run_summary.spans_dropped; logged once)")
 
-    def _log_once(self, key: str, msg: str, *args: Any) -> None:
+    def _log_once(self, key: str, msg: str, *args: Any, trace: bool = True) -> None:
         if key in self._logged:
             return
         self._logged.add(key)
-        log.error(msg, *args, exc_info=sys.exc_info()[0] is not None)
+        log.error(msg, *args, exc_info=trace and sys.exc_info()[0] is not None)
