@@ -109,7 +109,13 @@ class Downloader:
         try:
             self._session: Any = None
             if telemetry is None and self.config.telemetry.enabled:
+                from oafetch.telemetry.recovery import recover_downloads
                 from oafetch.telemetry.setup import TelemetrySession
+
+                if self.config.telemetry.sqlite:  # a killed run's last rows, from the manifest
+                    recover_downloads(
+                        self.out_dir / "telemetry.sqlite", self.out_dir / "manifest.jsonl"
+                    )
 
                 self._session = TelemetrySession.start(self.config.telemetry, self.out_dir)
                 telemetry = self._session.telemetry
