@@ -69,4 +69,10 @@ def test_fallback_outcomes_roles_kinds_and_dedupe_are_pinned() -> None:
     ]
     assert [r.value for r in Role] == ["metadata", "landing", "artifact"]
     assert [k.value for k in Kind] == ["pdf", "html", "xml", "other"]
-    assert [d.value for d in DedupeAction] == ["stored", "linked", "referenced", "kept"]
+    assert [d.value for d in DedupeAction] == [
+        "stored",
+        "linked",
+        "referenced",
+        "kept",
+        "recovered",
+    ]

@@ -112,3 +112,4 @@ class DedupeAction(StrEnum):
     LINKED = "linked"  # identical bytes already stored: hard link
     REFERENCED = "referenced"  # identical bytes already stored: manifest points at that file
     KEPT = "kept"  # the same work's verified file was already in place (resume)
+    RECOVERED = "recovered"  # row restored from the manifest after a killed run

@@ -22,10 +22,11 @@ from typing import Any
 
 from oafetch.manifest import read_manifest
 from oafetch.telemetry.store import schema_sql
+from oafetch.tokens import DedupeAction
 
 log = logging.getLogger(__name__)
 
-RECOVERED = "recovered"
+RECOVERED = DedupeAction.RECOVERED.value
 _BATCH = 5000
 _COLUMNS = (
     "run_id",
