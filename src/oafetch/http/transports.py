@@ -1,8 +1,9 @@
 """The stages of the HTTP stack, each an ``httpx.BaseTransport`` wrapping the next one.
 
-Order, outer → inner (built in one place, :func:`oafetch.http.client.build_transport`)::
+Order, outer → inner (built in one place, :class:`oafetch.http.client.HttpClient`)::
 
-    Guard → Robots → [cache] → Breaker → RateLimit → OTel CLIENT span → SendGate → HTTPTransport
+    Guard → Robots → [cache] → Breaker → RateLimit → OTel CLIENT span → PropagationFilter
+          → SendGate → HeadDeadline → HTTPTransport (sockets bounded by DeadlineBackend)
 
 * ``GuardTransport`` refuses non-HTTP(S) schemes and redirects from a public host into private,
   loopback or link-local addresses, and strips credential headers on a cross-host hop.
@@ -10,7 +11,9 @@ Order, outer → inner (built in one place, :func:`oafetch.http.client.build_tra
 * A cache hit (when a cache stage is configured) spends nothing below it.
 * ``BreakerTransport`` fails fast when the host's breaker is open: no token is spent.
 * ``RateLimitTransport`` makes every attempt and every redirect hop pay for a rate slot.
+* ``PropagationFilterTransport`` keeps trace-context headers for opted-in hosts only.
 * ``SendGateTransport`` spaces the actual sends, in case a reserved slot was taken late.
+* ``HeadDeadlineTransport`` (:mod:`oafetch.http.deadline`) bounds connect, request and head.
 
 Per-request facts travel in ``request.extensions["oafetch"]`` (a dict shared by all hops of a
 request): the stages write ``host``, ``url_hash``, ``url_redacted``, ``breaker_state``,
