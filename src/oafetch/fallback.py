@@ -112,6 +112,17 @@ def tiers_from_config(config: FallbackConfig) -> tuple[Tier, ...]:
     return tuple(Tier(t.name, tuple(t.sources), t.parallel) for t in config.tiers)
 
 
+def _at_hop(candidate: Candidate, hop_url: str | None) -> Candidate:
+    """``candidate`` moved to the redirect hop that was parked (the same candidate if none).
+
+    The hop keeps the guard's view of where it came from: its origin is the host that
+    redirected to it, as if the redirect were followed again.
+    """
+    if not hop_url or hop_url == candidate.url:
+        return candidate
+    return replace(candidate, url=hop_url, origin=host_of(candidate.url) or candidate.origin)
+
+
 def tiers_for(work: Work, tiers: Sequence[Tier]) -> list[Tier]:
     """Per-work hints: a PMCID asks PMC first, an arXiv id asks arXiv first."""
     hint = {IdKind.PMCID: "pmc", IdKind.ARXIV: "arxiv"}.get(work.kind)
@@ -507,8 +518,12 @@ class Fallback:
                 state.unclaim(candidate.url)
                 state.deferrals += 1
                 if isinstance(exc, RateBudgetExceeded) and exc.reserved is not None:
-                    # resume just ahead of the slot this work now holds
-                    state.park(candidate, exc.reserved - RESUME_LEAD_S, (exc.host, exc.reserved))
+                    # resume just ahead of the slot this work now holds, at the request that
+                    # needs it (a redirect hop is not asked for again)
+                    state.park(
+                        _at_hop(candidate, exc.url), exc.reserved - RESUME_LEAD_S,
+                        (exc.host, exc.reserved),
+                    )
                 else:
                     state.park(candidate, time.monotonic() + wait_s, None)
                 return None

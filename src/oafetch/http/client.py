@@ -136,7 +136,8 @@ class HttpClient:
         )
         # connect, request and response head within a deadline (a dripping server ends)
         inner = HeadDeadlineTransport(inner, self.body_deadline_s)
-        inner = SendGateTransport(inner, self.limiter, self.cancel)
+        # oafetch's own sockets gate at their first write; a given transport, before it
+        inner = SendGateTransport(inner, self.limiter, self.cancel, at_socket=transport is None)
         # below the CLIENT span: what the instrumentation injects is filtered per host
         inner = PropagationFilterTransport(inner, config.telemetry.propagate_to)
         if self.telemetry.enabled:

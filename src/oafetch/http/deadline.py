@@ -8,6 +8,9 @@ and a blocked ``recv`` does not notice Ctrl-C. This module bounds the I/O itself
   pool comes from). Its streams read in short slices, so a blocked read notices the run's
   cancel event within :data:`SLICE_S`, and no connect, write or read outlives the deadline of
   the current scope.
+* :func:`before_send` runs a hook at the first write of a request: the send gate spaces the
+  bytes actually leaving for the server, after the pool handed out a connection (a new one's
+  TCP and TLS handshakes included), not before.
 * :func:`io_deadline` opens such a scope (a context variable: per thread and per context, so
   parallel sources each keep their own). :class:`HeadDeadlineTransport` opens one around each
   request it passes down, covering connect, TLS, the request and the response head — the part
@@ -24,7 +27,7 @@ import contextvars
 import logging
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -39,6 +42,30 @@ SLICE_S = 0.25
 _deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar(
     "oafetch_io_deadline", default=None
 )
+# Run once, right before the first byte of the current request is written (the send gate).
+_before_send: contextvars.ContextVar[Callable[[], None] | None] = contextvars.ContextVar(
+    "oafetch_before_send", default=None
+)
+
+
+@contextmanager
+def before_send(hook: Callable[[], None]) -> Iterator[list[bool]]:
+    """Run ``hook`` just before the block's request writes its first byte to a socket.
+
+    Yields a list that holds ``True`` once the hook ran (it does not run when the request
+    never reaches a socket of a :class:`DeadlineBackend`, e.g. under a mock transport).
+    """
+    ran: list[bool] = []
+
+    def once() -> None:
+        ran.append(True)
+        hook()
+
+    token = _before_send.set(once)
+    try:
+        yield ran
+    finally:
+        _before_send.reset(token)
 
 
 @contextmanager
@@ -93,6 +120,10 @@ class DeadlineStream(httpcore.NetworkStream):
                     raise
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        hook = _before_send.get()
+        if hook is not None:  # the request's first write: the send gate decides now
+            _before_send.set(None)
+            hook()
         if self._cancel.is_set():
             raise httpcore.WriteError("the run was interrupted")
         self._inner.write(buffer, _bounded(timeout, httpcore.WriteTimeout, "write"))

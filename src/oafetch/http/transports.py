@@ -189,15 +189,19 @@ class RateLimitTransport(httpx.BaseTransport):
         meta = meta_of(request)
         role = str(meta.get("role", Role.METADATA))
         budget = meta.get("max_rate_wait_s", self._max_wait_s)
-        reservation = meta.pop("rate_reservation", None)
+        # A parked work's kept slot belongs to its host: a hop to another host (doi.org before
+        # the publisher) neither uses nor drops it.
+        reservation = meta.get("rate_reservation")
         try:
-            if reservation is not None and reservation[0] == host:  # a parked work's own slot
+            if reservation is not None and reservation[0] == host:
+                del meta["rate_reservation"]
                 delay = self._limiter.take(reservation[1])
             else:
                 delay = self._limiter.reserve(
                     host, max_wait_s=budget, keep=bool(meta.get("keep_slot"))
                 )
         except RateBudgetExceeded as exc:
+            exc.url = str(request.url)
             emit_rate_event(
                 host=host,
                 role=role,
@@ -232,28 +236,45 @@ class RateLimitTransport(httpx.BaseTransport):
 
 
 class SendGateTransport(httpx.BaseTransport):
-    """Spaces the *actual* sends to a host, right above the socket (see ``RateLimiter.gate``).
+    """Spaces the *actual* sends to a host (see ``RateLimiter.gate``).
 
-    A reserved slot can be taken late (a thread woke up late); the gate, as close to the write
-    as the stack allows, keeps two sends from reaching the server closer than the policy says.
-    Its waits are short and keep the worker's slot.
+    A reserved slot can be taken late (a thread woke up late); the gate keeps two sends from
+    reaching the server closer than the policy says. With ``at_socket`` (the inner transport's
+    sockets come from :class:`~oafetch.http.deadline.DeadlineBackend`), the gate runs at the
+    request's first socket write — after the pool's connection acquisition and any TCP/TLS
+    handshake, as close to the server's clock as the stack allows; otherwise before passing the
+    request down. Its waits are short, keep the worker's slot and end on cancel.
     """
 
     def __init__(
-        self, inner: httpx.BaseTransport, limiter: RateLimiter, cancel: threading.Event
+        self,
+        inner: httpx.BaseTransport,
+        limiter: RateLimiter,
+        cancel: threading.Event,
+        *,
+        at_socket: bool = False,
     ) -> None:
         self._inner = inner
         self._limiter = limiter
         self._cancel = cancel
+        self._at_socket = at_socket
 
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
+    def _gate(self, request: httpx.Request) -> None:
         host = request.url.host
         while (late := self._limiter.gate(host)) > 0:
             if self._cancel.wait(late):
                 raise FetchError(Reason.CANCELLED, "run interrupted while waiting for a rate slot")
             meta = meta_of(request)
             meta["rate_delay_ms"] = meta.get("rate_delay_ms", 0.0) + late * 1000
-        return self._inner.handle_request(request)
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if not self._at_socket:
+            self._gate(request)
+            return self._inner.handle_request(request)
+        from oafetch.http.deadline import before_send
+
+        with before_send(lambda: self._gate(request)):
+            return self._inner.handle_request(request)
 
     def close(self) -> None:
         self._inner.close()
