@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import itertools
 import json
@@ -47,8 +48,10 @@ def test_html_served_as_pdf_is_refused_as_not_pdf(
 def test_challenge_page_is_refused_as_bot_challenge(
     server: Loopback, make_config: Any, tmp_path: Path
 ) -> None:
-    wall = (b"<!DOCTYPE html><html><head><title>Just a moment...</title></head>"
-            b"<body>cf_chl_opt</body></html>")
+    wall = (
+        b"<!DOCTYPE html><html><head><title>Just a moment...</title></head>"
+        b"<body>cf_chl_opt</body></html>"
+    )
     server.routes["/c.pdf"] = lambda h: h.reply(200, wall, "application/pdf")
     server.routes["/cf.pdf"] = lambda h: h.reply(
         403, wall, "text/html", {"cf-mitigated": "challenge"}
@@ -121,15 +124,19 @@ def test_429_with_http_date_retry_after_is_parsed(server: Loopback, make_config:
     def route(h: Handler) -> None:
         if not retry_at:
             retry_at.append(float(int(time.time()) + 2))  # HTTP-dates have 1 s resolution
-            h.reply(429, b"slow down", "text/plain",
-                    {"Retry-After": formatdate(retry_at[0], usegmt=True)})
+            h.reply(
+                429,
+                b"slow down",
+                "text/plain",
+                {"Retry-After": formatdate(retry_at[0], usegmt=True)},
+            )
         else:
             h.reply(200, body, "application/pdf")
 
     server.routes["/d.pdf"] = route
     result = fetch(make_config, server.url("/d.pdf"))
     assert result.outcome is Outcome.SUCCESS
-    first, second = server.hits("/d.pdf")
+    _, second = server.hits("/d.pdf")
     assert second.ts >= retry_at[0] - 0.05, "the retry did not come before the named date"
 
 
@@ -184,8 +191,12 @@ def test_rate_limit_is_honoured_server_side(server: Loopback, make_config: Any) 
         results = list(dl.run([server.url(f"/p{i}.pdf") for i in range(6)]))
     assert all(r.outcome is Outcome.SUCCESS for r in results)
     stamps = sorted(s.ts for s in server.log)  # robots.txt + 6 files, all to the same host
+    # Counted where the server counts: no 1 s window holds more than 5 requests (a slow
+    # machine only spreads them out), and no two came anywhere near together.
+    most = max(bisect.bisect_left(stamps, t + 1.0) - i for i, t in enumerate(stamps))
+    assert most <= 5, f"{most} requests within one second: {stamps}"
     gaps = [b - a for a, b in itertools.pairwise(stamps)]
-    assert min(gaps) >= 0.2 - 0.02, f"requests closer than 1/5 s apart: {gaps}"
+    assert min(gaps) >= 0.1, f"requests far closer than 1/5 s apart: {gaps}"
 
 
 def test_credentials_never_reach_manifest_or_attempts(
@@ -245,8 +256,10 @@ def test_manifest_rows_carry_the_contract_fields(
 
 def test_landing_page_links_are_followed(server: Loopback, make_config: Any) -> None:
     body = pdf_bytes(8000)
-    page = (b'<html><head><meta name="citation_pdf_url" content="/files/paper.pdf"></head>'
-            b"<body></body></html>")
+    page = (
+        b'<html><head><meta name="citation_pdf_url" content="/files/paper.pdf"></head>'
+        b"<body></body></html>"
+    )
     server.routes["/article"] = lambda h: h.reply(200, page, "text/html")
     server.routes["/files/paper.pdf"] = lambda h: h.reply(200, body, "application/pdf")
     result = fetch(make_config, server.url("/article"))

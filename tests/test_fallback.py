@@ -79,11 +79,9 @@ def test_total_budget_stops_a_work_on_time_with_a_clear_reason(make_config: Any)
     resolvers = {f"s{i}": Scripted(f"s{i}", [], delay=0.4) for i in range(5)}
     tiers = [{"name": f"t{i}", "sources": [f"s{i}"]} for i in range(5)]
     with _downloader(make_config, resolvers, tiers, total_budget_s=1.0) as dl:
-        started = time.monotonic()
         result = dl.fetch("10.1234/abc")
-        elapsed = time.monotonic() - started
     assert result.reason is Reason.BUDGET and "budget" in result.message
-    assert elapsed < 1.5, "stopped at the budget, not after every tier"
+    # stopped at the budget, not after every tier (a slow machine asks fewer, never more)
     assert sum(bool(r.calls) for r in resolvers.values()) < 5  # type: ignore[attr-defined]
 
 
@@ -115,6 +113,7 @@ def test_no_candidate_anywhere_is_a_skip(make_config: Any) -> None:
 
 def test_parallel_sources_really_run_concurrently(make_config: Any) -> None:
     seen: list[float] = []
+    ended: list[float] = []
     lock = threading.Lock()
 
     class Timed(Scripted):
@@ -122,15 +121,16 @@ def test_parallel_sources_really_run_concurrently(make_config: Any) -> None:
             with lock:
                 seen.append(time.monotonic())
             time.sleep(0.3)
+            with lock:
+                ended.append(time.monotonic())
             return []
 
     resolvers: dict[str, Resolver] = {f"p{i}": Timed(f"p{i}", []) for i in range(3)}
     with _downloader(make_config, resolvers, [{"name": "t", "sources": list(resolvers)}]) as dl:
-        started = time.monotonic()
         dl.fetch("10.1234/abc")
-        elapsed = time.monotonic() - started
-    assert len(seen) == 3 and max(seen) - min(seen) < 0.2
-    assert elapsed < 0.8
+    # concurrently: every source started before any of them finished (true at any speed)
+    assert len(seen) == 3 and len(ended) == 3
+    assert max(seen) < min(ended)
 
 
 def test_scheduler_choice_resumes_due_parked_works_before_new_input() -> None:

@@ -1,6 +1,9 @@
 """Server faults on loopback: throttling storms, flapping hosts, broken, slow and lying bodies,
 compression bombs, redirect loops and bad certificates. Each ends with a specific reason token,
-no file at a final path and no temp file left behind."""
+no file at a final path and no temp file left behind.
+
+Time bounds are generous on purpose (true on a machine 10x slower): what they catch is a wait
+that never ends (a day-long Retry-After, a server that drips or never answers), not speed."""
 
 from __future__ import annotations
 
@@ -39,7 +42,6 @@ def server() -> Iterator[Loopback]:
     yield from quick_loopback()
 
 
-
 @pytest.fixture
 def raw() -> Iterator[Callable[..., RawServer]]:
     yield from raw_servers()
@@ -66,7 +68,7 @@ def test_huge_retry_after_is_not_slept_on_the_work_fails_fast_as_throttled(
     started = time.monotonic()
     result = fetch_one(make_config, server.url("/storm.pdf"))
     assert result.reason is Reason.THROTTLED and result.outcome is not Outcome.SUCCESS
-    assert time.monotonic() - started < 5, "a day-long Retry-After is beyond the cap: no wait"
+    assert time.monotonic() - started < 30, "a day-long Retry-After is beyond the cap: no wait"
     assert len(server.hits("/storm.pdf")) == 1, "a wait beyond the cap is not retried"
     no_leftovers(tmp_path)
 
@@ -87,7 +89,7 @@ def test_a_429_storm_does_not_block_the_pool_other_works_finish(
     started = time.monotonic()
     with Downloader(make_config(**offline({"workers": 2})), resume=False) as dl:
         results = {r.work_id: r for r in dl.run(urls)}
-    assert time.monotonic() - started < 10
+    assert time.monotonic() - started < 60
     storm = [r for w, r in results.items() if "storm" in w]
     ok = [r for w, r in results.items() if "/ok" in w]
     assert len(storm) == 4 and all(r.reason is Reason.THROTTLED for r in storm)
@@ -98,9 +100,7 @@ def test_a_429_storm_does_not_block_the_pool_other_works_finish(
 def test_a_worker_waiting_out_a_retry_after_gives_its_slot_to_other_works(
     server: Loopback, make_config: Any
 ) -> None:
-    server.routes["/wait.pdf"] = lambda h: h.reply(
-        429, b"", "text/plain", {"Retry-After": "2"}
-    )
+    server.routes["/wait.pdf"] = lambda h: h.reply(429, b"", "text/plain", {"Retry-After": "2"})
     for i in range(8):
         server.routes[f"/ok{i}.pdf"] = lambda h, i=i: h.reply(
             200, pdf_bytes(2000, seed=i), "application/pdf"
@@ -128,9 +128,7 @@ def test_a_worker_waiting_out_a_retry_after_gives_its_slot_to_other_works(
 def _transitions(db: Path) -> list[tuple[str, str, str]]:
     with sqlite3.connect(db) as conn:
         return list(
-            conn.execute(
-                "SELECT host, old_state, new_state FROM breaker_transitions ORDER BY ts"
-            )
+            conn.execute("SELECT host, old_state, new_state FROM breaker_transitions ORDER BY ts")
         )
 
 
@@ -199,8 +197,7 @@ def test_a_flapping_host_that_answers_every_other_time_keeps_its_breaker_closed(
     for i in range(6):
         server.routes[f"/f{i}.pdf"] = flap
     config = make_config(
-        **offline({"retry": {"attempts": 3, "backoff_initial_s": 0.0},
-                   "breaker": {"fail_max": 2}})
+        **offline({"retry": {"attempts": 3, "backoff_initial_s": 0.0}, "breaker": {"fail_max": 2}})
     )
     with Downloader(config, resume=False) as dl:
         results = [dl.fetch(server.url(f"/f{i}.pdf")) for i in range(6)]
@@ -225,19 +222,20 @@ def test_connection_reset_mid_body_is_retried_then_reported_and_nothing_is_kept(
     no_leftovers(tmp_path)
 
 
-def test_a_server_that_never_answers_times_out(
-    raw: Any, make_config: Any, tmp_path: Path
-) -> None:
+def test_a_server_that_never_answers_times_out(raw: Any, make_config: Any, tmp_path: Path) -> None:
     from faults import never_answer
 
     srv: RawServer = raw(never_answer)
     started = time.monotonic()
     result = fetch_one(
-        make_config, srv.url("/h.pdf"),
-        http={"read_timeout_s": 0.3}, retry={"attempts": 2}, robots={"enabled": False},
+        make_config,
+        srv.url("/h.pdf"),
+        http={"read_timeout_s": 0.3},
+        retry={"attempts": 2},
+        robots={"enabled": False},
     )
     assert result.reason is Reason.TIMEOUT and result.outcome is Outcome.ERROR
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 25
     assert len(srv.requests) == 2, "a timeout is retried within the attempt budget"
     no_leftovers(tmp_path)
 
@@ -247,8 +245,11 @@ def test_a_stalled_body_after_a_long_content_length_times_out(
 ) -> None:
     srv: RawServer = raw(long_length_then_hang(pdf_bytes(5000)))
     result = fetch_one(
-        make_config, srv.url("/s.pdf"),
-        http={"read_timeout_s": 0.3}, retry={"attempts": 1}, robots={"enabled": False},
+        make_config,
+        srv.url("/s.pdf"),
+        http={"read_timeout_s": 0.3},
+        retry={"attempts": 1},
+        robots={"enabled": False},
     )
     assert result.reason is Reason.TIMEOUT
     no_leftovers(tmp_path)
@@ -260,13 +261,16 @@ def test_a_slow_drip_body_is_stopped_by_the_body_deadline(
     srv: RawServer = raw(drip(interval_s=0.05))
     started = time.monotonic()
     result = fetch_one(
-        make_config, srv.url("/drip.pdf"),
-        download={"max_body_s": 1.0}, retry={"attempts": 3}, robots={"enabled": False},
+        make_config,
+        srv.url("/drip.pdf"),
+        download={"max_body_s": 1.0},
+        retry={"attempts": 3},
+        robots={"enabled": False},
     )
     elapsed = time.monotonic() - started
     assert result.reason is Reason.TIMEOUT, result
     assert "1s" in result.message or "1.0s" in result.message or "deadline" in result.message
-    assert elapsed < 4, f"a drip that never times out a read is still bounded ({elapsed:.1f}s)"
+    assert elapsed < 25, f"a drip that never times out a read is still bounded ({elapsed:.1f}s)"
     assert len(srv.requests) == 1, "a body over its deadline is not fetched again"
     no_leftovers(tmp_path)
 
@@ -277,11 +281,13 @@ def test_a_slow_drip_is_also_bounded_by_the_works_total_budget(
     srv: RawServer = raw(drip(interval_s=0.05))
     started = time.monotonic()
     result = fetch_one(
-        make_config, srv.url("/drip.pdf"),
-        fallback={"total_budget_s": 1.0}, robots={"enabled": False},
+        make_config,
+        srv.url("/drip.pdf"),
+        fallback={"total_budget_s": 1.0},
+        robots={"enabled": False},
     )
     assert result.reason is Reason.TIMEOUT, result
-    assert time.monotonic() - started < 4
+    assert time.monotonic() - started < 25
     no_leftovers(tmp_path)
 
 
@@ -358,11 +364,12 @@ def test_a_gzip_bomb_is_stopped_early_at_max_bytes(
     started = time.monotonic()
     limit, step = 2_000_000, 64 * 1024
     result = fetch_one(
-        make_config, server.url("/bomb.pdf"),
+        make_config,
+        server.url("/bomb.pdf"),
         download={"max_bytes": limit, "chunk_bytes": step},
     )
     assert result.reason is Reason.POLICY_SIZE and result.outcome is Outcome.ERROR
-    assert time.monotonic() - started < 10
+    assert time.monotonic() - started < 60
     attempts = (out_dir(tmp_path) / "attempts.csv").read_text().splitlines()
     written = [int(line.split(",")[9]) for line in attempts[1:] if line.split(",")[9]]
     assert written and max(written) <= limit + step, "decompression stopped at the limit"
@@ -374,8 +381,10 @@ def test_an_endless_body_without_length_is_aborted_at_max_bytes(
 ) -> None:
     srv: RawServer = raw(endless())
     result = fetch_one(
-        make_config, srv.url("/big.pdf"),
-        download={"max_bytes": 1_000_000}, robots={"enabled": False},
+        make_config,
+        srv.url("/big.pdf"),
+        download={"max_bytes": 1_000_000},
+        robots={"enabled": False},
     )
     assert result.reason is Reason.POLICY_SIZE
     deadline = time.monotonic() + 5
@@ -423,8 +432,10 @@ def test_a_self_signed_certificate_is_a_tls_error_and_not_retried(
         assert not box.hits("/t.pdf"), "no request is sent over an unverified connection"
         # The same server is fine when verification is off: the failure was the certificate.
         control = fetch_one(
-            make_config, https_url(box, "/t.pdf"),
-            http={"verify_tls": False}, robots={"enabled": False},
+            make_config,
+            https_url(box, "/t.pdf"),
+            http={"verify_tls": False},
+            robots={"enabled": False},
         )
         assert control.outcome is Outcome.SUCCESS
 
@@ -436,7 +447,7 @@ def test_a_slow_drip_api_answer_is_bounded_too(raw: Any, make_config: Any) -> No
     with HttpClient(config) as http, pytest.raises(FetchError) as caught:
         http.get_json(srv.url("/v2/10.1234/x"))
     assert caught.value.reason is Reason.TIMEOUT and "deadline" in str(caught.value)
-    assert time.monotonic() - started < 4
+    assert time.monotonic() - started < 25
 
 
 def test_a_slow_drip_robots_txt_counts_as_unreachable(
@@ -446,7 +457,7 @@ def test_a_slow_drip_robots_txt_counts_as_unreachable(
     started = time.monotonic()
     result = fetch_one(make_config, srv.url("/paper.pdf"), fallback={"per_source_timeout_s": 1.0})
     assert result.reason is Reason.ROBOTS, "RFC 9309: unreachable robots.txt disallows"
-    assert time.monotonic() - started < 4
+    assert time.monotonic() - started < 25
     assert [srv.path_of(i) for i in range(len(srv.requests))] == ["/robots.txt"]
     no_leftovers(tmp_path)
 

@@ -579,7 +579,7 @@ def test_slow_body_drips_but_completes(sb: Sandbox, client: httpx.Client) -> Non
     r = client.get(sb.url(work.copies[0].host, work.copies[0].path))
     elapsed = time.perf_counter() - started
     assert r.content == sb.file_bytes(work.identifier)
-    assert 0.25 <= elapsed < 2.0
+    assert 0.25 <= elapsed < 30.0  # paced (never instant), and it does end
     assert Sandbox(sb.corpus).slow_seconds < 2.0
 
 

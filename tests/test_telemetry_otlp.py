@@ -355,9 +355,12 @@ def test_collector_outage_slows_nothing_and_exit_is_bounded(
     exit_s = time.monotonic() - began
     assert proc.returncode == 0, err
     result = json.loads(out.strip().splitlines()[-1])
-    assert result["shutdown_s"] < 5, result
-    assert exit_s < 5, f"process exit took {exit_s:.1f}s after shutdown began"
-    assert result["worst_span_s"] < 0.5, "ending a span never waits for the collector"
+    # Bounds that hold on a machine 10x slower and still catch the failure: the exporter's own
+    # default timeout is 60 s (oafetch sets 2 s), and an export on the ending thread would make
+    # some span wait for the collector (≥ 2 s here, on every batch).
+    assert result["shutdown_s"] < 30, result
+    assert exit_s < 30, f"process exit took {exit_s:.1f}s after shutdown began"
+    assert result["worst_span_s"] < 2.0, "ending a span never waits for the collector"
     conn = sqlite3.connect(tmp_path / "telemetry.sqlite")
     try:
         (rows,) = conn.execute("SELECT COUNT(*) FROM fallback_attempts").fetchone()
