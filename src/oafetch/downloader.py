@@ -342,12 +342,35 @@ class Downloader:
             dedupe_action="kept",
         )
 
+    def _record_resumed(self, result: DownloadResult, work: Work) -> None:
+        """A work stored by an earlier run is still an outcome of this one: its work span
+        (hence its ``downloads`` row, ``reason = resumed``, ``dedupe_action = kept``) makes
+        ``run_summary`` count what ``summary.json`` counts."""
+        prior = self.prior.get(work.work_id)
+        attrs = {
+            names.WORK_ID: work.work_id,
+            names.ARTIFACT_ID: work.artifact_id,
+            names.OUTCOME: str(result.outcome),
+            names.REASON: str(result.reason),
+            names.RESOLVER: result.resolver,
+            names.CONTENT_TYPE: result.content_type,
+            names.BYTES: result.bytes,
+            names.SHA256: result.sha256,
+            names.FINAL_PATH: prior.path if prior else None,
+            names.DEDUPE_ACTION: result.dedupe_action,
+        }
+        with self.telemetry.tracer.start_as_current_span(
+            names.SPAN_WORK, attributes={k: v for k, v in attrs.items() if v is not None}
+        ):
+            pass
+
     def _process(
         self, item: InputLine, dry_run: bool, parked: Parked | None, defer_after_s: float | None
     ) -> DownloadResult | Parked:
         work, line = item.work, item.line
         assert work is not None
         if parked is None and (resumed := self._resumed(work)) is not None:
+            self._record_resumed(resumed, work)
             return resumed
         tracer = self.telemetry.tracer
         started = parked.started if parked else time.perf_counter()

@@ -166,6 +166,9 @@ class _WorkState:
     candidates: list[Candidate] = field(default_factory=list)
     # (candidate, not_before, the rate slot kept for it as (host, start) or None)
     parked: list[tuple[Candidate, float, tuple[str, float] | None]] = field(default_factory=list)
+    # the tier each parked candidate's source ran in (its resumed attempt is recorded there)
+    parked_tiers: dict[str, str] = field(default_factory=dict)
+    tier_name: str = ""  # the tier running now
     next_tier: int = 0
     deferrals: int = 0
     defer_after_s: float | None = None  # None: wait in place (single fetch), else park
@@ -195,6 +198,7 @@ class _WorkState:
     def park(self, candidate: Candidate, not_before: float, slot: tuple[str, float] | None) -> None:
         with self.lock:
             self.parked.append((candidate, not_before, slot))
+            self.parked_tiers[candidate.url] = self.tier_name
 
     def fail(self, reason: Reason, message: str) -> None:
         with self.lock:
@@ -279,12 +283,59 @@ class Fallback:
         for candidate, _, slot in parked:
             if state.stop.is_set():
                 break
-            body = self._try(candidate, state, depth=0, slot=slot)
-            if body is not None and state.win(body, candidate):
+            tier = state.parked_tiers.pop(candidate.url, "") or "resumed"
+            if self._resume_one(tier, candidate, state, slot):
                 break
         if state.stop.is_set() or state.parked:
             return self._conclude(state, True, dry_run)
         return self._continue(state, dry_run)
+
+    def _resume_one(
+        self,
+        tier: str,
+        candidate: Candidate,
+        state: _WorkState,
+        slot: tuple[str, float] | None,
+    ) -> bool:
+        """Download a parked candidate as an attempt of its source (one ``oafetch.attempt``
+        span, so ``fallback_attempts`` records how it ended); True when it won the work."""
+        telemetry = self.http.telemetry
+        attrs = {
+            names.TIER: tier,
+            names.SOURCE: candidate.source,
+            names.HOST: host_of(candidate.url),
+        }
+        with telemetry.tracer.start_as_current_span(names.SPAN_ATTEMPT, attributes=attrs) as span:
+            failures = len(state.failures)
+            body = self._try(candidate, state, depth=0, slot=slot)
+            won = body is not None and state.win(body, candidate)
+            if won:
+                outcome, reason, status = FallbackOutcome.SUCCESS, Reason.OK, Status.HTTP_200
+            elif body is not None:
+                outcome, reason, status = (
+                    FallbackOutcome.SKIPPED,
+                    Reason.DUPLICATE,
+                    Status.HTTP_200,
+                )
+            elif state.parked:  # parked again for the same host
+                outcome, reason, status = (
+                    FallbackOutcome.SKIPPED,
+                    Reason.RATE_BUDGET,
+                    Status.RETRY,
+                )
+            else:
+                last = (
+                    state.failures[-1][0] if len(state.failures) > failures else Reason.NO_CANDIDATE
+                )
+                outcome, reason, status = FallbackOutcome.NO_PDF, last, Status.DOWNLOAD_ERROR
+            span.set_attribute(names.OUTCOME, outcome)
+            span.set_attribute(names.REASON, reason)
+            span.set_attribute(names.STATUS, status)
+        if telemetry.enabled:
+            telemetry.instruments.fallback_attempts.add(
+                1, {"source": candidate.source, "outcome": outcome}
+            )
+        return won
 
     def _continue(self, state: _WorkState, dry_run: bool) -> Resolution:
         work = state.work
@@ -293,6 +344,7 @@ class Fallback:
         while state.next_tier < len(tiers):
             tier = tiers[state.next_tier]
             state.next_tier += 1
+            state.tier_name = tier.name
             if state.remaining() <= 0:
                 state.fail(Reason.BUDGET, f"total budget of {self.policy.total_budget_s:g}s used")
                 break
@@ -403,6 +455,7 @@ class Fallback:
                 state.stop.set()
             return FallbackOutcome.SUCCESS, Reason.OK, Status.HTTP_200
         last: Reason = Reason.NO_CANDIDATE
+        parked_before = len(state.parked)
         for candidate in found:
             if state.stop.is_set() or state.remaining() <= 0:
                 break
@@ -416,6 +469,8 @@ class Fallback:
             last = state.failures[-1][0] if state.failures else last
         if state.stop.is_set() and state.winner is not None:
             return FallbackOutcome.SKIPPED, Reason.CANCELLED, Status.HTTP_200
+        if len(state.parked) > parked_before:  # its file waits for a host: resumed later
+            return FallbackOutcome.SKIPPED, Reason.RATE_BUDGET, Status.RETRY
         retryable = last in (
             Reason.THROTTLED,
             Reason.TIMEOUT,
@@ -521,7 +576,8 @@ class Fallback:
                     # resume just ahead of the slot this work now holds, at the request that
                     # needs it (a redirect hop is not asked for again)
                     state.park(
-                        _at_hop(candidate, exc.url), exc.reserved - RESUME_LEAD_S,
+                        _at_hop(candidate, exc.url),
+                        exc.reserved - RESUME_LEAD_S,
                         (exc.host, exc.reserved),
                     )
                 else:

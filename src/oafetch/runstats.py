@@ -57,6 +57,9 @@ class RunStats:
                 "finished_at": finished,
                 "elapsed_s": round(finished - self.started, 3),
                 "works": self.done,
+                # as run_summary counts them: one per work outcome, bad input lines aside
+                "artifacts_total": self.done - self.bad_lines,
+                "artifacts_success": self.outcomes[Outcome.SUCCESS],
                 "yield_pct": round(self.yield_pct, 2),
                 "outcomes": dict(self.outcomes),
                 "reasons": dict(self.reasons),

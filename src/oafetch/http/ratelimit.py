@@ -29,7 +29,7 @@ Clock = Callable[[], float]
 # first socket write) and the server's clock: thread scheduling on both sides, measured at up
 # to ~10 ms on a loaded 2-core machine. Longer windows get at least 1 % of their period.
 GATE_MARGIN_S = 0.005
-GATE_MARGIN_FRACTION = 0.02
+GATE_MARGIN_FRACTION = 0.03
 GATE_WINDOW_FRACTION = 0.01
 
 # The longest a Retry-After may pause a host (the retry policy caps what one work waits).
