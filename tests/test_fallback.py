@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 from loopback import Loopback, pdf_bytes
 from oafetch import Candidate, Downloader, Outcome, Reason, Resolver, WorkIds
 from oafetch.config import Config, ResolverSettings
-from oafetch.fallback import DEFAULT_TIERS, Tier, tiers_for
+from oafetch.fallback_state import DEFAULT_TIERS, Tier, tiers_for
 from oafetch.http.client import HttpClient
 from oafetch.works import Work, parse_work
 

@@ -12,7 +12,7 @@ import pytest
 
 from oafetch.config import Config
 from oafetch.errors import FetchError
-from oafetch.fallback import DEFAULT_TIERS
+from oafetch.fallback_state import DEFAULT_TIERS
 from oafetch.http.client import HttpClient
 from oafetch.resolvers.base import Candidate, Resolver, WorkIds
 from oafetch.resolvers.registry import build_resolvers

@@ -24,7 +24,8 @@ from opentelemetry import trace
 from oafetch import outdir
 from oafetch._version import __version__
 from oafetch.config import Config
-from oafetch.fallback import Fallback, WorkProgress
+from oafetch.fallback import Fallback
+from oafetch.fallback_state import WorkProgress
 from oafetch.http.client import HttpClient
 from oafetch.lock import DirLock
 from oafetch.manifest import AttemptRow, AttemptsWriter, ManifestWriter, PriorOutcome, load_prior

@@ -1,0 +1,200 @@
+"""The fallback's data: tiers (configured or default, with per-work hints), a work's progress
+through them (what a parked work carries until it resumes), and how a work's chain ended.
+
+Plain data and small pure helpers; :mod:`oafetch.fallback` drives them.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+
+from oafetch.config import FallbackConfig
+from oafetch.download import BodyOutcome
+from oafetch.resolvers.base import Candidate, WorkIds
+from oafetch.tokens import Outcome, Reason
+from oafetch.urls import canonical_url, host_of
+from oafetch.works import IdKind, Work
+
+
+@dataclass(frozen=True)
+class Tier:
+    name: str
+    sources: tuple[str, ...]
+    parallel: bool = True
+
+
+DEFAULT_TIERS: tuple[Tier, ...] = (
+    Tier("direct", ("unpaywall", "openalex", "crossref", "semantic_scholar")),
+    Tier(
+        "repositories",
+        (
+            "arxiv",
+            "pmc",
+            "europe_pmc",
+            "core",
+            "zenodo",
+            "figshare",
+            "hal",
+            "osf",
+            "openaire",
+            "doaj",
+        ),
+    ),
+    Tier("landing", ("landing_page",), parallel=False),
+    Tier("archive", ("wayback",), parallel=False),
+)
+
+# Which failure best explains a work that found candidates but stored nothing (most telling first).
+_REASON_RANK = (
+    Reason.BOT_CHALLENGE,
+    Reason.NOT_PDF,
+    Reason.TRUNCATED,
+    Reason.SIZE_MISMATCH,
+    Reason.POLICY_SIZE,
+    Reason.POLICY_TYPE,
+    Reason.ROBOTS,
+    Reason.THROTTLED,
+    Reason.RATE_BUDGET,
+    Reason.BREAKER_OPEN,
+    Reason.TIMEOUT,
+    Reason.TLS_ERROR,
+    Reason.CONN_ERROR,
+    Reason.HTTP_ERROR,
+    Reason.REDIRECT,
+    Reason.DISK_ERROR,
+    Reason.NOT_FOUND,
+    Reason.BAD_RESPONSE,
+    Reason.BAD_REQUEST,
+    Reason.BUDGET,
+    Reason.CANCELLED,
+    Reason.DOWNLOAD_ERROR,
+)
+
+
+# How many fetched URLs a run remembers (least recently used dropped), to fetch each once.
+MAX_REMEMBERED_URLS = 50_000
+
+# The source name of a URL the user gave as input (no origin: the user chose it).
+DIRECT = "direct"
+
+# A parked work is resumed this long before its kept rate slot, so it is ready on time.
+RESUME_LEAD_S = 0.05
+
+# Reasons that mean "not asked" rather than "failed".
+_SOFT = frozenset(
+    {Reason.RATE_BUDGET, Reason.BREAKER_OPEN, Reason.THROTTLED, Reason.BUDGET, Reason.CANCELLED}
+)
+
+
+def tiers_from_config(config: FallbackConfig) -> tuple[Tier, ...]:
+    """The configured ``[[fallback.tiers]]``, or the default chain."""
+    if not config.tiers:
+        return DEFAULT_TIERS
+    return tuple(Tier(t.name, tuple(t.sources), t.parallel) for t in config.tiers)
+
+
+def _at_hop(candidate: Candidate, hop_url: str | None) -> Candidate:
+    """``candidate`` moved to the redirect hop that was parked (the same candidate if none).
+
+    The hop keeps the guard's view of where it came from: its origin is the host that
+    redirected to it, as if the redirect were followed again.
+    """
+    if not hop_url or hop_url == candidate.url:
+        return candidate
+    return replace(candidate, url=hop_url, origin=host_of(candidate.url) or candidate.origin)
+
+
+def tiers_for(work: Work, tiers: Sequence[Tier]) -> list[Tier]:
+    """Per-work hints: a PMCID asks PMC first, an arXiv id asks arXiv first."""
+    hint = {IdKind.PMCID: "pmc", IdKind.ARXIV: "arxiv"}.get(work.kind)
+    if hint is None:
+        return list(tiers)
+    rest = [Tier(t.name, tuple(s for s in t.sources if s != hint), t.parallel) for t in tiers]
+    return [Tier("hint", (hint,), False), *[t for t in rest if t.sources]]
+
+
+@dataclass
+class Resolution:
+    """How a work's fallback chain ended."""
+
+    outcome: Outcome
+    reason: Reason
+    message: str
+    body: BodyOutcome | None = None
+    candidate: Candidate | None = None
+    candidates: list[Candidate] = field(default_factory=list)
+    downloads: int = 0
+    parked: WorkProgress | None = None  # set when the work waits for a host: resume it later
+
+    @property
+    def not_before(self) -> float:
+        """Monotonic time at which a parked work should be resumed."""
+        return min((t for _, t, _ in self.parked.parked), default=0.0) if self.parked else 0.0
+
+
+@dataclass
+class _WorkState:
+    work: Work
+    ids: WorkIds
+    deadline: float
+    max_attempts: int
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    stop: threading.Event = field(default_factory=threading.Event)
+    seen: set[str] = field(default_factory=set)
+    downloads: int = 0
+    winner: tuple[BodyOutcome, Candidate] | None = None
+    failures: list[tuple[Reason, str]] = field(default_factory=list)
+    candidates: list[Candidate] = field(default_factory=list)
+    # (candidate, not_before, the rate slot kept for it as (host, start) or None)
+    parked: list[tuple[Candidate, float, tuple[str, float] | None]] = field(default_factory=list)
+    # the tier each parked candidate's source ran in (its resumed attempt is recorded there)
+    parked_tiers: dict[str, str] = field(default_factory=dict)
+    tier_name: str = ""  # the tier running now
+    next_tier: int = 0
+    deferrals: int = 0
+    defer_after_s: float | None = None  # None: wait in place (single fetch), else park
+    list_only: bool = False  # ask every source, download nothing
+
+    def remaining(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def claim(self, url: str) -> bool:
+        """Reserve a candidate URL for download (once per work, within the attempt budget)."""
+        key = canonical_url(url)
+        with self.lock:
+            if key in self.seen or self.stop.is_set():
+                return False
+            if self.downloads >= self.max_attempts:
+                self.failures.append((Reason.BUDGET, f"attempt budget of {self.max_attempts} used"))
+                return False
+            self.seen.add(key)
+            self.downloads += 1
+            return True
+
+    def unclaim(self, url: str) -> None:
+        with self.lock:
+            self.seen.discard(canonical_url(url))
+            self.downloads -= 1
+
+    def park(self, candidate: Candidate, not_before: float, slot: tuple[str, float] | None) -> None:
+        with self.lock:
+            self.parked.append((candidate, not_before, slot))
+            self.parked_tiers[candidate.url] = self.tier_name
+
+    def fail(self, reason: Reason, message: str) -> None:
+        with self.lock:
+            self.failures.append((reason, message))
+
+    def win(self, body: BodyOutcome, candidate: Candidate) -> bool:
+        with self.lock:
+            if self.winner is not None:
+                return False
+            self.winner = (body, candidate)
+            self.stop.set()
+            return True
+
+
+WorkProgress = _WorkState  # what a parked work carries until it is resumed
