@@ -351,18 +351,9 @@ class Downloader:
         attrs = {
             names.WORK_ID: work.work_id,
             names.ARTIFACT_ID: work.artifact_id,
-            names.OUTCOME: str(result.outcome),
-            names.REASON: str(result.reason),
-            names.RESOLVER: result.resolver,
-            names.CONTENT_TYPE: result.content_type,
-            names.BYTES: result.bytes,
-            names.SHA256: result.sha256,
-            names.FINAL_PATH: prior.path if prior else None,
-            names.DEDUPE_ACTION: result.dedupe_action,
+            **_outcome_attrs(result, prior.path if prior else None),
         }
-        with self.telemetry.tracer.start_as_current_span(
-            names.SPAN_WORK, attributes={k: v for k, v in attrs.items() if v is not None}
-        ):
+        with self.telemetry.tracer.start_as_current_span(names.SPAN_WORK, attributes=attrs):
             pass
 
     def _process(
@@ -424,18 +415,8 @@ class Downloader:
                 line=line,
                 input=redact_url(work.raw) if work.raw else None,
             )
-            attrs = {
-                names.OUTCOME: str(result.outcome),
-                names.REASON: str(result.reason),
-                names.RESOLVER: result.resolver,
-                names.CONTENT_TYPE: result.content_type,
-                names.BYTES: result.bytes,
-                names.SHA256: result.sha256,
-                names.FINAL_PATH: stored.relpath if stored else None,
-                names.DEDUPE_ACTION: result.dedupe_action,
-                names.TTFP_MS: ttfp,
-            }
-            span.set_attributes({k: v for k, v in attrs.items() if v is not None})
+            attrs = _outcome_attrs(result, stored.relpath if stored else None)
+            span.set_attributes(attrs)
         if self.telemetry.enabled:
             self.telemetry.instruments.downloads.add(
                 1,
@@ -536,3 +517,19 @@ def _scrub(text: str, secrets_: tuple[str, ...]) -> str:
     from oafetch.urls import scrub
 
     return scrub(text, secrets_)
+
+
+def _outcome_attrs(result: DownloadResult, relpath: str | None) -> dict[str, Any]:
+    """The ``oafetch.work`` span's outcome attributes (what its ``downloads`` row holds)."""
+    attrs = {
+        names.OUTCOME: str(result.outcome),
+        names.REASON: str(result.reason),
+        names.RESOLVER: result.resolver,
+        names.CONTENT_TYPE: result.content_type,
+        names.BYTES: result.bytes,
+        names.SHA256: result.sha256,
+        names.FINAL_PATH: relpath,
+        names.DEDUPE_ACTION: result.dedupe_action,
+        names.TTFP_MS: result.ttfp_ms,
+    }
+    return {k: v for k, v in attrs.items() if v is not None}

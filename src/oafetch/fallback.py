@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor, Future, wait
 from dataclasses import replace
 
@@ -130,45 +130,23 @@ class Fallback:
         state: _WorkState,
         slot: tuple[str, float] | None,
     ) -> bool:
-        """Download a parked candidate as an attempt of its source (one ``oafetch.attempt``
-        span, so ``fallback_attempts`` records how it ended); True when it won the work."""
-        telemetry = self.http.telemetry
-        attrs = {
-            names.TIER: tier,
-            names.SOURCE: candidate.source,
-            names.HOST: host_of(candidate.url),
-        }
-        with telemetry.tracer.start_as_current_span(names.SPAN_ATTEMPT, attributes=attrs) as span:
+        """Download a parked candidate as an attempt of its source (so ``fallback_attempts``
+        records how it ended); True when it won the work."""
+
+        def run() -> tuple[FallbackOutcome, Reason, str]:
             failures = len(state.failures)
             body = self._try(candidate, state, depth=0, slot=slot)
-            won = body is not None and state.win(body, candidate)
-            if won:
-                outcome, reason, status = FallbackOutcome.SUCCESS, Reason.OK, Status.HTTP_200
-            elif body is not None:
-                outcome, reason, status = (
-                    FallbackOutcome.SKIPPED,
-                    Reason.DUPLICATE,
-                    Status.HTTP_200,
-                )
-            elif state.parked:  # parked again for the same host
-                outcome, reason, status = (
-                    FallbackOutcome.SKIPPED,
-                    Reason.RATE_BUDGET,
-                    Status.RETRY,
-                )
-            else:
-                last = (
-                    state.failures[-1][0] if len(state.failures) > failures else Reason.NO_CANDIDATE
-                )
-                outcome, reason, status = FallbackOutcome.NO_PDF, last, Status.DOWNLOAD_ERROR
-            span.set_attribute(names.OUTCOME, outcome)
-            span.set_attribute(names.REASON, reason)
-            span.set_attribute(names.STATUS, status)
-        if telemetry.enabled:
-            telemetry.instruments.fallback_attempts.add(
-                1, {"source": candidate.source, "outcome": outcome}
-            )
-        return won
+            if body is not None and state.win(body, candidate):
+                return FallbackOutcome.SUCCESS, Reason.OK, Status.HTTP_200
+            if body is not None:
+                return FallbackOutcome.SKIPPED, Reason.DUPLICATE, Status.HTTP_200
+            if state.parked:  # parked again for the same host
+                return FallbackOutcome.SKIPPED, Reason.RATE_BUDGET, Status.RETRY
+            last = state.failures[-1][0] if len(state.failures) > failures else Reason.NO_CANDIDATE
+            return FallbackOutcome.NO_PDF, last, Status.DOWNLOAD_ERROR
+
+        outcome = self._as_attempt(tier, candidate.source, host_of(candidate.url), run)
+        return outcome is FallbackOutcome.SUCCESS
 
     def _continue(self, state: _WorkState, dry_run: bool) -> Resolution:
         work = state.work
@@ -243,17 +221,32 @@ class Fallback:
         return None
 
     def _run_source(self, tier: Tier, resolver: Resolver, state: _WorkState, dry_run: bool) -> None:
+        self._as_attempt(
+            tier.name,
+            resolver.name,
+            resolver.api_host,
+            lambda: self._attempt(resolver, state, dry_run),
+        )
+
+    def _as_attempt(
+        self,
+        tier: str,
+        source: str,
+        host: str,
+        run: Callable[[], tuple[FallbackOutcome, Reason, str]],
+    ) -> FallbackOutcome:
+        """Run one attempt of ``source`` inside its ``oafetch.attempt`` span (one
+        ``fallback_attempts`` row) and count it; return its outcome."""
         telemetry = self.http.telemetry
-        attrs = {names.TIER: tier.name, names.SOURCE: resolver.name, names.HOST: resolver.api_host}
+        attrs = {names.TIER: tier, names.SOURCE: source, names.HOST: host}
         with telemetry.tracer.start_as_current_span(names.SPAN_ATTEMPT, attributes=attrs) as span:
-            outcome, reason, status = self._attempt(resolver, state, dry_run)
+            outcome, reason, status = run()
             span.set_attribute(names.OUTCOME, outcome)
             span.set_attribute(names.REASON, reason)
             span.set_attribute(names.STATUS, status)
         if telemetry.enabled:
-            telemetry.instruments.fallback_attempts.add(
-                1, {"source": resolver.name, "outcome": outcome}
-            )
+            telemetry.instruments.fallback_attempts.add(1, {"source": source, "outcome": outcome})
+        return outcome
 
     def _attempt(
         self, resolver: Resolver, state: _WorkState, dry_run: bool
