@@ -25,8 +25,21 @@ _active: list[threading.Event] = []
 EXIT_DISK = 74
 
 
+_stop_requested = threading.Event()
+
+
+def reset_stop() -> None:
+    """Forget an earlier stop request (a new command starts in this process)."""
+    _stop_requested.clear()
+
+
 def request_stop() -> None:
-    """Ask every running batch to stop admitting works and abandon in-flight downloads."""
+    """Ask every running batch to stop admitting works and abandon in-flight downloads.
+
+    A batch that starts afterwards in this process (the signal came while it was opening its
+    output directory) stops at once too.
+    """
+    _stop_requested.set()
     for event in list(_active):
         event.set()
 
@@ -103,6 +116,8 @@ def run_batch(args: argparse.Namespace, config: Config) -> int:
     dry = bool(args.dry_run)
     with Downloader(config, resume=args.resume) as dl:
         _active.append(dl.cancel)
+        if _stop_requested.is_set():  # stopped before the batch could be told
+            dl.cancel.set()
         try:
             results = dl.run(lines, dry_run=dry, max_works=args.max, list_only=args.list_only)
             _drive(results, dl.stats, quiet=getattr(args, "quiet", False), total=count_inputs(args))

@@ -249,6 +249,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
 
+    from oafetch import batch
+
+    batch.reset_stop()
     previous = {sig: signal.signal(sig, on_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         code: int = args.func(args)

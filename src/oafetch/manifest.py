@@ -86,9 +86,13 @@ class _Appender:
         self._fh = outdir.open_append(path, newline="")
 
     def write_line(self, line: str) -> None:
+        """Append ``line`` whole or not at all (:func:`oafetch.outdir.append_whole`).
+
+        Raises:
+            OSError: the write failed; the file is as it was.
+        """
         with self._lock:
-            self._fh.write(line)
-            self._fh.flush()
+            outdir.append_whole(self._fh.fileno(), line.encode("utf-8"))
 
     def close(self, fsync: bool = True) -> None:
         with self._lock:

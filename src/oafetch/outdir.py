@@ -271,3 +271,24 @@ def is_regular(root: Path, rel: str | PurePosixPath) -> bool:
     except OSError:
         return False
     return stat.S_ISREG(info.st_mode)
+
+
+def append_whole(fd: int, data: bytes) -> None:
+    """Append ``data`` to the file open at ``fd``, whole or not at all.
+
+    The bytes go straight to the descriptor (a Python-side buffer that failed to flush would
+    write them again later), and a write that fails part way (a full disk) is cut back to
+    where it started, so no torn record is left between whole ones.
+
+    Raises:
+        OSError: the write failed; the file is as it was.
+    """
+    start = os.lseek(fd, 0, os.SEEK_END)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, start)
+        raise

@@ -17,8 +17,9 @@ and a blocked ``recv`` does not notice Ctrl-C. This module bounds the I/O itself
   no body loop can see. Body reads after that are bounded by the download's own deadline
   between chunks (``download.max_body_s``, the work's budget), and still notice cancellation.
 
-Errors are httpcore's own (``ConnectTimeout``, ``ReadTimeout``, ``WriteTimeout``, ``ReadError``),
-so httpx maps them and :mod:`oafetch.http.errors` translates them as for any other timeout.
+Deadline errors are httpcore's own (``ConnectTimeout``, ``ReadTimeout``, ``WriteTimeout``), so
+httpx maps them and :mod:`oafetch.http.errors` translates them as for any other timeout. A
+cancelled run raises ``FetchError(cancelled)``: not a failure of the host, so no breaker counts it.
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ from typing import Any
 
 import httpcore
 import httpx
+
+from oafetch.errors import FetchError
+from oafetch.tokens import Reason
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +108,7 @@ class DeadlineStream(httpcore.NetworkStream):
         until = None if timeout is None else time.monotonic() + timeout
         while True:
             if self._cancel.is_set():
-                raise httpcore.ReadError("the run was interrupted")
+                raise FetchError(Reason.CANCELLED, "run interrupted mid-request")
             left = _bounded(
                 None if until is None else until - time.monotonic(), httpcore.ReadTimeout, "read"
             )
@@ -125,7 +129,7 @@ class DeadlineStream(httpcore.NetworkStream):
             _before_send.set(None)
             hook()
         if self._cancel.is_set():
-            raise httpcore.WriteError("the run was interrupted")
+            raise FetchError(Reason.CANCELLED, "run interrupted before the request was sent")
         self._inner.write(buffer, _bounded(timeout, httpcore.WriteTimeout, "write"))
 
     def close(self) -> None:
@@ -162,7 +166,7 @@ class DeadlineBackend(httpcore.NetworkBackend):
         socket_options: Iterable[Any] | None = None,
     ) -> httpcore.NetworkStream:
         if self._cancel.is_set():
-            raise httpcore.ConnectError("the run was interrupted")
+            raise FetchError(Reason.CANCELLED, "run interrupted before connecting")
         bounded = _bounded(timeout, httpcore.ConnectTimeout, "connect")
         stream = self._inner.connect_tcp(host, port, bounded, local_address, socket_options)
         return DeadlineStream(stream, self._cancel)

@@ -12,10 +12,8 @@ used as a plain ``SpanExporter``, which guarantees no loss only under the schema
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import os
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -101,16 +99,7 @@ class JsonlSpanExporter(SpanExporter):
             return
         data = ("\n".join([_encode(r) for r in records]) + "\n").encode("utf-8")
         with self._lock:
-            fd = self._file().fileno()
-            start = os.lseek(fd, 0, os.SEEK_END)
-            try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
-            except OSError:
-                with contextlib.suppress(OSError):
-                    os.ftruncate(fd, start)
-                raise
+            outdir.append_whole(self._file().fileno(), data)
 
     def begin_run(self, run: RunRecord) -> None:
         """Nothing to do: the run's span line is written when it ends."""
