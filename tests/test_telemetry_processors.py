@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from opentelemetry import context as otel_context
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import HistogramDataPoint, InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
@@ -19,6 +20,7 @@ from opentelemetry.util.types import AttributeValue
 
 from oafetch.config import TelemetryConfig
 from oafetch.telemetry import TelemetrySession, names, processors
+from oafetch.telemetry.client_spans import OWN_REQUEST
 from oafetch.telemetry.context import identity
 from oafetch.telemetry.emit import emit_rate_event
 from oafetch.telemetry.jsonl_exporter import JsonlSpanExporter
@@ -115,7 +117,7 @@ def test_backpressure_instead_of_dropping() -> None:
     schema = SchemaProcessor([writer], max_batch=16, max_pending=64, linger_s=0)
     provider = TracerProvider(shutdown_on_exit=False)
     provider.add_span_processor(schema)
-    tracer = provider.get_tracer("t")
+    tracer = provider.get_tracer(names.INSTRUMENTATION_SCOPE)
     for i in range(2_000):
         attempt(tracer, i)
     schema.shutdown()
@@ -132,7 +134,7 @@ def test_force_flush_waits_for_everything_ended_before_it(tmp_path: Path) -> Non
     schema = SchemaProcessor([SqliteSpanExporter(db)], linger_s=10.0)
     provider = TracerProvider(shutdown_on_exit=False)
     provider.add_span_processor(schema)
-    tracer = provider.get_tracer("t")
+    tracer = provider.get_tracer(names.INSTRUMENTATION_SCOPE)
     with identity(run_id="r"):
         for i in range(25):
             attempt(tracer, i)
@@ -158,7 +160,7 @@ def test_force_flush_returns_false_on_timeout() -> None:
     schema = SchemaProcessor([writer], linger_s=0)
     provider = TracerProvider(shutdown_on_exit=False)
     provider.add_span_processor(schema)
-    attempt(provider.get_tracer("t"), 0)
+    attempt(provider.get_tracer(names.INSTRUMENTATION_SCOPE), 0)
     assert schema.force_flush(100) is False
     writer.release.set()
     assert schema.force_flush(5_000) is True
@@ -171,7 +173,7 @@ def test_shutdown_drains_then_counts_late_spans_as_dropped(tmp_path: Path) -> No
     schema = SchemaProcessor([SqliteSpanExporter(db)], linger_s=10.0)
     provider = TracerProvider(shutdown_on_exit=False)
     provider.add_span_processor(schema)
-    tracer = provider.get_tracer("t")
+    tracer = provider.get_tracer(names.INSTRUMENTATION_SCOPE)
     with identity(run_id="r"):
         for i in range(100):
             attempt(tracer, i)
@@ -211,7 +213,7 @@ def test_transient_writer_failure_is_retried_without_loss() -> None:
     schema = SchemaProcessor([writer], linger_s=0)
     provider = TracerProvider(shutdown_on_exit=False)
     provider.add_span_processor(schema)
-    attempt(provider.get_tracer("t"), 0)
+    attempt(provider.get_tracer(names.INSTRUMENTATION_SCOPE), 0)
     schema.shutdown()
     assert writer.written == 1
     assert schema.spans_dropped == 0
@@ -225,7 +227,7 @@ def test_persistent_writer_failure_is_counted_and_reaches_run_summary(tmp_path: 
     schema = SchemaProcessor([SqliteSpanExporter(db), broken], linger_s=0)
     provider = TracerProvider(shutdown_on_exit=False)
     provider.add_span_processor(schema)
-    tracer = provider.get_tracer("t")
+    tracer = provider.get_tracer(names.INSTRUMENTATION_SCOPE)
     run_attrs = {names.RUN_ID: "broken"}
     with (
         identity(run_id="broken"),
@@ -289,7 +291,7 @@ def test_body_span_fills_bytes_of_its_client_row(tmp_path: Path, separate_batche
     schema = SchemaProcessor([SqliteSpanExporter(db)], linger_s=10.0)
     provider = TracerProvider(shutdown_on_exit=False)
     provider.add_span_processor(schema)
-    tracer = provider.get_tracer("t")
+    tracer = provider.get_tracer(names.INSTRUMENTATION_SCOPE)
     with identity(run_id="r"):
         ids = [
             client_then_body(tracer, flush_between=schema if separate_batches else None)
@@ -307,7 +309,7 @@ def test_body_update_of_a_row_written_by_an_earlier_writer(tmp_path: Path) -> No
     first = SchemaProcessor([SqliteSpanExporter(db)], linger_s=0)
     provider = TracerProvider(shutdown_on_exit=False)
     provider.add_span_processor(first)
-    tracer = provider.get_tracer("t")
+    tracer = provider.get_tracer(names.INSTRUMENTATION_SCOPE)
     client_attrs = {names.HTTP_REQUEST_METHOD: "GET", names.RUN_ID: "r", names.ROLE: "artifact"}
     with tracer.start_as_current_span(
         "GET", kind=SpanKind.CLIENT, attributes=client_attrs
@@ -343,14 +345,20 @@ def test_stamping_copies_identity_onto_every_span_explicit_attributes_win(tmp_pa
     provider.add_span_processor(StampingProcessor())
     schema = SchemaProcessor([JsonlSpanExporter(out)], linger_s=0)
     provider.add_span_processor(schema)
-    tracer = provider.get_tracer("t")
+    tracer = provider.get_tracer(names.INSTRUMENTATION_SCOPE)
+    httpx_tracer = provider.get_tracer("opentelemetry.instrumentation.httpx")
     with identity(run_id="r1", work_id="w1", artifact_id="a1"):
-        with tracer.start_as_current_span("GET", kind=SpanKind.CLIENT):
-            pass
+        token = otel_context.attach(otel_context.set_value(OWN_REQUEST, True))
+        with httpx_tracer.start_as_current_span("GET", kind=SpanKind.CLIENT):
+            pass  # a CLIENT span of oafetch's own client
+        otel_context.detach(token)
         with tracer.start_as_current_span(names.SPAN_WORK, attributes={names.WORK_ID: "mine"}):
             pass
+        with httpx_tracer.start_as_current_span("GET", kind=SpanKind.CLIENT):
+            pass  # the application's own request, inside oafetch's context all the same
     schema.shutdown()
-    client, work = (json.loads(line) for line in out.read_text().splitlines())
+    client, work, app = (json.loads(line) for line in out.read_text().splitlines())
+    assert not any(key.startswith("oafetch.") for key in app["attributes"])
     assert client["attributes"][names.RUN_ID] == "r1"
     assert client["attributes"][names.WORK_ID] == "w1"
     assert client["attributes"][names.ARTIFACT_ID] == "a1"
@@ -364,7 +372,7 @@ def test_span_outside_identity_gets_the_one_open_run(tmp_path: Path) -> None:
     provider.add_span_processor(StampingProcessor())
     schema = SchemaProcessor([JsonlSpanExporter(out)], linger_s=0)
     provider.add_span_processor(schema)
-    tracer = provider.get_tracer("t")
+    tracer = provider.get_tracer(names.INSTRUMENTATION_SCOPE)
 
     def elsewhere() -> None:
         with tracer.start_as_current_span(names.SPAN_EVENTS):
@@ -387,7 +395,7 @@ def test_transport_failure_duration_is_recorded_from_client_spans() -> None:
     histogram = meters.get_meter("t").create_histogram(names.METRIC_TRANSPORT_FAILURE_DURATION)
     provider = TracerProvider(shutdown_on_exit=False)
     provider.add_span_processor(StampingProcessor(failure_duration=histogram))
-    tracer = provider.get_tracer("t")
+    tracer = provider.get_tracer(names.INSTRUMENTATION_SCOPE)
     failed: dict[str, AttributeValue] = {
         names.HTTP_REQUEST_METHOD: "GET",
         names.SERVER_ADDRESS: "down.example",
@@ -447,7 +455,7 @@ def test_a_span_that_cannot_be_snapshotted_is_counted_not_raised(
     schema = SchemaProcessor([writer], linger_s=0)
     provider = TracerProvider(shutdown_on_exit=False)
     provider.add_span_processor(schema)
-    tracer = provider.get_tracer("t")
+    tracer = provider.get_tracer(names.INSTRUMENTATION_SCOPE)
     attempt(tracer, 0)
 
     def broken(span: Any) -> Record:
@@ -466,7 +474,7 @@ def test_ending_spans_does_not_wake_a_lingering_writer() -> None:
     schema = SchemaProcessor([writer], linger_s=10.0)
     provider = TracerProvider(shutdown_on_exit=False)
     provider.add_span_processor(schema)
-    tracer = provider.get_tracer("t")
+    tracer = provider.get_tracer(names.INSTRUMENTATION_SCOPE)
     sets: list[int] = []
     real_set = schema._wake.set
 

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from opentelemetry import context as otel_context
-from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.trace import Link, SpanContext, Status, StatusCode
 
 from oafetch import outdir
 from oafetch._version import __version__
@@ -34,7 +35,7 @@ from oafetch.resolvers.registry import build_resolvers, check_tiers, resolver_cl
 from oafetch.results import DownloadResult
 from oafetch.runstats import RunStats
 from oafetch.storage import Storage, sha256_file
-from oafetch.telemetry import names
+from oafetch.telemetry import names, traces
 from oafetch.telemetry.context import identity
 from oafetch.telemetry.runtime import Telemetry
 from oafetch.tokens import Outcome, Reason
@@ -54,6 +55,7 @@ class Parked:
     progress: WorkProgress
     not_before: float  # time.monotonic()
     started: float  # time.perf_counter() of the work's first step (for time-to-first-PDF)
+    span: SpanContext | None = None  # the parked work span: the resumed one continues its trace
 
 
 def new_run_id() -> str:
@@ -172,13 +174,13 @@ class Downloader:
             )
             self._run_span = self.telemetry.tracer.start_span(
                 names.SPAN_RUN,
+                context=traces.run_parent(),
                 attributes={
                     names.RUN_ID: self.run_id,
                     names.CONFIG_HASH: self.config.config_hash,
                     names.VERSION: __version__,
                 },
             )
-            self._run_ctx = trace.set_span_in_context(self._run_span)
         except BaseException:
             self._lock.release()
             raise
@@ -225,14 +227,19 @@ class Downloader:
 
     # -- one work -------------------------------------------------------------------------------
     def fetch(self, work: str | Work, *, dry_run: bool = False) -> DownloadResult:
-        """Fetch one work on the calling thread."""
+        """Fetch one work on the calling thread (inside the caller's span, if there is one)."""
         item = work if isinstance(work, Work) else None
         line = InputLine(1, item) if item else next(iter(as_works([str(work)])))
-        return self.process(line, dry_run=dry_run)
+        return self.process(line, dry_run=dry_run, caller=traces.caller_context())
 
-    def process(self, line: InputLine, *, dry_run: bool = False) -> DownloadResult:
-        """Run one input line through the pipeline and record its outcome. Never raises."""
-        result = self.step(line, dry_run=dry_run)
+    def process(
+        self, line: InputLine, *, dry_run: bool = False, caller: Context | None = None
+    ) -> DownloadResult:
+        """Run one input line through the pipeline and record its outcome. Never raises.
+
+        ``caller``: a context holding the span the work's trace continues (default: the work
+        starts a trace of its own, linked to the run's span)."""
+        result = self.step(line, dry_run=dry_run, caller=caller)
         assert isinstance(result, DownloadResult)  # without defer_after_s nothing is parked
         return result
 
@@ -243,6 +250,7 @@ class Downloader:
         dry_run: bool = False,
         parked: Parked | None = None,
         defer_after_s: float | None = None,
+        caller: Context | None = None,
     ) -> DownloadResult | Parked:
         """One scheduling step of a work: a final result, or :class:`Parked` to resume later."""
         if line.work is None:
@@ -261,12 +269,15 @@ class Downloader:
             )
             self.manifest.write(row)
             return result
-        token = otel_context.attach(self._run_ctx)
+        parent, links = traces.work_parent(
+            self._run_span, caller=caller, resumed_from=parked.span if parked else None
+        )
+        token = otel_context.attach(parent)
         try:
             with identity(
                 run_id=self.run_id, work_id=line.work.work_id, artifact_id=line.work.artifact_id
             ):
-                outcome = self._process(line, dry_run, parked, defer_after_s)
+                outcome = self._process(line, dry_run, parked, defer_after_s, links)
             if isinstance(outcome, Parked):
                 return outcome
             result = outcome
@@ -343,7 +354,7 @@ class Downloader:
             dedupe_action="kept",
         )
 
-    def _record_resumed(self, result: DownloadResult, work: Work) -> None:
+    def _record_resumed(self, result: DownloadResult, work: Work, links: list[Link]) -> None:
         """A work stored by an earlier run is still an outcome of this one: its work span
         (hence its ``downloads`` row, ``reason = resumed``, ``dedupe_action = kept``) makes
         ``run_summary`` count what ``summary.json`` counts."""
@@ -353,22 +364,30 @@ class Downloader:
             names.ARTIFACT_ID: work.artifact_id,
             **_outcome_attrs(result, prior.path if prior else None),
         }
-        with self.telemetry.tracer.start_as_current_span(names.SPAN_WORK, attributes=attrs):
+        with self.telemetry.tracer.start_as_current_span(
+            names.SPAN_WORK, attributes=attrs, links=links
+        ):
             pass
 
     def _process(
-        self, item: InputLine, dry_run: bool, parked: Parked | None, defer_after_s: float | None
+        self,
+        item: InputLine,
+        dry_run: bool,
+        parked: Parked | None,
+        defer_after_s: float | None,
+        links: list[Link],
     ) -> DownloadResult | Parked:
         work, line = item.work, item.line
         assert work is not None
         if parked is None and (resumed := self._resumed(work)) is not None:
-            self._record_resumed(resumed, work)
+            self._record_resumed(resumed, work, links)
             return resumed
         tracer = self.telemetry.tracer
         started = parked.started if parked else time.perf_counter()
         with tracer.start_as_current_span(
             names.SPAN_WORK,
             attributes={names.WORK_ID: work.work_id, names.ARTIFACT_ID: work.artifact_id},
+            links=links,
         ) as span:
             if parked is not None:
                 resolution = self.fallback.resume(parked.progress, dry_run=dry_run)
@@ -381,7 +400,13 @@ class Downloader:
                 )
             if resolution.parked is not None:
                 span.set_attribute(names.REASON, str(Reason.RATE_BUDGET))
-                return Parked(item, resolution.parked, resolution.not_before, started)
+                return Parked(
+                    item,
+                    resolution.parked,
+                    resolution.not_before,
+                    started,
+                    span.get_span_context(),
+                )
             body, cand = resolution.body, resolution.candidate
             stored = body.stored if body else None
             ttfp = (time.perf_counter() - started) * 1000 if stored else None
@@ -417,6 +442,8 @@ class Downloader:
             )
             attrs = _outcome_attrs(result, stored.relpath if stored else None)
             span.set_attributes(attrs)
+            if result.outcome is Outcome.ERROR:
+                span.set_status(Status(StatusCode.ERROR, str(result.reason)))
         if self.telemetry.enabled:
             self.telemetry.instruments.downloads.add(
                 1,

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -51,9 +50,6 @@ from oafetch.urls import redact_url, scrub
 from oafetch.waiting import idle_wait
 
 T = TypeVar("T")
-
-# Stable HTTP semantic conventions for the instrumentation (must be set before it initialises).
-os.environ.setdefault("OTEL_SEMCONV_STABILITY_OPT_IN", "http")
 
 CacheWrapper = Callable[[httpx.BaseTransport], httpx.BaseTransport]
 
@@ -95,7 +91,8 @@ class HttpClient:
     Args:
         config: the run's configuration.
         telemetry: the handle spans and events go to (``Telemetry.noop()`` to disable).
-        tracer_provider / meter_provider: handed to the httpx instrumentation (``None``: global).
+        tracer_provider / meter_provider: for the CLIENT spans (``None``: the ``telemetry``
+            handle's providers, never the global ones by accident).
         transport: the innermost transport (default ``httpx.HTTPTransport``; tests may pass one).
         cache: wraps the breaker stage with a cache stage (hits spend no token, no breaker call).
         cancel: set it to interrupt rate-limit and retry waits (Ctrl-C).
@@ -141,16 +138,12 @@ class HttpClient:
         # below the CLIENT span: what the instrumentation injects is filtered per host
         inner = PropagationFilterTransport(inner, config.telemetry.propagate_to)
         if self.telemetry.enabled:
-            from opentelemetry.instrumentation.httpx import SyncOpenTelemetryTransport
+            from oafetch.telemetry.client_spans import instrumented_transport
 
-            from oafetch.telemetry.httpx_hooks import request_hook, response_hook
-
-            inner = SyncOpenTelemetryTransport(
+            inner = instrumented_transport(
                 inner,
-                tracer_provider=tracer_provider,
-                meter_provider=meter_provider,
-                request_hook=request_hook,
-                response_hook=response_hook,
+                tracer_provider=tracer_provider or self.telemetry.tracer_provider,
+                meter_provider=meter_provider or self.telemetry.meter_provider,
             )
         below_cache: httpx.BaseTransport = RateLimitTransport(
             inner,

@@ -1,4 +1,4 @@
-"""Hooks for the httpx instrumentation's CLIENT span, and the instrumented transport.
+"""Hooks for the httpx instrumentation's CLIENT span (see :mod:`~oafetch.telemetry.client_spans`).
 
 The outer stages of oafetch's transport stack (cache → breaker → rate limit → *CLIENT span* →
 ``HTTPTransport``) write what they know about a request into ``request.extensions["oafetch"]``,
@@ -19,9 +19,8 @@ Both hooks run on the requesting thread, use only the OpenTelemetry API and neve
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import MutableMapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from opentelemetry.trace import Span
@@ -30,11 +29,6 @@ from opentelemetry.util.types import AttributeValue
 from oafetch.telemetry import names
 from oafetch.telemetry._attrs import set_valid_attributes
 
-if TYPE_CHECKING:
-    import httpx
-    from opentelemetry.metrics import MeterProvider
-    from opentelemetry.trace import TracerProvider
-
 log = logging.getLogger(__name__)
 
 #: The ``request.extensions`` key of oafetch's per-request facts.
@@ -42,7 +36,6 @@ EXTENSION = "oafetch"
 #: What replaces a query string that no stage redacted.
 REDACTED = "REDACTED"
 
-_SEMCONV_ENV = "OTEL_SEMCONV_STABILITY_OPT_IN"
 _OLD_URL = "http.url"
 _logged: set[str] = set()
 
@@ -164,38 +157,3 @@ def response_hook(span: Span, request_info: Any, response_info: Any) -> None:
             facts["client_span_id"] = format(span.get_span_context().span_id, "016x")
     except Exception:
         _log_once("response", "oafetch: response_hook failed (logged once)")
-
-
-def instrumented_transport(
-    inner: httpx.BaseTransport,
-    *,
-    tracer_provider: TracerProvider | None,
-    meter_provider: MeterProvider | None,
-) -> httpx.BaseTransport:
-    """Wrap ``inner`` in the instrumentation's CLIENT-span transport with oafetch's hooks.
-
-    Sets ``OTEL_SEMCONV_STABILITY_OPT_IN=http`` first unless the environment says otherwise:
-    the instrumentation reads it once per process, at its first transport. Place the result
-    innermost, directly above ``httpx.HTTPTransport``; instrument nothing else globally.
-    """
-    os.environ.setdefault(_SEMCONV_ENV, "http")
-    from opentelemetry.instrumentation.httpx import SyncOpenTelemetryTransport
-
-    transport = SyncOpenTelemetryTransport(
-        inner,
-        tracer_provider=tracer_provider,
-        meter_provider=meter_provider,
-        request_hook=request_hook,
-        response_hook=response_hook,
-    )
-    mode = getattr(transport, "_sem_conv_opt_in_mode", None)
-    stable = mode is None or "HTTP" in str(getattr(mode, "name", mode)).upper()
-    if not stable and "semconv" not in _logged:
-        _logged.add("semconv")
-        log.warning(
-            "oafetch: the httpx instrumentation was initialised before %s=http was set; "
-            "CLIENT spans use the old attribute names (set it before the first client)",
-            _SEMCONV_ENV,
-        )
-    result: httpx.BaseTransport = transport
-    return result

@@ -3,8 +3,9 @@
 An exponential histogram breaks the whole Prometheus scrape, and the instrumentation's default
 buckets stop at 10 s (too short for a PDF), so every histogram oafetch knows gets an explicit
 bucket View here; ``http.client.request.duration`` also keeps only low-cardinality attributes
-(no ``url.*``). An application that owns its ``MeterProvider`` passes :func:`metric_views` to it:
-Views cannot be added to a provider that already exists.
+(no ``url.*``). Every View selects oafetch's meter (scope ``oafetch``): oafetch's CLIENT-span
+transport records its request durations there (:mod:`~oafetch.telemetry.client_spans`). An
+application that owns its ``MeterProvider`` passes :func:`metric_views` to it: Views cannot be added to a provider that already exists.
 
 The Prometheus endpoint serves a ``PrometheusMetricReader`` registered on its *own*
 ``CollectorRegistry`` (never the process-global one), without ``otel_scope_*`` labels and without
@@ -63,23 +64,30 @@ FAILURE_ATTRIBUTES = frozenset({names.HTTP_REQUEST_METHOD, names.SERVER_ADDRESS,
 def metric_views() -> list[View]:
     """The Views oafetch's histograms need: explicit buckets, low-cardinality attributes.
 
-    Pass them to the application's ``MeterProvider(views=…)`` when embedding oafetch.
+    Each selects its instrument by name *and* by oafetch's meter, so the application's own
+    instruments (its ``http.client.request.duration`` from its own httpx instrumentation, say)
+    are never reshaped. Pass them to the application's ``MeterProvider(views=…)`` when
+    embedding oafetch; a provider without them still works (default buckets).
     """
     return [
         View(
+            meter_name=names.INSTRUMENTATION_SCOPE,
             instrument_name=names.METRIC_HTTP_DURATION,
             attribute_keys=set(HTTP_DURATION_ATTRIBUTES),
             aggregation=ExplicitBucketHistogramAggregation(DURATION_BUCKETS_S),
         ),
         View(
+            meter_name=names.INSTRUMENTATION_SCOPE,
             instrument_name=names.METRIC_DOWNLOAD_SIZE,
             aggregation=ExplicitBucketHistogramAggregation(SIZE_BUCKETS_BY),
         ),
         View(
+            meter_name=names.INSTRUMENTATION_SCOPE,
             instrument_name=names.METRIC_RATE_DELAY,
             aggregation=ExplicitBucketHistogramAggregation(DELAY_BUCKETS_S),
         ),
         View(
+            meter_name=names.INSTRUMENTATION_SCOPE,
             instrument_name=names.METRIC_TRANSPORT_FAILURE_DURATION,
             attribute_keys=set(FAILURE_ATTRIBUTES),
             aggregation=ExplicitBucketHistogramAggregation(DURATION_BUCKETS_S),

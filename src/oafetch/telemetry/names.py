@@ -10,6 +10,8 @@ from __future__ import annotations
 from typing import Final
 
 INSTRUMENTATION_SCOPE: Final = "oafetch"
+#: The semantic-conventions schema oafetch's spans and metrics follow (stable HTTP names).
+SCHEMA_URL: Final = "https://opentelemetry.io/schemas/1.21.0"
 
 # -- spans ---------------------------------------------------------------------------------
 SPAN_RUN: Final = "oafetch.run"

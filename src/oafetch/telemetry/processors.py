@@ -1,8 +1,10 @@
 """oafetch's span processors: identity stamping, and the schema processor that never drops.
 
-:class:`StampingProcessor` copies run/work identity (``oafetch.telemetry.context``) onto every
-span at start, the httpx CLIENT spans included, and records ``oafetch.http.failure.duration`` for
-CLIENT spans that ended without a response (the instrumentation records no duration then).
+:class:`StampingProcessor` copies run/work identity (``oafetch.telemetry.context``) onto
+oafetch's spans at start — its own tracer's, and the CLIENT spans of its own clients (see
+:mod:`~oafetch.telemetry.client_spans`), never an application's — and records
+``oafetch.http.failure.duration`` for CLIENT spans that ended without a response (the
+instrumentation records no duration then).
 
 :class:`SchemaProcessor` feeds the local store. ``on_end`` only snapshots the span into its
 record (the JSON-ready dict of :func:`~oafetch.telemetry.mapping.to_record`, a few microseconds)
@@ -39,6 +41,7 @@ from opentelemetry.util.types import AttributeValue
 
 from oafetch.telemetry import names
 from oafetch.telemetry._attrs import set_valid_attributes
+from oafetch.telemetry.client_spans import OWN_REQUEST
 from oafetch.telemetry.context import current_identity
 from oafetch.telemetry.mapping import Record, RunRecord, to_record
 
@@ -68,7 +71,10 @@ class SchemaWriter(Protocol):
 
 
 class StampingProcessor(SpanProcessor):
-    """Stamp ``oafetch.run_id``/``work_id``/``artifact_id`` from the context onto every span.
+    """Stamp ``oafetch.run_id``/``work_id``/``artifact_id`` from the context onto oafetch's spans.
+
+    oafetch's spans are those of its own tracer and the CLIENT spans its own clients start (the
+    context says so); the application's spans, on any thread, are left untouched.
 
     Attributes the span already has win (a span started with an explicit ``oafetch.work_id``
     keeps it). A span started outside any ``identity(run_id=…)`` block — a rate-limit event in
@@ -92,6 +98,11 @@ class StampingProcessor(SpanProcessor):
             # The identity values are plain context entries (a Context is a dict): three dict
             # lookups instead of three get_value calls; the same values current_identity finds.
             ctx = parent_context if parent_context is not None else get_current()
+            scope = span.instrumentation_scope
+            if (scope is None or scope.name != names.INSTRUMENTATION_SCOPE) and not ctx.get(
+                OWN_REQUEST
+            ):
+                return  # the application's span: not oafetch's to stamp
             bounded = span.attributes
             # The SDK's BoundedAttributes answers `in` through a Python-level Mapping method; its
             # plain dict answers in C.
@@ -127,6 +138,8 @@ class StampingProcessor(SpanProcessor):
             if self._failure_duration is None or span.kind is not SpanKind.CLIENT:
                 return
             attrs = span.attributes or {}
+            if not _is_oafetch(span):
+                return
             error = attrs.get(names.ERROR_TYPE)
             if error is None or names.HTTP_RESPONSE_STATUS_CODE in attrs:
                 return

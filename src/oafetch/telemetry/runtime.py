@@ -73,6 +73,10 @@ class Telemetry:
     tracer: Tracer
     instruments: Instruments
     enabled: bool
+    #: The providers the handle was built over (``None``: the global ones, resolved at use):
+    #: oafetch's CLIENT spans and the duration histogram go to these.
+    tracer_provider: TracerProvider | None = None
+    meter_provider: MeterProvider | None = None
 
     @classmethod
     def from_providers(
@@ -82,10 +86,21 @@ class Telemetry:
     ) -> Telemetry:
         """Build a handle over the given providers (``None``: the global ones)."""
         tracer = trace.get_tracer(
-            names.INSTRUMENTATION_SCOPE, __version__, tracer_provider=tracer_provider
+            names.INSTRUMENTATION_SCOPE,
+            __version__,
+            tracer_provider=tracer_provider,
+            schema_url=names.SCHEMA_URL,
         )
-        meter = metrics.get_meter(names.INSTRUMENTATION_SCOPE, __version__, meter_provider)
-        return cls(tracer=tracer, instruments=Instruments.create(meter), enabled=True)
+        meter = metrics.get_meter(
+            names.INSTRUMENTATION_SCOPE, __version__, meter_provider, schema_url=names.SCHEMA_URL
+        )
+        return cls(
+            tracer=tracer,
+            instruments=Instruments.create(meter),
+            enabled=True,
+            tracer_provider=tracer_provider,
+            meter_provider=meter_provider,
+        )
 
     @classmethod
     def noop(cls) -> Telemetry:

@@ -246,7 +246,7 @@ class TelemetrySession:
         """``inner`` wrapped in the CLIENT-span transport with oafetch's hooks (as is if off)."""
         if not self.enabled:
             return inner
-        from oafetch.telemetry.httpx_hooks import instrumented_transport
+        from oafetch.telemetry.client_spans import instrumented_transport
 
         return instrumented_transport(
             inner, tracer_provider=self.tracer_provider, meter_provider=self.meter_provider
