@@ -23,7 +23,7 @@ from oafetch.config import TelemetryConfig
 from oafetch.telemetry import TelemetrySession, install, metric_views, names, runtime
 from oafetch.telemetry.context import identity
 from oafetch.telemetry.emit import emit_breaker_transition, emit_rate_event
-from oafetch.telemetry.otlp import resolve_endpoint
+from oafetch.telemetry import otel_env
 
 
 def test_public_api_is_pinned() -> None:
@@ -169,9 +169,9 @@ def test_install_refuses_an_api_only_provider(tmp_path: Path) -> None:
     ("configured", "env", "expected"),
     [
         (None, None, None),
-        (None, "http://collector:4318", "http://collector:4318"),
-        ("http://mine:4318/", "http://collector:4318", "http://mine:4318"),
-        ("http://mine:4318/v1/traces", None, "http://mine:4318"),
+        (None, "http://collector:4318", "http://collector:4318/v1/traces"),
+        ("http://mine:4318/", "http://collector:4318", "http://mine:4318/v1/traces"),
+        ("http://mine:4318/v1/traces", None, "http://mine:4318/v1/traces"),
     ],
 )
 def test_otlp_endpoint_resolution(
@@ -181,4 +181,5 @@ def test_otlp_endpoint_resolution(
         monkeypatch.delenv("OTEL_EXPORTER_OTLP_ENDPOINT", raising=False)
     else:
         monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", env)
-    assert resolve_endpoint(TelemetryConfig(otlp_endpoint=configured)) == expected
+    settings = otel_env.read(TelemetryConfig(otlp_endpoint=configured))
+    assert (settings.traces_otlp.endpoint if settings.traces_otlp else None) == expected

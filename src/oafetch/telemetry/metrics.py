@@ -5,7 +5,8 @@ buckets stop at 10 s (too short for a PDF), so every histogram oafetch knows get
 bucket View here; ``http.client.request.duration`` also keeps only low-cardinality attributes
 (no ``url.*``). Every View selects oafetch's meter (scope ``oafetch``): oafetch's CLIENT-span
 transport records its request durations there (:mod:`~oafetch.telemetry.client_spans`). An
-application that owns its ``MeterProvider`` passes :func:`metric_views` to it: Views cannot be added to a provider that already exists.
+application that owns its ``MeterProvider`` passes :func:`metric_views` to it: Views cannot be
+added to a provider that already exists.
 
 The Prometheus endpoint serves a ``PrometheusMetricReader`` registered on its *own*
 ``CollectorRegistry`` (never the process-global one), without ``otel_scope_*`` labels and without

@@ -1,4 +1,7 @@
-"""OTLP/HTTP (protobuf) export of traces and metrics to a collector, kept off the critical path.
+"""OTLP export (http/protobuf or gRPC) of traces and metrics to a collector, off the critical path.
+
+Where to and how is decided by :mod:`~oafetch.telemetry.otel_env` (the ``OTEL_*`` variables and
+``[telemetry]``); this module builds the exporters, processor and reader it asks for.
 
 Traces go through their *own* ``BatchSpanProcessor`` and metrics through their own
 ``PeriodicExportingMetricReader``, each exporter with a short timeout (``otlp_timeout_s``,
@@ -15,75 +18,57 @@ no-loss record, the collector a live view.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Any
 
-from oafetch.config import TelemetryConfig
-from oafetch.errors import ConfigError
-from oafetch.urls import redact_url
+from oafetch.telemetry.otel_env import Otlp
 
 if TYPE_CHECKING:
     from opentelemetry.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 
 log = logging.getLogger(__name__)
 
-ENDPOINT_ENV = "OTEL_EXPORTER_OTLP_ENDPOINT"
-#: How often metrics are pushed to the collector.
+#: How often metrics are pushed to the collector (unless OTEL_METRIC_EXPORT_INTERVAL says).
 METRIC_INTERVAL_S = 15.0
-#: How often queued spans are sent to the collector.
+#: How often queued spans are sent to the collector (unless OTEL_BSP_SCHEDULE_DELAY says).
 SPAN_SCHEDULE_DELAY_S = 2.0
 
-_SIGNAL_PATHS = ("/v1/traces", "/v1/metrics", "/v1/logs")
 
-
-def resolve_endpoint(config: TelemetryConfig) -> str | None:
-    """The collector's base URL: ``config.otlp_endpoint``, else ``$OTEL_EXPORTER_OTLP_ENDPOINT``.
-
-    None when neither is set (no OTLP export). A URL that already names a signal path
-    (``…/v1/traces``) is reduced to its base.
-    """
-    endpoint = config.otlp_endpoint or os.environ.get(ENDPOINT_ENV, "").strip() or None
-    if endpoint is None:
-        return None
-    where = "telemetry.otlp_endpoint" if config.otlp_endpoint else ENDPOINT_ENV
-    try:
-        parts = urlsplit(endpoint)
-        valid = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0
-    except ValueError:
-        valid = False
-    if not valid:
-        raise ConfigError(
-            f"{where}: must be an http(s) URL of an OTLP/HTTP collector such as "
-            f"http://localhost:4318 (got {redact_url(endpoint)!r})"
+def _span_exporter(target: Otlp, timeout_s: float | None, meter_provider: Any) -> SpanExporter:
+    if target.protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
+            OTLPSpanExporter as GrpcSpanExporter,
         )
-    endpoint = endpoint.rstrip("/")
-    for path in _SIGNAL_PATHS:
-        if endpoint.endswith(path):
-            endpoint = endpoint[: -len(path)]
-    return endpoint
 
+        return GrpcSpanExporter(endpoint=target.endpoint, timeout=timeout_s)
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-def signal_url(endpoint: str, signal: str) -> str:
-    """``<endpoint>/v1/<signal>`` (``signal``: ``traces`` or ``metrics``)."""
-    return f"{endpoint.rstrip('/')}/v1/{signal}"
+    return OTLPSpanExporter(
+        endpoint=target.endpoint, timeout=timeout_s, meter_provider=meter_provider
+    )
 
 
 def span_processor(
-    endpoint: str, timeout_s: float, *, meter_provider: MeterProvider | None = None
+    target: Otlp,
+    timeout_s: float | None,
+    *,
+    meter_provider: MeterProvider | None = None,
+    batch_from_env: bool = False,
 ) -> BatchSpanProcessor:
-    """A ``BatchSpanProcessor`` exporting to ``<endpoint>/v1/traces`` within ``timeout_s``."""
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    """A ``BatchSpanProcessor`` exporting to ``target`` within ``timeout_s``.
+
+    ``timeout_s`` None: the exporter reads ``OTEL_EXPORTER_OTLP_[TRACES_]TIMEOUT``;
+    ``batch_from_env``: the processor reads the ``OTEL_BSP_*`` variables.
+    """
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-    exporter = OTLPSpanExporter(
-        endpoint=signal_url(endpoint, "traces"), timeout=timeout_s, meter_provider=meter_provider
-    )
+    exporter = _span_exporter(target, timeout_s, meter_provider)
+    if batch_from_env:
+        return BatchSpanProcessor(exporter)
     return BatchSpanProcessor(
         exporter,
         schedule_delay_millis=SPAN_SCHEDULE_DELAY_S * 1000,
@@ -92,24 +77,43 @@ def span_processor(
 
 
 def metric_reader(
-    endpoint: str, timeout_s: float, *, interval_s: float = METRIC_INTERVAL_S
+    target: Otlp, timeout_s: float | None, *, interval_from_env: bool = False
 ) -> PeriodicExportingMetricReader:
-    """A periodic reader pushing to ``<endpoint>/v1/metrics``; histograms stay explicit-bucket."""
-    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
-    from opentelemetry.sdk.metrics import Histogram
-    from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
-    from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation
+    """A periodic reader pushing to ``target``; histograms stay explicit-bucket.
 
-    exporter = OTLPMetricExporter(
-        endpoint=signal_url(endpoint, "metrics"),
-        timeout=timeout_s,
-        # OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION must not make them exponential.
-        preferred_aggregation={Histogram: ExplicitBucketHistogramAggregation()},
+    ``interval_from_env``: the reader reads ``OTEL_METRIC_EXPORT_INTERVAL``/``_TIMEOUT``
+    (else every :data:`METRIC_INTERVAL_S`, within ``timeout_s``).
+    """
+    from opentelemetry.sdk.metrics import Histogram
+    from opentelemetry.sdk.metrics.export import (
+        MetricExporter,
+        PeriodicExportingMetricReader,
     )
+    from opentelemetry.sdk.metrics.view import Aggregation, ExplicitBucketHistogramAggregation
+
+    # OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION must not make them exponential.
+    preferred: dict[type, Aggregation] = {Histogram: ExplicitBucketHistogramAggregation()}
+    exporter: MetricExporter
+    if target.protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (
+            OTLPMetricExporter as GrpcMetricExporter,
+        )
+
+        exporter = GrpcMetricExporter(
+            endpoint=target.endpoint, timeout=timeout_s, preferred_aggregation=preferred
+        )
+    else:
+        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+
+        exporter = OTLPMetricExporter(
+            endpoint=target.endpoint, timeout=timeout_s, preferred_aggregation=preferred
+        )
+    if interval_from_env:
+        return PeriodicExportingMetricReader(exporter)
     return PeriodicExportingMetricReader(
         exporter,
-        export_interval_millis=interval_s * 1000,
-        export_timeout_millis=timeout_s * 1000,
+        export_interval_millis=METRIC_INTERVAL_S * 1000,
+        export_timeout_millis=(timeout_s or 10.0) * 1000,
     )
 
 

@@ -29,7 +29,6 @@ from typing import TYPE_CHECKING, Any
 
 from opentelemetry.util.types import AttributeValue
 
-from oafetch._version import __version__
 from oafetch.config import TelemetryConfig
 from oafetch.telemetry import runtime
 from oafetch.telemetry.runtime import Telemetry
@@ -170,40 +169,28 @@ class TelemetrySession:
             )
 
         from opentelemetry.sdk.metrics import MeterProvider
-        from opentelemetry.sdk.metrics.export import MetricReader
-        from opentelemetry.sdk.resources import Resource
         from opentelemetry.sdk.trace import TracerProvider
         from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 
-        from oafetch.telemetry import otlp
-        from oafetch.telemetry.metrics import PrometheusEndpoint, metric_views
+        from oafetch.telemetry import exporters, otel_env
+        from oafetch.telemetry.metrics import metric_views
         from oafetch.telemetry.processors import StampingProcessor
 
-        resource = Resource.create(
-            {
-                **(resource_attributes or {}),
-                "service.name": config.service_name,
-                "service.version": __version__,
-            }
-        )
-        endpoint = otlp.resolve_endpoint(config)
-        readers: list[MetricReader] = []
-        prometheus = None
-        if config.metrics_port is not None:
-            prometheus = PrometheusEndpoint.start(config.metrics_host, config.metrics_port)
-            readers.append(prometheus.reader)
-        if endpoint is not None:
-            readers.append(otlp.metric_reader(endpoint, config.otlp_timeout_s))
+        settings = otel_env.read(config)
+        resource = exporters.resource(config, resource_attributes)
+        prometheus, readers = exporters.metric_readers(config, settings)
         meter_provider = MeterProvider(
             metric_readers=readers,
             resource=resource,
             views=metric_views(),
             shutdown_on_exit=False,
         )
-        # ALWAYS_ON: every span must reach the schema processor (OTEL_TRACES_SAMPLER is ignored).
+        # ALWAYS_ON: every span reaches the schema processor; OTEL_TRACES_SAMPLER governs export.
         tracer_provider = TracerProvider(
             resource=resource, sampler=ALWAYS_ON, shutdown_on_exit=False
         )
+        if settings.sdk_disabled:
+            exporters.keep_local_store(tracer_provider)
         telemetry = Telemetry.from_providers(tracer_provider, meter_provider)
         out.mkdir(parents=True, exist_ok=True)
         schema = _schema_processor(out, sqlite=config.sqlite, jsonl=config.jsonl)
@@ -212,11 +199,8 @@ class TelemetrySession:
         )
         if schema is not None:
             tracer_provider.add_span_processor(schema)
-        otlp_processor = None
-        if endpoint is not None:
-            otlp_processor = otlp.span_processor(
-                endpoint, config.otlp_timeout_s, meter_provider=meter_provider
-            )
+        otlp_processor = exporters.span_processor(config, settings, meter_provider)
+        if otlp_processor is not None:
             tracer_provider.add_span_processor(otlp_processor)
         runtime.activate(telemetry)
         session = cls(
