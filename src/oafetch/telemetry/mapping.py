@@ -157,6 +157,7 @@ def to_record(span: ReadableSpan) -> Record:
     Keys: ``name``, ``kind`` (``CLIENT``, ``INTERNAL`` …), ``trace_id``, ``span_id``,
     ``parent_span_id`` (hex or None), ``start_ns``, ``end_ns``, ``status`` (``{"code": …}`` plus
     ``description`` when set), ``attributes``, ``events`` (``name``, ``ts_ns``, ``attributes``),
+    ``links`` (``trace_id``, ``span_id``, ``attributes``: a work's link to its run),
     ``resource`` (``service.name``). Sequence-valued attributes stay tuples (JSON arrays).
     """
     ctx = span.context
@@ -188,6 +189,16 @@ def to_record(span: ReadableSpan) -> Record:
             for ev in events
         ]
         if len(events)
+        else [],
+        "links": [
+            {
+                "trace_id": format(link.context.trace_id, "032x"),
+                "span_id": format(link.context.span_id, "016x"),
+                "attributes": _attributes(link.attributes),
+            }
+            for link in span.links
+        ]
+        if span.links
         else [],
         "resource": _resource(span),
     }
