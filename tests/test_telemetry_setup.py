@@ -20,10 +20,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 import oafetch
 import oafetch.telemetry
 from oafetch.config import TelemetryConfig
-from oafetch.telemetry import TelemetrySession, install, metric_views, names, runtime
+from oafetch.telemetry import TelemetrySession, install, metric_views, names, otel_env, runtime
 from oafetch.telemetry.context import identity
 from oafetch.telemetry.emit import emit_breaker_transition, emit_rate_event
-from oafetch.telemetry import otel_env
 
 
 def test_public_api_is_pinned() -> None:
