@@ -212,10 +212,7 @@ def _run_env(base: str, out: Path) -> dict[str, Any]:
 
 def main() -> None:
     case, base, out = sys.argv[1], sys.argv[2], Path(sys.argv[3])
-    if case == "env":
-        found = _run_env(base, out)
-    else:
-        found = _run_installed(case, base, out)
+    found = _run_env(base, out) if case == "env" else _run_installed(case, base, out)
     print(json.dumps(found))
 
 

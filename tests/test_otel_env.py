@@ -276,7 +276,7 @@ def test_a_value_oafetch_cannot_honour_is_a_clear_error(variable: str, value: st
         otel_env.read(TelemetryConfig(), env)
 
 
-# -- the CLI: OTEL_SDK_DISABLED and TRACEPARENT ------------------------------------------------------
+# -- the CLI: OTEL_SDK_DISABLED and TRACEPARENT ------------------------------------------------
 
 
 def _cli_run(tmp_path: Path, server: Loopback, env: dict[str, str]) -> subprocess.CompletedProcess:
