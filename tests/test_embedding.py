@@ -156,3 +156,20 @@ def test_the_store_keeps_every_work_trace_id(server: Loopback, tmp_path: Path, c
         http = {r[0] for r in conn.execute("SELECT trace_id FROM http_events")}
     assert rows == traces
     assert http <= traces
+
+
+def test_the_documented_example_runs(tmp_path: Path) -> None:
+    """examples/embed_in_app.py, as docs/TELEMETRY.md shows it, runs offline and says so."""
+    example = HERE.parent / "examples" / "embed_in_app.py"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    done = subprocess.run(
+        [sys.executable, str(example), str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "first work: success" in done.stdout
+    assert "5 works:" in done.stdout and " in 5 traces" in done.stdout
+    assert (tmp_path / "out" / "telemetry.sqlite").is_file()
