@@ -347,3 +347,17 @@ def test_traceparent_parents_the_run_and_each_work_is_its_own_linked_trace(
         assert [(lk["trace_id"], lk["span_id"]) for lk in work["links"]] == [
             (run["trace_id"], run["span_id"])
         ]
+
+
+def test_install_into_a_disabled_sdk_says_the_store_stays_empty(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from oafetch.telemetry import install
+
+    monkeypatch.setenv("OTEL_SDK_DISABLED", "true")
+    installed = install(TracerProvider(shutdown_on_exit=False), out_dir=tmp_path, activate=False)
+    installed.shutdown()
+    said = [r.getMessage() for r in caplog.records if "OTEL_SDK_DISABLED" in r.getMessage()]
+    assert len(said) == 1 and "local store stays empty" in said[0]

@@ -389,6 +389,12 @@ def install(
             "opentelemetry.sdk.trace.TracerProvider "
             f"(got {type(tracer_provider).__name__}); processors cannot be added to it"
         )
+    if getattr(tracer_provider, "_disabled", False):
+        log.warning(
+            "oafetch: the application's TracerProvider is disabled (OTEL_SDK_DISABLED=true): it "
+            "records no span, so oafetch's local store stays empty; let oafetch start its own "
+            "session (Downloader without telemetry=) to keep the store"
+        )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     telemetry = Telemetry.from_providers(tracer_provider, meter_provider)
