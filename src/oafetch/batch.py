@@ -37,11 +37,15 @@ def request_stop() -> None:
     """Ask every running batch to stop admitting works and abandon in-flight downloads.
 
     A batch that starts afterwards in this process (the signal came while it was opening its
-    output directory) stops at once too.
+    output directory) stops at once too. A live metrics endpoint does not wait for a last scrape.
     """
     _stop_requested.set()
     for event in list(_active):
         event.set()
+    # Only if loaded (no endpoint otherwise): this runs in a signal handler, no import here.
+    metrics = sys.modules.get("oafetch.telemetry.metrics")
+    if metrics is not None:
+        metrics.stop_lingering()
 
 
 def _lines(args: argparse.Namespace, config: Config) -> Iterator[InputLine]:

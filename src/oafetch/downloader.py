@@ -355,6 +355,22 @@ class Downloader:
         }
         with self.telemetry.tracer.start_as_current_span(names.SPAN_WORK, attributes=attrs):
             pass
+        self._count(result)  # and the live counters count it too
+
+    def _count(self, result: DownloadResult) -> None:
+        """The metrics of one work outcome (one per ``downloads`` row)."""
+        if not self.telemetry.enabled:
+            return
+        self.telemetry.instruments.downloads.add(
+            1,
+            {
+                "outcome": str(result.outcome),
+                "reason": str(result.reason),
+                "resolver": result.resolver or "none",
+            },
+        )
+        if result.bytes and result.reason is not Reason.RESUMED:  # stored by an earlier run
+            self.telemetry.instruments.download_size.record(result.bytes)
 
     def _process(
         self, item: InputLine, dry_run: bool, parked: Parked | None, defer_after_s: float | None
@@ -417,17 +433,7 @@ class Downloader:
             )
             attrs = _outcome_attrs(result, stored.relpath if stored else None)
             span.set_attributes(attrs)
-        if self.telemetry.enabled:
-            self.telemetry.instruments.downloads.add(
-                1,
-                {
-                    "outcome": str(result.outcome),
-                    "reason": str(result.reason),
-                    "resolver": result.resolver or "none",
-                },
-            )
-            if result.bytes:
-                self.telemetry.instruments.download_size.record(result.bytes)
+        self._count(result)
         candidates = [c.url for c in resolution.candidates] if dry_run or self.list_only else None
         self._write_manifest(
             result, stored.relpath if stored else None, dry_run or self.list_only, work, candidates
