@@ -13,6 +13,7 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+import promtool
 from analytics_fixtures import GOOD, LIVE, build_store, insert
 from oafetch.telemetry import serve
 from oafetch.telemetry.analytics_cli import main
@@ -67,6 +68,16 @@ def test_exposition_values(crafted: Path) -> None:
     assert samples[_key("oafetch_run_corrupt_artifacts", run_id="bad")] == 3
     assert samples[_key("oafetch_run_running", run_id="good")] == 0
     assert samples[_key("oafetch_store_up")] == 1
+
+
+@promtool.needs_promtool
+def test_exposition_passes_promtool(crafted: Path) -> None:
+    """``promtool check metrics`` on a scrape of finished, running and sparse runs: exit 0 and
+    nothing to say (base units, no quantile label on a gauge, no reserved suffix)."""
+    with serve.MetricsServer(crafted, port=0, poll_s=60) as server:
+        text = _scrape(server.url)
+    assert set(serve.METRIC_NAMES) == {name for name, _ in _parse(text)}
+    assert promtool.check_metrics(text) == (0, "")
 
 
 def test_running_run_is_live(crafted: Path) -> None:
