@@ -22,7 +22,7 @@ from oafetch.cli import build_parser, load_config
 from oafetch.config import Config, TelemetryConfig
 from oafetch.errors import ConfigError
 from oafetch.telemetry import TelemetrySession
-from oafetch.telemetry.metrics import DEFAULT_LINGER_S, PrometheusEndpoint
+from oafetch.telemetry.metrics import PrometheusEndpoint
 
 LONG_LINGER_S = 600.0  # far longer than any test may take: only a scrape or a stop ends it
 GENEROUS_S = 60.0
@@ -200,7 +200,7 @@ def test_the_linger_is_announced(
 def test_metrics_linger_setting(tmp_path: Path) -> None:
     """30 s by default; ``--metrics-linger`` sets it; a negative value is a config error that
     names the key and the value."""
-    assert TelemetryConfig().metrics_linger_s == DEFAULT_LINGER_S == 30.0
+    assert TelemetryConfig().metrics_linger_s == 30.0
     args = build_parser().parse_args(
         ["run", "ids.txt", "--out", str(tmp_path), "--metrics-port", "0", "--metrics-linger", "5"]
     )

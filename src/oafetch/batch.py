@@ -127,10 +127,12 @@ def run_batch(args: argparse.Namespace, config: Config) -> int:
             _drive(results, dl.stats, quiet=getattr(args, "quiet", False), total=count_inputs(args))
         finally:
             _active.remove(dl.cancel)
+            # The run's time, not the live metrics endpoint's wait for a last scrape on close.
+            elapsed = time.time() - started
         stats = dl.stats
         interrupted = dl.cancel.is_set()
         disk_error = dl.disk_error
-    _summary_table(stats, time.time() - started)
+    _summary_table(stats, elapsed)
     print(
         f"outputs in {config.out_dir}/ (manifest.jsonl, attempts.csv, summary.json"
         + (", telemetry.sqlite, spans.jsonl)" if config.telemetry.enabled else ")")

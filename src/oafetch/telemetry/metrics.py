@@ -92,8 +92,6 @@ def metric_views() -> list[View]:
     ]
 
 
-#: How long a live endpoint keeps serving a run's final counts, waiting for one scrape (s).
-DEFAULT_LINGER_S = 30.0
 #: How often a lingering endpoint looks whether a stop was requested (s).
 _STOP_POLL_S = 0.1
 #: Stop requests so far (:func:`stop_lingering`); an endpoint lingers only if none came since
