@@ -125,8 +125,9 @@ def reset_mid_body(body: bytes, after: int) -> Behaviour:
     """Announce ``len(body)`` bytes, send ``after`` of them, then reset the connection."""
 
     def behaviour(conn: socket.socket, _: bytes, server: RawServer) -> None:
-        conn.sendall(head(200, {"Content-Type": "application/pdf",
-                                "Content-Length": str(len(body))}))
+        conn.sendall(
+            head(200, {"Content-Type": "application/pdf", "Content-Length": str(len(body))})
+        )
         conn.sendall(body[:after])
         time.sleep(0.05)
         server.sent.append(after)
@@ -180,8 +181,9 @@ def long_length_then_hang(body: bytes) -> Behaviour:
     """``Content-Length`` larger than what is sent, on a connection kept open: a stall."""
 
     def behaviour(conn: socket.socket, _: bytes, server: RawServer) -> None:
-        conn.sendall(head(200, {"Content-Type": "application/pdf",
-                                "Content-Length": str(len(body) * 2)}))
+        conn.sendall(
+            head(200, {"Content-Type": "application/pdf", "Content-Length": str(len(body) * 2)})
+        )
         conn.sendall(body)
         server.stop.wait(30)
 

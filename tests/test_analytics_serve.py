@@ -13,6 +13,7 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+import promtool
 from analytics_fixtures import GOOD, LIVE, build_store, insert
 from oafetch.telemetry import serve
 from oafetch.telemetry.analytics_cli import main
@@ -48,22 +49,35 @@ def test_exposition_values(crafted: Path) -> None:
     with serve.MetricsServer(crafted, port=0, poll_s=60) as server:
         assert server.url.startswith("http://127.0.0.1:")
         samples = _parse(_scrape(server.url))
-    assert samples[_key("oafetch_run_yield_pct", run_id="good")] == GOOD["yield_pct"]
-    assert samples[_key("oafetch_run_ttfp_ms", run_id="good", quantile="0.5")] == 900.0
-    assert samples[_key("oafetch_run_ttfp_ms", run_id="good", quantile="0.95")] == 1800.0
-    assert samples[_key("oafetch_run_cache_hit_pct", run_id="good")] == 70.0
-    assert samples[_key("oafetch_run_rate_delay_p95_ms", run_id="good", role="metadata")] == 200.0
-    assert samples[_key("oafetch_run_rate_delay_p95_ms", run_id="good", role="artifact")] == 1000.0
+    # Base units: ratios in [0, 1], seconds, bytes.
+    good_yield = GOOD["artifacts_success"] / GOOD["artifacts_total"]
+    assert samples[_key("oafetch_run_yield_ratio", run_id="good")] == good_yield
+    assert samples[_key("oafetch_run_ttfp_p50_seconds", run_id="good")] == 0.9
+    assert samples[_key("oafetch_run_ttfp_p95_seconds", run_id="good")] == 1.8
+    assert samples[_key("oafetch_run_cache_hit_ratio", run_id="good")] == 0.7
+    delay = "oafetch_run_rate_delay_p95_seconds"
+    assert samples[_key(delay, run_id="good", role="metadata")] == 0.2
+    assert samples[_key(delay, run_id="good", role="artifact")] == 1.0
     assert samples[_key("oafetch_host_http429_ratio", run_id="good", host="pub.example")] == (
         pytest.approx(1 / 56)
     )
     assert (
         samples[_key("oafetch_breaker_open_events_total", run_id="good", host="pub.example")] == 3
     )
-    assert samples[_key("oafetch_run_dedupe_saved_mb", run_id="good")] == 2.0
-    assert samples[_key("oafetch_run_corruption_count", run_id="bad")] == 3
+    assert samples[_key("oafetch_run_dedupe_saved_bytes", run_id="good")] == 2_000_000
+    assert samples[_key("oafetch_run_corrupt_artifacts", run_id="bad")] == 3
     assert samples[_key("oafetch_run_running", run_id="good")] == 0
     assert samples[_key("oafetch_store_up")] == 1
+
+
+@promtool.needs_promtool
+def test_exposition_passes_promtool(crafted: Path) -> None:
+    """``promtool check metrics`` on a scrape of finished, running and sparse runs: exit 0 and
+    nothing to say (base units, no quantile label on a gauge, no reserved suffix)."""
+    with serve.MetricsServer(crafted, port=0, poll_s=60) as server:
+        text = _scrape(server.url)
+    assert set(serve.METRIC_NAMES) == {name for name, _ in _parse(text)}
+    assert promtool.check_metrics(text) == (0, "")
 
 
 def test_running_run_is_live(crafted: Path) -> None:
@@ -71,7 +85,7 @@ def test_running_run_is_live(crafted: Path) -> None:
     with serve.MetricsServer(crafted, port=0, poll_s=60) as server:
         samples = _parse(_scrape(server.url))
     assert samples[_key("oafetch_run_running", run_id="live")] == 1
-    assert samples[_key("oafetch_run_yield_pct", run_id="live")] == pytest.approx(LIVE["yield_pct"])
+    assert samples[_key("oafetch_run_yield_ratio", run_id="live")] == 2 / 3
     for host, ratio in LIVE["http429_by_host"].items():
         assert samples[_key("oafetch_host_http429_ratio", run_id="live", host=host)] == ratio
     assert samples[_key("oafetch_breaker_open_events_total", run_id="live", host="a.example")] == 2
@@ -81,9 +95,9 @@ def test_no_data_means_no_sample(crafted: Path) -> None:
     """A figure with nothing to measure is left out, not exported as 0."""
     with serve.MetricsServer(crafted, port=0, poll_s=60) as server:
         samples = _parse(_scrape(server.url))
-    assert _key("oafetch_run_yield_pct", run_id="sparse") in samples
-    assert _key("oafetch_run_cache_hit_pct", run_id="sparse") not in samples
-    assert _key("oafetch_run_ttfp_ms", run_id="sparse", quantile="0.5") not in samples
+    assert _key("oafetch_run_yield_ratio", run_id="sparse") in samples
+    assert _key("oafetch_run_cache_hit_ratio", run_id="sparse") not in samples
+    assert _key("oafetch_run_ttfp_p50_seconds", run_id="sparse") not in samples
 
 
 def test_metric_names_match_exposition(crafted: Path) -> None:
@@ -104,7 +118,7 @@ def test_refresh_at_most_once_per_poll(tmp_path: Path) -> None:
 
     def yield_of_live() -> float:
         return _parse(generate_latest(registry).decode())[
-            _key("oafetch_run_yield_pct", run_id="live")
+            _key("oafetch_run_yield_ratio", run_id="live")
         ]
 
     before = yield_of_live()
@@ -114,7 +128,7 @@ def test_refresh_at_most_once_per_poll(tmp_path: Path) -> None:
     now[0] = 5.0
     assert yield_of_live() == before  # cached
     now[0] = 10.0
-    assert yield_of_live() == pytest.approx(50.0)  # 2 of 4
+    assert yield_of_live() == 0.5  # 2 of 4
 
 
 def test_store_down_keeps_last_figures(tmp_path: Path) -> None:
@@ -129,7 +143,7 @@ def test_store_down_keeps_last_figures(tmp_path: Path) -> None:
     now[0] = 2.0
     samples = _parse(generate_latest(registry).decode())
     assert samples[_key("oafetch_store_up")] == 0
-    assert samples[_key("oafetch_run_yield_pct", run_id="good")] == 90.0
+    assert samples[_key("oafetch_run_yield_ratio", run_id="good")] == 0.9
 
 
 def test_own_registry_only(crafted: Path) -> None:
@@ -174,5 +188,5 @@ def test_cli_serve_runs_until_interrupted(
 
     monkeypatch.setattr(serve.MetricsServer, "serve_forever", serve_then_interrupt)
     assert main(["serve", "--db", str(db), "--port", "0", "--poll", "1"]) == 0
-    assert started.is_set() and "oafetch_run_yield_pct" in seen["body"]
+    assert started.is_set() and "oafetch_run_yield_ratio" in seen["body"]
     assert "Ctrl-C to stop" in capsys.readouterr().err

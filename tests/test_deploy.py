@@ -252,12 +252,15 @@ _NOT_METRICS = {
 
 
 def promql_metrics(expr: str) -> set[str]:
-    """Metric names a PromQL expression selects (not functions, labels or keywords)."""
+    """Metric names a PromQL expression selects (not functions, labels or keywords), including
+    those a ``{__name__=~"a|b"}`` matcher lists."""
+    found = set()
+    for match in re.finditer(r'__name__\s*=~?\s*"([^"]*)"', expr):
+        found.update(match.group(1).split("|"))
     expr = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)
     expr = re.sub(r"\{[^}]*\}", "", expr)
     expr = re.sub(r"\[[^\]]*\]", "", expr)
     expr = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", "", expr)
-    found = set()
     for match in re.finditer(r"(?<![\w$.])([A-Za-z_:][A-Za-z0-9_:]*)\s*(\(?)", expr):
         name, call = match.groups()
         if not call and name.lower() not in _NOT_METRICS:
@@ -272,6 +275,11 @@ def test_promql_metrics_parser() -> None:
         "/ on (x) b_total * 100 > bool 2"
     )
     assert promql_metrics(expr) == {"a_bucket", "b_total"}
+    assert promql_metrics('sum({__name__=~"c_count|d_count",job="x"}) / e') == {
+        "c_count",
+        "d_count",
+        "e",
+    }
 
 
 def exported_metric_names() -> set[str]:
@@ -346,6 +354,11 @@ def test_dashboard_panels() -> None:
     assert titles["Request duration"]["type"] == "heatmap"
     used = set().union(*(promql_metrics(e) for _, e in _dashboard_exprs()))
     assert "http_client_request_duration_seconds_bucket" in used
-    assert {"oafetch_run_yield_pct", "oafetch_run_ttfp_ms"} <= used
+    assert {
+        "oafetch_run_yield_ratio",
+        "oafetch_run_ttfp_p50_seconds",
+        "oafetch_run_ttfp_p95_seconds",
+        "oafetch_run_rate_delay_p95_seconds",
+    } <= used
     ids = [p["id"] for p in dashboard["panels"]]
     assert len(ids) == len(set(ids))

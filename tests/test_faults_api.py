@@ -27,14 +27,31 @@ ALLOWED = {Reason.BAD_RESPONSE, Reason.NOT_FOUND, Reason.BAD_REQUEST, Reason.POL
 
 WRONG_TYPES = {
     # every field a resolver reads, with the wrong type
-    "best_oa_location": 5, "oa_locations": "x", "locations": {"a": 1}, "open_access": [],
-    "results": [1, None, "a", {"id": []}], "message": {"link": 5, "DOI": 7}, "data": [None, 3],
-    "externalIds": 7, "openAccessPdf": "x", "hits": {"hits": [{"files": 3}, None]},
-    "response": {"docs": [None, {"files_s": 5}]}, "records": [5, {"pmcid": []}],
-    "resultList": {"result": "x"}, "files": {"key": 1}, "links": [], "status": 200,
-    "archived_snapshots": {"closest": "x"}, "id": ["W1"], "doi": 10, "ids": "none",
-    "bibjson": {"link": "x"}, "fullTextUrlList": {"fullTextUrl": [5]}, "downloadUrl": 9,
-    "attributes": None, "relationships": {"primary_file": 3},
+    "best_oa_location": 5,
+    "oa_locations": "x",
+    "locations": {"a": 1},
+    "open_access": [],
+    "results": [1, None, "a", {"id": []}],
+    "message": {"link": 5, "DOI": 7},
+    "data": [None, 3],
+    "externalIds": 7,
+    "openAccessPdf": "x",
+    "hits": {"hits": [{"files": 3}, None]},
+    "response": {"docs": [None, {"files_s": 5}]},
+    "records": [5, {"pmcid": []}],
+    "resultList": {"result": "x"},
+    "files": {"key": 1},
+    "links": [],
+    "status": 200,
+    "archived_snapshots": {"closest": "x"},
+    "id": ["W1"],
+    "doi": 10,
+    "ids": "none",
+    "bibjson": {"link": "x"},
+    "fullTextUrlList": {"fullTextUrl": [5]},
+    "downloadUrl": 9,
+    "attributes": None,
+    "relationships": {"primary_file": 3},
 }
 
 GARBAGE: dict[str, tuple[bytes, str]] = {
@@ -51,8 +68,10 @@ GARBAGE: dict[str, tuple[bytes, str]] = {
     "not utf-8": (b"\xff\xfe\x00{\x00}", "application/json"),
     "html error page": (b"<html><body><h1>502 Bad Gateway</h1></body></html>", "text/html"),
     "invalid xml": (b"<feed><entry>unclosed", "application/atom+xml"),
-    "wrong xml": (b"<?xml version='1.0'?><html><entry><id>5</id></entry></html>",
-                  "application/xml"),
+    "wrong xml": (
+        b"<?xml version='1.0'?><html><entry><id>5</id></entry></html>",
+        "application/xml",
+    ),
     "billion laughs": (
         b'<?xml version="1.0"?><!DOCTYPE l [<!ENTITY a "aaaaaaaaaa">'
         + b"".join(
@@ -71,8 +90,16 @@ GARBAGE: dict[str, tuple[bytes, str]] = {
 
 # Works that make every source apply (OSF, Zenodo, figshare and arXiv read special DOIs).
 PROBES = [
-    ("10.1234/abc.def", {"pmcid": "PMC123", "pmid": "123", "arxiv": "2101.00001",
-                         "openalex": "W123", "urls": ["http://127.0.0.1:1/x.pdf"]}),
+    (
+        "10.1234/abc.def",
+        {
+            "pmcid": "PMC123",
+            "pmid": "123",
+            "arxiv": "2101.00001",
+            "openalex": "W123",
+            "urls": ["http://127.0.0.1:1/x.pdf"],
+        },
+    ),
     ("10.5281/zenodo.12345", {}),
     ("10.6084/m9.figshare.12345", {}),
     ("10.31219/osf.io/abcde", {}),
@@ -81,11 +108,11 @@ PROBES = [
     ("http://127.0.0.1:1/paper.pdf", {}),
 ]
 
+
 @pytest.fixture
 def server() -> Iterator[Loopback]:
     """conftest's loopback server, stopped faster (see ``faults.quick_loopback``)."""
     yield from quick_loopback()
-
 
 
 def _settings(base: str) -> dict[str, Any]:
@@ -145,8 +172,9 @@ def test_every_resolver_survives_garbage_from_its_api(
         h.reply(200, body, ctype)
 
     server.routes = CatchAll(answer)
-    config = make_config(resolvers=_settings(server.base), retry={"attempts": 1},
-                         robots={"enabled": False})
+    config = make_config(
+        resolvers=_settings(server.base), retry={"attempts": 1}, robots={"enabled": False}
+    )
     resolvers, notes = build_resolvers(config)
     assert not notes and set(resolvers) == set(resolver_classes())
     problems: list[str] = []
@@ -164,9 +192,12 @@ def test_every_resolver_turns_an_error_status_into_a_reason(
     server: Loopback, make_config: Any, status: int
 ) -> None:
     server.routes = CatchAll(lambda h: h.reply(status, b'{"error": "no"}', "application/json"))
-    config = make_config(resolvers=_settings(server.base), robots={"enabled": False},
-                         retry={"attempts": 2, "backoff_initial_s": 0.0},
-                         breaker={"enabled": False})
+    config = make_config(
+        resolvers=_settings(server.base),
+        robots={"enabled": False},
+        retry={"attempts": 2, "backoff_initial_s": 0.0},
+        breaker={"enabled": False},
+    )
     resolvers, _ = build_resolvers(config)
     crashes: list[str] = []
     with HttpClient(config) as http:

@@ -21,11 +21,11 @@ QUIET = (
     "[download]\nfsync = false\nmin_pdf_bytes = 100\n[resolvers.wayback]\nenabled = false\n"
 )
 
+
 @pytest.fixture
 def server() -> Iterator[Loopback]:
     """conftest's loopback server, stopped faster (see ``faults.quick_loopback``)."""
     yield from quick_loopback()
-
 
 
 @pytest.fixture
@@ -141,19 +141,26 @@ CONFIG_CASES = {
         "[http]\nread_timout_s = 5\n",
         ["unknown key 'http.read_timout_s'", "did you mean 'read_timeout_s'"],
     ),
-    "unknown resolver": ("[resolvers.unpaywal]\nemail = 'a@b.org'\n",
-                         ["unknown resolver", "did you mean 'unpaywall'"]),
-    "unknown resolver key": ("[resolvers.crossref]\nbase_ulr = 'http://x'\n",
-                             ["unknown key 'base_ulr'", "did you mean 'base_url'"]),
-    "negative attempts": ("[retry]\nattempts = -3\n",
-                          ["retry.attempts", "greater than or equal to 1", "got -3"]),
+    "unknown resolver": (
+        "[resolvers.unpaywal]\nemail = 'a@b.org'\n",
+        ["unknown resolver", "did you mean 'unpaywall'"],
+    ),
+    "unknown resolver key": (
+        "[resolvers.crossref]\nbase_ulr = 'http://x'\n",
+        ["unknown key 'base_ulr'", "did you mean 'base_url'"],
+    ),
+    "negative attempts": (
+        "[retry]\nattempts = -3\n",
+        ["retry.attempts", "greater than or equal to 1", "got -3"],
+    ),
     "zero max_bytes": ("[download]\nmax_bytes = 0\n", ["download.max_bytes", "got 0"]),
-    "absurd workers": ("workers = 100000\n", ["workers", "less than or equal to 512",
-                                               "got 100000"]),
+    "absurd workers": (
+        "workers = 100000\n",
+        ["workers", "less than or equal to 512", "got 100000"],
+    ),
     "absurd timeout": ("[http]\nread_timeout_s = 1e9\n", ["http.read_timeout_s", "1000000000"]),
     "negative rate": ("[rates]\n'api.crossref.org' = '-1/s'\n", ["api.crossref.org", "-1/s"]),
-    "nonsense rate": ("[politeness]\ndefault_rate = 'fast'\n",
-                      ["politeness.default_rate", "fast"]),
+    "nonsense rate": ("[politeness]\ndefault_rate = 'fast'\n", ["politeness.default_rate", "fast"]),
     "wrong type": ("workers = 'many'\n", ["workers", "valid integer", "many"]),
     "bad mailto": ("mailto = 'not an email'\n", ["mailto", "email address"]),
     "bad accept": ("[download]\naccept = ['pdf', 'docx']\n", ["download.accept", "docx"]),
@@ -189,7 +196,9 @@ def test_a_bad_flag_value_is_not_blamed_on_the_config_file(
 
 
 def test_a_bad_environment_value_is_exit_2(
-    tmp_path: Path, quiet_toml: Path, capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    quiet_toml: Path,
+    capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("OAFETCH_HTTP__CONNECT_TIMEOUT_S", "-5")

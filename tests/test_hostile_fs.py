@@ -36,8 +36,20 @@ TOML = (
     + "".join(
         f"[resolvers.{name}]\nenabled = false\n"
         for name in (
-            "unpaywall", "openalex", "crossref", "semantic_scholar", "arxiv", "pmc",
-            "europe_pmc", "core", "zenodo", "figshare", "hal", "osf", "openaire", "doaj",
+            "unpaywall",
+            "openalex",
+            "crossref",
+            "semantic_scholar",
+            "arxiv",
+            "pmc",
+            "europe_pmc",
+            "core",
+            "zenodo",
+            "figshare",
+            "hal",
+            "osf",
+            "openaire",
+            "doaj",
             "wayback",
         )
     )

@@ -35,9 +35,13 @@ def paging_handler(total: int, per_page_seen: list[str]) -> Any:
         assert request.args["select"] == "id,doi"
         cursor = request.args["cursor"]
         start = 0 if cursor == "*" else int(cursor.removeprefix("c"))
-        results = [{"id": f"https://openalex.org/W{n}",
-                    "doi": None if n % 3 == 0 else f"https://doi.org/10.1000/W{n}"}
-                   for n in range(start + 1, min(start + 3, total) + 1)]
+        results = [
+            {
+                "id": f"https://openalex.org/W{n}",
+                "doi": None if n % 3 == 0 else f"https://doi.org/10.1000/W{n}",
+            }
+            for n in range(start + 1, min(start + 3, total) + 1)
+        ]
         following = f"c{start + 3}" if start + 3 < total else None
         body = {"meta": {"count": total, "next_cursor": following}, "results": results}
         return Response(json.dumps(body), content_type="application/json")
@@ -51,13 +55,17 @@ def test_pages_until_next_cursor_is_null(httpserver: HTTPServer) -> None:
     lines = list(openalex_works(config(httpserver), "is_oa:true"))
     assert [line.line for line in lines] == list(range(1, 9))
     assert [(w.kind, w.value) for w in (line.work for line in lines) if w][:3] == [
-        (IdKind.DOI, "10.1000/w1"), (IdKind.DOI, "10.1000/w2"), (IdKind.OPENALEX, "W3")]
+        (IdKind.DOI, "10.1000/w1"),
+        (IdKind.DOI, "10.1000/w2"),
+        (IdKind.OPENALEX, "W3"),
+    ]
     assert len(seen) == 3 and set(seen) == {"200"}
 
 
 def test_an_empty_page_ends_the_stream(httpserver: HTTPServer) -> None:
     httpserver.expect_request("/works").respond_with_json(
-        {"meta": {"count": 0, "next_cursor": "more"}, "results": []})
+        {"meta": {"count": 0, "next_cursor": "more"}, "results": []}
+    )
     assert list(openalex_works(config(httpserver), "is_oa:true")) == []
     assert len(httpserver.log) == 1
 
@@ -70,12 +78,20 @@ def test_pages_are_fetched_lazily(httpserver: HTTPServer) -> None:
     stream.close()
 
 
-def test_api_key_is_sent_and_never_shown(httpserver: HTTPServer,
-                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_api_key_is_sent_and_never_shown(
+    httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("OPENALEX_API_KEY", "oa-list-key-999")
-    httpserver.expect_request("/works", query_string={
-        "filter": "is_oa:true", "per-page": "200", "cursor": "*", "select": "id,doi",
-        "api_key": "oa-list-key-999"}).respond_with_data("<html>maintenance</html>")
+    httpserver.expect_request(
+        "/works",
+        query_string={
+            "filter": "is_oa:true",
+            "per-page": "200",
+            "cursor": "*",
+            "select": "id,doi",
+            "api_key": "oa-list-key-999",
+        },
+    ).respond_with_data("<html>maintenance</html>")
     with pytest.raises(ResolverError) as info:
         list(openalex_works(config(httpserver), "is_oa:true"))
     assert info.value.reason is Reason.BAD_RESPONSE
@@ -96,6 +112,7 @@ def test_wrong_shape_and_throttling(httpserver: HTTPServer) -> None:
 
 def test_results_without_ids_are_reported_per_line(httpserver: HTTPServer) -> None:
     httpserver.expect_request("/works").respond_with_json(
-        {"meta": {"next_cursor": None}, "results": [{"id": None, "doi": "not a doi"}, 7]})
+        {"meta": {"next_cursor": None}, "results": [{"id": None, "doi": "not a doi"}, 7]}
+    )
     lines = list(openalex_works(config(httpserver), "is_oa:true"))
     assert [(line.work, bool(line.error)) for line in lines] == [(None, True), (None, True)]

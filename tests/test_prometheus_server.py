@@ -107,11 +107,11 @@ def _wait_for(base: str, promql: str) -> list[dict[str, Any]]:
 def test_promql_returns_run_yield(prometheus: tuple[str, serve.MetricsServer]) -> None:
     """PromQL over Prometheus' HTTP API returns the run's yield as the store computes it."""
     base, _ = prometheus
-    (sample,) = _wait_for(base, 'oafetch_run_yield_pct{run_id="good"}')
+    (sample,) = _wait_for(base, 'oafetch_run_yield_ratio{run_id="good"}')
     assert sample["metric"]["job"] == "oafetch-store"
-    assert float(sample["value"][1]) == GOOD["yield_pct"]
+    assert float(sample["value"][1]) == GOOD["artifacts_success"] / GOOD["artifacts_total"]
     # A labelled series and an aggregation work too.
-    (p95,) = _query(base, 'oafetch_run_ttfp_ms{run_id="good",quantile="0.95"}')
-    assert float(p95["value"][1]) == GOOD["ttfp_p95_ms"]
+    (p95,) = _query(base, 'oafetch_run_ttfp_p95_seconds{run_id="good"}')
+    assert float(p95["value"][1]) == GOOD["ttfp_p95_ms"] / 1000
     (opens,) = _query(base, 'sum by (run_id) (oafetch_breaker_open_events_total{run_id="bad"})')
     assert float(opens["value"][1]) == 7

@@ -18,8 +18,23 @@ from oafetch.resolvers.registry import build_resolvers, resolver_classes
 from oafetch.resolvers.sources import ALL
 from oafetch.tokens import Role
 
-NAMES = {"openalex", "unpaywall", "crossref", "arxiv", "pmc", "europe_pmc", "semantic_scholar",
-         "core", "doaj", "zenodo", "figshare", "hal", "osf", "openaire", "wayback"}
+NAMES = {
+    "openalex",
+    "unpaywall",
+    "crossref",
+    "arxiv",
+    "pmc",
+    "europe_pmc",
+    "semantic_scholar",
+    "core",
+    "doaj",
+    "zenodo",
+    "figshare",
+    "hal",
+    "osf",
+    "openaire",
+    "wayback",
+}
 QUIET = {"telemetry": {"enabled": False}, "mailto": "tester@oafetch.test"}
 
 
@@ -40,8 +55,9 @@ def test_endpoints_are_absolute_https_defaults(cls: type) -> None:
 
 def test_every_endpoint_key_is_accepted_and_used(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CORE_API_KEY", "core-key-123")
-    resolvers = {cls.name: {k: f"http://127.0.0.1:9/{cls.name}/{k}" for k in cls.endpoints}
-                 for cls in ALL}
+    resolvers = {
+        cls.name: {k: f"http://127.0.0.1:9/{cls.name}/{k}" for k in cls.endpoints} for cls in ALL
+    }
     built, notes = build_resolvers(Config(resolvers=resolvers, **QUIET))
     assert set(built) == NAMES | {"landing_page"} and notes == []
     for cls in ALL:
@@ -89,14 +105,17 @@ def test_found_orders_files_first_dedupes_and_drops_junk() -> None:
     assert ids.pmcid == "PMC77"
 
 
-@pytest.mark.parametrize(("url", "learnt"), [
-    ("https://arxiv.org/abs/2101.00001v2", {"arxiv": "2101.00001"}),
-    ("http://arxiv.org/pdf/math.GT/0309136v1.pdf", {"arxiv": "math.GT/0309136"}),
-    ("https://www.ncbi.nlm.nih.gov/pmc/articles/PMC3531190/", {"pmcid": "PMC3531190"}),
-    ("https://europepmc.org/articles/PMC3531190?pdf=render", {"pmcid": "PMC3531190"}),
-    ("https://pubmed.ncbi.nlm.nih.gov/23193287/", {"pmid": "23193287"}),
-    ("https://publisher.example/articles/PMC1/", {}),
-])
+@pytest.mark.parametrize(
+    ("url", "learnt"),
+    [
+        ("https://arxiv.org/abs/2101.00001v2", {"arxiv": "2101.00001"}),
+        ("http://arxiv.org/pdf/math.GT/0309136v1.pdf", {"arxiv": "math.GT/0309136"}),
+        ("https://www.ncbi.nlm.nih.gov/pmc/articles/PMC3531190/", {"pmcid": "PMC3531190"}),
+        ("https://europepmc.org/articles/PMC3531190?pdf=render", {"pmcid": "PMC3531190"}),
+        ("https://pubmed.ncbi.nlm.nih.gov/23193287/", {"pmid": "23193287"}),
+        ("https://publisher.example/articles/PMC1/", {}),
+    ],
+)
 def test_learn_from_repository_urls(url: str, learnt: dict[str, str]) -> None:
     ids = WorkIds()
     learn_from_url(ids, url)
@@ -125,10 +144,28 @@ def test_same_doi_and_error_bodies() -> None:
 
 _HREFS = st.one_of(
     st.text(max_size=30),
-    st.sampled_from(["/a.pdf", "b.pdf", "https://x.example/c.pdf", "http:d.pdf", "//e.example/f",
-                     "javascript:void(0)", "mailto:a@b", "data:x", "#top", "http://[::1/x.pdf",
-                     "https://[bad/pdf", "ftp://g.example/h.pdf", " ", "\x00", "http://h:99999/pdf",
-                     "?pdf=render", "../../up/download.pdf", "HTTPS://UPPER.EXAMPLE/X.PDF"]),
+    st.sampled_from(
+        [
+            "/a.pdf",
+            "b.pdf",
+            "https://x.example/c.pdf",
+            "http:d.pdf",
+            "//e.example/f",
+            "javascript:void(0)",
+            "mailto:a@b",
+            "data:x",
+            "#top",
+            "http://[::1/x.pdf",
+            "https://[bad/pdf",
+            "ftp://g.example/h.pdf",
+            " ",
+            "\x00",
+            "http://h:99999/pdf",
+            "?pdf=render",
+            "../../up/download.pdf",
+            "HTTPS://UPPER.EXAMPLE/X.PDF",
+        ]
+    ),
 )
 
 
@@ -137,20 +174,36 @@ def pages(draw: st.DrawFn) -> str:
     parts = []
     for _ in range(draw(st.integers(0, 8))):
         href = draw(_HREFS).replace('"', "&quot;")
-        template = draw(st.sampled_from([
-            '<meta name="citation_pdf_url" content="{}">', '<link rel="alternate" '
-            'type="application/pdf" href="{}">', '<meta http-equiv="refresh" content="0; url={}">',
-            '<a href="{}">Download PDF</a>', '<a href="{}" type="application/pdf">x</a>',
-            '<base href="{}">', '<a href="{}">', "{}", "<{}", '<a href="{}"><b>full text']))
+        template = draw(
+            st.sampled_from(
+                [
+                    '<meta name="citation_pdf_url" content="{}">',
+                    '<link rel="alternate" type="application/pdf" href="{}">',
+                    '<meta http-equiv="refresh" content="0; url={}">',
+                    '<a href="{}">Download PDF</a>',
+                    '<a href="{}" type="application/pdf">x</a>',
+                    '<base href="{}">',
+                    '<a href="{}">',
+                    "{}",
+                    "<{}",
+                    '<a href="{}"><b>full text',
+                ]
+            )
+        )
         parts.append(template.format(href))
     return "".join(parts) + draw(st.text(max_size=20))
 
 
 @settings(max_examples=300, deadline=None)
-@given(html=pages(), page_url=st.sampled_from([
-    "https://pub.example/article/1", "http://127.0.0.1:8080/a/b?c=d", "https://x.example"]))
-def test_extract_links_never_crashes_and_returns_absolute_http_urls(html: str,
-                                                                     page_url: str) -> None:
+@given(
+    html=pages(),
+    page_url=st.sampled_from(
+        ["https://pub.example/article/1", "http://127.0.0.1:8080/a/b?c=d", "https://x.example"]
+    ),
+)
+def test_extract_links_never_crashes_and_returns_absolute_http_urls(
+    html: str, page_url: str
+) -> None:
     links = extract_links(html, page_url)
     assert len(links) == len(set(links))
     for link in links:

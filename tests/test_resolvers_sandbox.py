@@ -45,8 +45,9 @@ def setup(sandbox: Sandbox) -> Iterator[tuple[dict[str, Resolver], HttpClient]]:
         yield built, http
 
 
-def chain(work: SandboxWork, resolvers: dict[str, Resolver],
-          http: HttpClient) -> tuple[dict[str, list[Candidate]], WorkIds]:
+def chain(
+    work: SandboxWork, resolvers: dict[str, Resolver], http: HttpClient
+) -> tuple[dict[str, list[Candidate]], WorkIds]:
     """Ask the direct and repository tiers in order, sharing what they learn, and ask again
     the sources that apply only once a later one taught them an id (a W id's DOI …)."""
     parsed = parse_work(work.identifier)
@@ -89,8 +90,9 @@ def test_no_oa_works_get_no_file_candidates(
     sandbox: Sandbox, setup: tuple[dict[str, Resolver], HttpClient]
 ) -> None:
     resolvers, http = setup
-    good = {sandbox.url(c.host, c.path) for w in sandbox.works for c in w.copies
-            if c.mode in GOOD_MODES}
+    good = {
+        sandbox.url(c.host, c.path) for w in sandbox.works for c in w.copies if c.mode in GOOD_MODES
+    }
     for work in (w for w in sandbox.works if w.behaviour is Behaviour.NO_OA):
         found, _ = chain(work, resolvers, http)
         offered = {c.url for cands in found.values() for c in cands if c.role is Role.ARTIFACT}
@@ -130,8 +132,11 @@ def test_unpaywall_placeholder_email_is_refused_by_the_sandbox(
     sandbox: Sandbox, setup: tuple[dict[str, Resolver], HttpClient]
 ) -> None:
     _, http = setup
-    config = Config(**{**config_for(sandbox.base_urls, {}), "mailto": "me@example.com"},
-                    telemetry={"enabled": False}, politeness={"enabled": False})
+    config = Config(
+        **{**config_for(sandbox.base_urls, {}), "mailto": "me@example.com"},
+        telemetry={"enabled": False},
+        politeness={"enabled": False},
+    )
     built, _ = build_resolvers(config)
     work = parse_work(next(w.doi for w in sandbox.works if w.publisher))
     with pytest.raises(FetchError) as info:

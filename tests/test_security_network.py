@@ -34,11 +34,11 @@ FAKE_DNS = {
     "localhost": "127.0.0.1",
 }
 
+
 @pytest.fixture
 def server() -> Iterator[Loopback]:
     """conftest's loopback server, stopped faster (see ``faults.quick_loopback``)."""
     yield from quick_loopback()
-
 
 
 @pytest.fixture
@@ -63,8 +63,9 @@ def _redirecting(target: str, seen: list[httpx.Request]) -> httpx.MockTransport:
     return httpx.MockTransport(handler)
 
 
-def _guarded_get(origin: str, target: str, *, headers: dict[str, str] | None = None
-                 ) -> tuple[httpx.Response | FetchError, list[httpx.Request]]:
+def _guarded_get(
+    origin: str, target: str, *, headers: dict[str, str] | None = None
+) -> tuple[httpx.Response | FetchError, list[httpx.Request]]:
     seen: list[httpx.Request] = []
     guard = GuardTransport(_redirecting(target, seen), block_private_redirects=True)
     with httpx.Client(transport=guard, follow_redirects=True) as client:
@@ -190,13 +191,9 @@ def test_a_non_http_url_is_never_fetched(make_config: Any, url: str) -> None:
     assert "refused" in str(caught.value)
 
 
-def test_loopback_to_loopback_redirects_work_end_to_end(
-    server: Loopback, make_config: Any
-) -> None:
+def test_loopback_to_loopback_redirects_work_end_to_end(server: Loopback, make_config: Any) -> None:
     body = pdf_bytes(3000)
-    server.routes["/moved"] = lambda h: h.reply(
-        301, b"", "text/plain", {"Location": "/paper.pdf"}
-    )
+    server.routes["/moved"] = lambda h: h.reply(301, b"", "text/plain", {"Location": "/paper.pdf"})
     server.routes["/paper.pdf"] = lambda h: h.reply(200, body, "application/pdf")
     result = fetch_one(make_config, server.url("/moved"))
     assert result.outcome is Outcome.SUCCESS and result.path is not None
@@ -245,11 +242,23 @@ def test_a_public_source_naming_a_private_url_is_refused_when_its_origin_is_give
     storage.prepare()
     with HttpClient(config, transport=httpx.MockTransport(handler)) as http:
         with pytest.raises(FetchError) as caught:
-            download(http, "http://169.254.169.254/latest/meta-data/", work_id="w",
-                     storage=storage, policy=config.download, source="openalex",
-                     origin_host="api.openalex.org")
+            download(
+                http,
+                "http://169.254.169.254/latest/meta-data/",
+                work_id="w",
+                storage=storage,
+                policy=config.download,
+                source="openalex",
+                origin_host="api.openalex.org",
+            )
         assert caught.value.reason is Reason.REDIRECT and not seen
         # without an origin (a URL the user gave) the same address is the user's choice
-        allowed = download(http, "http://10.0.0.8/paper.pdf", work_id="w2", storage=storage,
-                           policy=config.download, source="direct")
+        allowed = download(
+            http,
+            "http://10.0.0.8/paper.pdf",
+            work_id="w2",
+            storage=storage,
+            policy=config.download,
+            source="direct",
+        )
     assert allowed.stored is not None and seen == ["http://10.0.0.8/paper.pdf"]

@@ -30,8 +30,14 @@ SECRETS = {
 }
 UNPAYWALL_EMAIL = "unpaywall.secret.k3@oafetch.dev"
 MAILTO = "mailto.secret.q7@oafetch.dev"
-RATES = {"unpaywall": "50/s", "crossref": "50/s", "openalex": "50/s", "arxiv_api": "10/s",
-         "arxiv": "10/s", "*": "30/s"}
+RATES = {
+    "unpaywall": "50/s",
+    "crossref": "50/s",
+    "openalex": "50/s",
+    "arxiv_api": "10/s",
+    "arxiv": "10/s",
+    "*": "30/s",
+}
 
 
 def _forms(secret: str) -> list[bytes]:
@@ -62,8 +68,9 @@ def test_no_credential_reaches_any_output(
     caplog.set_level(logging.DEBUG)  # every logger, httpx and httpcore included
     out = tmp_path / "out"
     with (
-        Sandbox(corpus=Corpus(seed=11, n_works=40), rates=RATES, arxiv_crawl_delay=0.1,
-                slow_seconds=0.3) as sb,
+        Sandbox(
+            corpus=Corpus(seed=11, n_works=40), rates=RATES, arxiv_crawl_delay=0.1, slow_seconds=0.3
+        ) as sb,
         otlp_receiver() as collector,
     ):
         settings: dict[str, Any] = config_for(sb.base_urls, sb.rate_policies())

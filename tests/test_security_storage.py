@@ -55,7 +55,9 @@ PAGES: dict[str, tuple[bytes, Reason]] = {
     ),
     "html quoting a pdf header and trailer": (
         b"<!DOCTYPE html><html><body><pre>%PDF-1.7\n1 0 obj ... trailer %%EOF</pre>"
-        + b"<p>" + b"padding " * 300 + b"</p></body></html>",
+        + b"<p>"
+        + b"padding " * 300
+        + b"</p></body></html>",
         Reason.NOT_PDF,
     ),
     "html after a bom and a comment": (
@@ -69,11 +71,11 @@ PAGES: dict[str, tuple[bytes, Reason]] = {
     "zero bytes": (b"", Reason.NOT_PDF),
 }
 
+
 @pytest.fixture
 def server() -> Iterator[Loopback]:
     """conftest's loopback server, stopped faster (see ``faults.quick_loopback``)."""
     yield from quick_loopback()
-
 
 
 @pytest.mark.parametrize("name", list(PAGES))
@@ -93,9 +95,13 @@ def test_content_disposition_never_names_the_file(
 ) -> None:
     body = pdf_bytes(4000)
     server.routes["/d.pdf"] = lambda h: h.reply(
-        200, body, "application/pdf",
-        {"Content-Disposition": "attachment; filename=\"../../../evil.pdf\"; "
-                                "filename*=UTF-8''..%2F..%2F..%2Fevil2.pdf"},
+        200,
+        body,
+        "application/pdf",
+        {
+            "Content-Disposition": 'attachment; filename="../../../evil.pdf"; '
+            "filename*=UTF-8''..%2F..%2F..%2Fevil2.pdf"
+        },
     )
     result = fetch_one(make_config, server.url("/d.pdf"))
     assert result.outcome is Outcome.SUCCESS and result.path is not None
@@ -220,8 +226,11 @@ def test_a_symlink_planted_at_the_final_path_is_replaced_not_followed(tmp_path: 
 def test_temp_files_a_killed_run_left_are_removed_at_the_next_start(tmp_path: Path) -> None:
     root = tmp_path / "out"
     (root / "pdf" / "ab").mkdir(parents=True)
-    stale = [root / "pdf" / ".x-1234.part-deadbeef", root / "pdf" / ".x-1234.pdf.link-0a0b0c0d",
-             root / "pdf" / "ab" / ".abcd.pdf.link-01020304"]
+    stale = [
+        root / "pdf" / ".x-1234.part-deadbeef",
+        root / "pdf" / ".x-1234.pdf.link-0a0b0c0d",
+        root / "pdf" / "ab" / ".abcd.pdf.link-01020304",
+    ]
     for path in stale:
         path.write_bytes(b"half")
     kept = root / "pdf" / "x-1234.pdf"

@@ -97,19 +97,23 @@ def test_a_tier_without_sources_is_refused() -> None:
 @pytest.mark.parametrize(
     ("name", "value", "expected"),
     [
-        ("OAFETCH_DOWNLOAD__ACCEPT", "pdf", ['OAFETCH_DOWNLOAD__ACCEPT=\'["pdf"]\'']),
+        ("OAFETCH_DOWNLOAD__ACCEPT", "pdf", ["OAFETCH_DOWNLOAD__ACCEPT='[\"pdf\"]'"]),
         (
             "OAFETCH_DOWNLOAD__ACCEPT",
             "pdf,html",
             ['OAFETCH_DOWNLOAD__ACCEPT=\'["pdf", "html"]\''],
         ),
-        ("OAFETCH_RATES", "fast", ["a JSON object", "OAFETCH_RATES='{\"name\""]),
+        ("OAFETCH_RATES", "fast", ["a JSON object", 'OAFETCH_RATES=\'{"name"']),
         ("OAFETCH_CACHE__TTL_S", "{oops", ["a JSON object"]),
     ],
 )
 def test_a_structured_env_value_that_is_not_json_is_exit_2(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
-    name: str, value: str, expected: list[str],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    name: str,
+    value: str,
+    expected: list[str],
 ) -> None:
     monkeypatch.setenv(name, value)
     assert run(tmp_path, ids_file(tmp_path)) == 2
@@ -280,6 +284,8 @@ def test_an_unreadable_csv_row_is_a_bad_line_and_the_rest_is_read(tmp_path: Path
     path.write_text("doi,note\n10.1234/a,x\n10.1234/b," + "y" * 200_000 + "\n10.1234/c,z\n")
     lines = list(read_input(str(path)))
     assert [line.work.work_id if line.work else None for line in lines] == [
-        "doi:10.1234/a", None, "doi:10.1234/c"
+        "doi:10.1234/a",
+        None,
+        "doi:10.1234/c",
     ]
     assert lines[1].line == 3 and "unreadable CSV row" in (lines[1].error or "")

@@ -64,7 +64,7 @@ def test_views_use_explicit_buckets_only() -> None:
 
 def test_prometheus_exposition_parses_and_carries_the_metrics(tmp_path: Path, web: str) -> None:
     session = TelemetrySession.start(
-        TelemetryConfig(metrics_port=0, sqlite=False, jsonl=False), tmp_path
+        TelemetryConfig(metrics_port=0, metrics_linger_s=0, sqlite=False, jsonl=False), tmp_path
     )
     try:
         assert session.prometheus is not None

@@ -37,11 +37,15 @@ def request_stop() -> None:
     """Ask every running batch to stop admitting works and abandon in-flight downloads.
 
     A batch that starts afterwards in this process (the signal came while it was opening its
-    output directory) stops at once too.
+    output directory) stops at once too. A live metrics endpoint does not wait for a last scrape.
     """
     _stop_requested.set()
     for event in list(_active):
         event.set()
+    # Only if loaded (no endpoint otherwise): this runs in a signal handler, no import here.
+    metrics = sys.modules.get("oafetch.telemetry.metrics")
+    if metrics is not None:
+        metrics.stop_lingering()
 
 
 def _lines(args: argparse.Namespace, config: Config) -> Iterator[InputLine]:
@@ -123,10 +127,12 @@ def run_batch(args: argparse.Namespace, config: Config) -> int:
             _drive(results, dl.stats, quiet=getattr(args, "quiet", False), total=count_inputs(args))
         finally:
             _active.remove(dl.cancel)
+            # The run's time, not the live metrics endpoint's wait for a last scrape on close.
+            elapsed = time.time() - started
         stats = dl.stats
         interrupted = dl.cancel.is_set()
         disk_error = dl.disk_error
-    _summary_table(stats, time.time() - started)
+    _summary_table(stats, elapsed)
     print(
         f"outputs in {config.out_dir}/ (manifest.jsonl, attempts.csv, summary.json"
         + (", telemetry.sqlite, spans.jsonl)" if config.telemetry.enabled else ")")

@@ -41,6 +41,13 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--metrics-port", type=int, help="serve live Prometheus metrics on this port"
     )
+    parser.add_argument(
+        "--metrics-linger",
+        type=float,
+        metavar="SECONDS",
+        help="after the run, serve the final metrics until scraped, at most this long "
+        "(default 30; 0 stops at once)",
+    )
     parser.add_argument("--no-robots", action="store_true", help="do not consult robots.txt")
     parser.add_argument(
         "--no-fsync", action="store_true", help="skip fsync before publishing files"
@@ -69,6 +76,8 @@ def load_config(args: argparse.Namespace, **extra: Any) -> Config:
         telemetry["otlp_endpoint"] = args.otlp_endpoint
     if getattr(args, "metrics_port", None) is not None:
         telemetry["metrics_port"] = args.metrics_port
+    if getattr(args, "metrics_linger", None) is not None:
+        telemetry["metrics_linger_s"] = args.metrics_linger
     overrides: dict[str, Any] = {
         "out_dir": getattr(args, "out", None),
         "mailto": getattr(args, "mailto", None),

@@ -143,6 +143,9 @@ class TelemetryConfig(_Frozen):
     otlp_timeout_s: float = Field(2.0, gt=0, le=60)
     metrics_port: int | None = Field(None, ge=0, le=65535)  # Prometheus endpoint for a live run
     metrics_host: str = "127.0.0.1"
+    # After the run, the endpoint serves the final counts until one scrape fetched them, at most
+    # this long (two scrapes at Prometheus' default 15 s interval); 0 stops it at once.
+    metrics_linger_s: float = Field(30.0, ge=0, le=3600)
     service_name: str = "oafetch"
     # Hosts that receive W3C trace context (traceparent/tracestate/baggage) on oafetch's
     # requests, e.g. your own proxy or mirror; publishers and APIs get none by default.

@@ -368,6 +368,22 @@ class Downloader:
             names.SPAN_WORK, attributes=attrs, links=links
         ):
             pass
+        self._count(result)  # and the live counters count it too
+
+    def _count(self, result: DownloadResult) -> None:
+        """The metrics of one work outcome (one per ``downloads`` row)."""
+        if not self.telemetry.enabled:
+            return
+        self.telemetry.instruments.downloads.add(
+            1,
+            {
+                "outcome": str(result.outcome),
+                "reason": str(result.reason),
+                "resolver": result.resolver or "none",
+            },
+        )
+        if result.bytes and result.reason is not Reason.RESUMED:  # stored by an earlier run
+            self.telemetry.instruments.download_size.record(result.bytes)
 
     def _process(
         self,
@@ -444,17 +460,7 @@ class Downloader:
             span.set_attributes(attrs)
             if result.outcome is Outcome.ERROR:
                 span.set_status(Status(StatusCode.ERROR, str(result.reason)))
-        if self.telemetry.enabled:
-            self.telemetry.instruments.downloads.add(
-                1,
-                {
-                    "outcome": str(result.outcome),
-                    "reason": str(result.reason),
-                    "resolver": result.resolver or "none",
-                },
-            )
-            if result.bytes:
-                self.telemetry.instruments.download_size.record(result.bytes)
+        self._count(result)
         candidates = [c.url for c in resolution.candidates] if dry_run or self.list_only else None
         self._write_manifest(
             result, stored.relpath if stored else None, dry_run or self.list_only, work, candidates

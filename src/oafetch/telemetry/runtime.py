@@ -43,7 +43,7 @@ class Instruments:
             rate_delay=meter.create_histogram(
                 names.METRIC_RATE_DELAY,
                 unit="s",
-                description="Time spent waiting for a rate token.",
+                description="Time each request waited for its rate slot (0 if none).",
             ),
             breaker_transitions=meter.create_counter(
                 names.METRIC_BREAKER_TRANSITIONS,

@@ -8,25 +8,28 @@ computed live from the event tables. A scrape never costs more than one refresh 
 interval: between refreshes it serves the cached figures (and the interval stretches to five
 times a refresh's duration when a huge running run makes refreshes slow).
 
-Exposed series (``METRIC_NAMES``; docs/ANALYTICS.md documents them):
+Exposed series (``METRIC_NAMES``; docs/ANALYTICS.md documents them), in Prometheus base units
+(seconds, bytes, ratios in [0, 1]) so that ``promtool check metrics`` finds nothing to say:
 
-- ``oafetch_run_yield_pct{run_id}``, ``oafetch_run_cache_hit_pct{run_id}``,
-  ``oafetch_run_dedupe_saved_mb{run_id}``, ``oafetch_run_corruption_count{run_id}``
-- ``oafetch_run_ttfp_ms{run_id,quantile}`` (quantile ``0.5`` and ``0.95``)
-- ``oafetch_run_rate_delay_p95_ms{run_id,role}``
+- ``oafetch_run_yield_ratio{run_id}``, ``oafetch_run_cache_hit_ratio{run_id}``,
+  ``oafetch_run_dedupe_saved_bytes{run_id}``, ``oafetch_run_corrupt_artifacts{run_id}``
+- ``oafetch_run_ttfp_p50_seconds{run_id}``, ``oafetch_run_ttfp_p95_seconds{run_id}``
+  (nearest-rank percentiles are not a summary's quantiles: two gauges, no ``quantile`` label)
+- ``oafetch_run_rate_delay_p95_seconds{run_id,role}``
 - ``oafetch_host_http429_ratio{run_id,host}``
 - ``oafetch_breaker_open_events_total{run_id,host}`` (a counter)
 - ``oafetch_run_running{run_id}`` (1 while the run is unfinished), ``oafetch_store_up`` (0 when
   the last refresh could not read the store; the last good figures are still served)
 
-A figure with nothing to measure (no metadata requests …) is left out rather than exported as 0.
+Each is computed from its ``run_summary`` column (``yield_pct`` / 100, ``ttfp_p50_ms`` / 1000,
+``dedupe_saved_mb`` x 10^6 …). A figure with nothing to measure (no metadata requests …) is
+left out rather than exported as 0.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import socket
 import sqlite3
 import threading
 import time
@@ -34,14 +37,12 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 from prometheus_client import CollectorRegistry, make_wsgi_app
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.exposition import ThreadingWSGIServer
 from prometheus_client.registry import Collector
 
-from oafetch.telemetry import store, summary
+from oafetch.telemetry import _wsgi, store, summary
 from oafetch.telemetry.store import StoreError
 
 log = logging.getLogger(__name__)
@@ -52,21 +53,75 @@ DEFAULT_POLL_S = 10.0
 #: The refresh interval is at least this many times the last refresh's duration.
 MAX_BUSY_FACTOR = 5.0
 
+_MS = 1000  # run_summary durations are milliseconds; Prometheus wants seconds
+_PCT = 100  # … and ratios, not percentages
+
+
+def _column(name: str, per: float = 1) -> Callable[[dict[str, Any]], float | None]:
+    """A figure read from a ``run_summary`` column, divided into base units (None stays None).
+
+    Dividing (900 / 1000) rather than multiplying by the inverse keeps 0.9 exactly 0.9.
+    """
+
+    def figure(row: dict[str, Any]) -> float | None:
+        value = row.get(name)
+        return None if value is None else float(value) / per
+
+    return figure
+
+
+def _yield_ratio(row: dict[str, Any]) -> float | None:
+    # From the counts rather than yield_pct / 100: exactly successes / works, as a live
+    # endpoint's counters give it.
+    total, success = row.get("artifacts_total"), row.get("artifacts_success")
+    return None if not total else (success or 0) / total
+
+
+def _saved_bytes(row: dict[str, Any]) -> float | None:
+    # dedupe_saved_mb is a sum of whole bytes / 10^6: back to that whole number.
+    mb = row.get("dedupe_saved_mb")
+    return None if mb is None else float(round(float(mb) * summary.BYTES_PER_MB))
+
+
+#: Per-run gauges read from ``run_summary``: name → (help, figure).
+_RUN_GAUGES: dict[str, tuple[str, Callable[[dict[str, Any]], float | None]]] = {
+    "oafetch_run_yield_ratio": (
+        "Share of the run's works that succeeded (downloads rows with outcome success / all).",
+        _yield_ratio,
+    ),
+    "oafetch_run_ttfp_p50_seconds": (
+        "Time to first PDF of successful works, nearest-rank median, in seconds.",
+        _column("ttfp_p50_ms", _MS),
+    ),
+    "oafetch_run_ttfp_p95_seconds": (
+        "Time to first PDF of successful works, nearest-rank 95th percentile, in seconds.",
+        _column("ttfp_p95_ms", _MS),
+    ),
+    "oafetch_run_cache_hit_ratio": (
+        "Share of metadata requests served from cache or revalidated.",
+        _column("cache_hit_pct", _PCT),
+    ),
+    "oafetch_run_dedupe_saved_bytes": (
+        "Bytes not stored twice thanks to dedupe.",
+        _saved_bytes,
+    ),
+    "oafetch_run_corrupt_artifacts": (
+        "Successful works whose file is missing or does not match its record.",
+        _column("corruption_count"),
+    ),
+}
 _GAUGES: dict[str, str] = {
-    "oafetch_run_yield_pct": "Share of the run's works that succeeded, in percent.",
-    "oafetch_run_ttfp_ms": "Time to first PDF of successful works (nearest-rank quantiles), ms.",
-    "oafetch_run_cache_hit_pct": "Metadata requests served from cache or revalidated, percent.",
-    "oafetch_run_rate_delay_p95_ms": "p95 of the rate-limit wait per request role, ms.",
+    **{name: doc for name, (doc, _) in _RUN_GAUGES.items()},
+    "oafetch_run_rate_delay_p95_seconds": (
+        "Rate-limit wait per request, nearest-rank 95th percentile per request role, in seconds."
+    ),
     "oafetch_host_http429_ratio": "Share of network requests to a host answered 429.",
-    "oafetch_run_dedupe_saved_mb": "Bytes not stored twice thanks to dedupe, MB (10^6 bytes).",
-    "oafetch_run_corruption_count": "Successful works whose file is missing or does not match.",
     "oafetch_run_running": "1 while the run has not finished (figures computed live).",
     "oafetch_store_up": "1 when the last refresh read the store, 0 when it failed.",
 }
 _BREAKER = "oafetch_breaker_open_events"
 #: Every series name the endpoint exposes (as Prometheus sees them).
 METRIC_NAMES: tuple[str, ...] = (*_GAUGES, f"{_BREAKER}_total")
-_QUANTILES = (("0.5", "ttfp_p50_ms"), ("0.95", "ttfp_p95_ms"))
 
 
 @dataclass(frozen=True)
@@ -176,18 +231,14 @@ class StoreCollector(Collector):
         )
         for run in runs:
             s, rid = run.summary, run.run_id
-            _add(fam["oafetch_run_yield_pct"], [rid], s.get("yield_pct"))
-            for quantile, column in _QUANTILES:
-                _add(fam["oafetch_run_ttfp_ms"], [rid, quantile], s.get(column))
-            _add(fam["oafetch_run_cache_hit_pct"], [rid], s.get("cache_hit_pct"))
+            for name, (_, figure) in _RUN_GAUGES.items():
+                _add(fam[name], [rid], figure(s))
             for role, value in sorted(run.delay_p95_by_role.items()):
-                _add(fam["oafetch_run_rate_delay_p95_ms"], [rid, role], value)
+                _add(fam["oafetch_run_rate_delay_p95_seconds"], [rid, role], value, _MS)
             for host, ratio in sorted(run.http429_by_host.items()):
                 _add(fam["oafetch_host_http429_ratio"], [rid, host], ratio)
             for host, opens in sorted(run.opens_by_host.items()):
                 breaker.add_metric([rid, host], opens)
-            _add(fam["oafetch_run_dedupe_saved_mb"], [rid], s.get("dedupe_saved_mb"))
-            _add(fam["oafetch_run_corruption_count"], [rid], s.get("corruption_count"))
             _add(fam["oafetch_run_running"], [rid], 1 if run.running else 0)
         yield from fam.values()
         yield breaker
@@ -196,23 +247,15 @@ class StoreCollector(Collector):
 
 def _labels(name: str) -> list[str]:
     extra = {
-        "oafetch_run_ttfp_ms": ["quantile"],
-        "oafetch_run_rate_delay_p95_ms": ["role"],
+        "oafetch_run_rate_delay_p95_seconds": ["role"],
         "oafetch_host_http429_ratio": ["host"],
     }
     return ["run_id", *extra.get(name, [])]
 
 
-def _add(family: GaugeMetricFamily, labels: list[str], value: float | None) -> None:
+def _add(family: GaugeMetricFamily, labels: list[str], value: float | None, per: float = 1) -> None:
     if value is not None:
-        family.add_metric(labels, float(value))
-
-
-class _QuietHandler(WSGIRequestHandler):
-    """No access log on stderr (a scrape every few seconds would drown the terminal)."""
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
+        family.add_metric(labels, float(value) / per)
 
 
 class MetricsServer:
@@ -240,10 +283,7 @@ class MetricsServer:
         self.registry = CollectorRegistry(auto_describe=False)
         self.collector = StoreCollector(self.db_path, poll_s=poll_s)
         self.registry.register(self.collector)
-        server_class = _server_class(host)
-        self._httpd = make_server(
-            host, port, make_wsgi_app(self.registry), server_class, handler_class=_QuietHandler
-        )
+        self._httpd = _wsgi.bind(host, port, make_wsgi_app(self.registry))
         self._thread: threading.Thread | None = None
 
     @property
@@ -254,8 +294,7 @@ class MetricsServer:
     @property
     def url(self) -> str:
         """The metrics URL."""
-        host = str(self._httpd.server_address[0])
-        return f"http://{f'[{host}]' if ':' in host else host}:{self.port}/metrics"
+        return _wsgi.url_of(self._httpd)
 
     def serve_forever(self) -> None:
         """Serve until :meth:`shutdown` (from another thread) or KeyboardInterrupt."""
@@ -282,13 +321,3 @@ class MetricsServer:
 
     def __exit__(self, *exc: object) -> None:
         self.shutdown()
-
-
-def _server_class(host: str) -> type[ThreadingWSGIServer]:
-    if ":" not in host:
-        return ThreadingWSGIServer
-
-    class _V6Server(ThreadingWSGIServer):
-        address_family = socket.AF_INET6
-
-    return _V6Server

@@ -300,7 +300,7 @@ class TelemetrySession:
         if self.tracer_provider is not None:
             self.tracer_provider.shutdown()  # every processor is already down: returns at once
         if self.prometheus is not None:
-            self.prometheus.close()
+            self.prometheus.close(self.config.metrics_linger_s)
         return local_ok and remote_ok
 
     def _atexit(self) -> None:
