@@ -22,7 +22,7 @@ from opentelemetry import context as otel_context
 from opentelemetry.context import Context
 from opentelemetry.trace import Link, SpanContext, Status, StatusCode
 
-from oafetch import outdir
+from oafetch import outcomes, outdir
 from oafetch._version import __version__
 from oafetch.config import Config
 from oafetch.fallback import Fallback
@@ -34,7 +34,7 @@ from oafetch.resolvers.base import Resolver
 from oafetch.resolvers.registry import build_resolvers, check_tiers, resolver_classes
 from oafetch.results import DownloadResult
 from oafetch.runstats import RunStats
-from oafetch.storage import Storage, sha256_file
+from oafetch.storage import Storage
 from oafetch.telemetry import names, traces
 from oafetch.telemetry.context import identity
 from oafetch.telemetry.runtime import Telemetry
@@ -329,61 +329,13 @@ class Downloader:
         return result
 
     def _resumed(self, work: Work) -> DownloadResult | None:
-        prior = self.prior.get(work.work_id)
-        if prior is None or prior.outcome != Outcome.SUCCESS or not prior.path:
-            return None
-        path = self.out_dir / prior.path
-        expected = prior.row.get("bytes")
-        if not path.is_file() or (expected is not None and path.stat().st_size != expected):
-            return None
-        if prior.sha256 and sha256_file(path) != prior.sha256:  # changed since: fetch again
-            log.warning("%s: %s no longer matches its sha256; fetching again", work.work_id, path)
-            return None
-        row = prior.row
-        return DownloadResult(
-            work_id=work.work_id,
-            outcome=Outcome.SUCCESS,
-            reason=Reason.RESUMED,
-            message="stored by an earlier run",
-            path=path,
-            sha256=prior.sha256,
-            bytes=expected,
-            content_type=row.get("content_type"),
-            resolver=row.get("resolver"),
-            url=row.get("url"),
-            dedupe_action="kept",
-        )
+        return outcomes.resumed(self.prior.get(work.work_id), self.out_dir, work)
 
     def _record_resumed(self, result: DownloadResult, work: Work, links: list[Link]) -> None:
-        """A work stored by an earlier run is still an outcome of this one: its work span
-        (hence its ``downloads`` row, ``reason = resumed``, ``dedupe_action = kept``) makes
-        ``run_summary`` count what ``summary.json`` counts."""
         prior = self.prior.get(work.work_id)
-        attrs = {
-            names.WORK_ID: work.work_id,
-            names.ARTIFACT_ID: work.artifact_id,
-            **_outcome_attrs(result, prior.path if prior else None),
-        }
-        with self.telemetry.tracer.start_as_current_span(
-            names.SPAN_WORK, attributes=attrs, links=links
-        ):
-            pass
-        self._count(result)  # and the live counters count it too
-
-    def _count(self, result: DownloadResult) -> None:
-        """The metrics of one work outcome (one per ``downloads`` row)."""
-        if not self.telemetry.enabled:
-            return
-        self.telemetry.instruments.downloads.add(
-            1,
-            {
-                "outcome": str(result.outcome),
-                "reason": str(result.reason),
-                "resolver": result.resolver or "none",
-            },
+        outcomes.record_resumed(
+            self.telemetry, result, work, prior.path if prior else None, links
         )
-        if result.bytes and result.reason is not Reason.RESUMED:  # stored by an earlier run
-            self.telemetry.instruments.download_size.record(result.bytes)
 
     def _process(
         self,
@@ -456,11 +408,11 @@ class Downloader:
                 line=line,
                 input=redact_url(work.raw) if work.raw else None,
             )
-            attrs = _outcome_attrs(result, stored.relpath if stored else None)
+            attrs = outcomes.outcome_attrs(result, stored.relpath if stored else None)
             span.set_attributes(attrs)
             if result.outcome is Outcome.ERROR:
                 span.set_status(Status(StatusCode.ERROR, str(result.reason)))
-        self._count(result)
+        outcomes.count(self.telemetry, result)
         candidates = [c.url for c in resolution.candidates] if dry_run or self.list_only else None
         self._write_manifest(
             result, stored.relpath if stored else None, dry_run or self.list_only, work, candidates
@@ -550,19 +502,3 @@ def _scrub(text: str, secrets_: tuple[str, ...]) -> str:
     from oafetch.urls import scrub
 
     return scrub(text, secrets_)
-
-
-def _outcome_attrs(result: DownloadResult, relpath: str | None) -> dict[str, Any]:
-    """The ``oafetch.work`` span's outcome attributes (what its ``downloads`` row holds)."""
-    attrs = {
-        names.OUTCOME: str(result.outcome),
-        names.REASON: str(result.reason),
-        names.RESOLVER: result.resolver,
-        names.CONTENT_TYPE: result.content_type,
-        names.BYTES: result.bytes,
-        names.SHA256: result.sha256,
-        names.FINAL_PATH: relpath,
-        names.DEDUPE_ACTION: result.dedupe_action,
-        names.TTFP_MS: result.ttfp_ms,
-    }
-    return {k: v for k, v in attrs.items() if v is not None}
