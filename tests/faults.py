@@ -279,45 +279,6 @@ def stored_files(out: Path) -> list[Path]:
     return [p for sub in ("pdf", "html", "xml", "other") for p in files_under(out / sub)]
 
 
-@dataclass
-class OtlpReceiver:
-    """A minimal OTLP/HTTP collector: keeps every posted body (decompressed), answers 200."""
-
-    url: str
-    bodies: list[tuple[str, bytes]]
-
-
-@contextlib.contextmanager
-def otlp_receiver() -> Iterator[OtlpReceiver]:
-    import http.server
-
-    bodies: list[tuple[str, bytes]] = []
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            data = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            if self.headers.get("Content-Encoding") == "gzip":
-                data = gzip.decompress(data)
-            bodies.append((self.path, data))
-            self.send_response(200)
-            self.send_header("Content-Type", "application/x-protobuf")
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield OtlpReceiver(f"http://127.0.0.1:{server.server_address[1]}", bodies)
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
-
-
 class CatchAll(dict):  # type: ignore[type-arg]
     """A ``Loopback.routes`` replacement that answers every path with one route.
 

@@ -32,7 +32,8 @@ class Received:
     spans: list[dict[str, Any]] = field(default_factory=list)
     metric_names: set[str] = field(default_factory=set)
     posts: list[tuple[str, dict[str, str]]] = field(default_factory=list)  # (path, headers)
-    raw: list[bytes] = field(default_factory=list)
+    raw: list[bytes] = field(default_factory=list)  # each body, decompressed
+    bodies: list[tuple[str, bytes]] = field(default_factory=list)  # (path, decompressed body)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add_traces(self, req: trace_service_pb2.ExportTraceServiceRequest) -> None:
@@ -81,11 +82,12 @@ def http_receiver() -> Iterator[tuple[str, Received]]:
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             headers = {k.lower(): v for k, v in self.headers.items()}
+            if headers.get("content-encoding") == "gzip":
+                body = gzip.decompress(body)
             with got.lock:
                 got.posts.append((self.path, headers))
                 got.raw.append(body)
-            if headers.get("content-encoding") == "gzip":
-                body = gzip.decompress(body)
+                got.bodies.append((self.path, body))
             if self.path.endswith("traces"):
                 treq = trace_service_pb2.ExportTraceServiceRequest()
                 treq.ParseFromString(body)

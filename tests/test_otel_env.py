@@ -59,6 +59,16 @@ def _session_run(out: Path, config: TelemetryConfig | None = None) -> list[str]:
     return trace_ids
 
 
+def _exported(monkeypatch: pytest.MonkeyPatch, out: Path, **env: str) -> tuple[list[str], Received]:
+    """A session run exporting to an OTLP/HTTP receiver with ``env`` set: (trace ids, got)."""
+    with http_receiver() as (url, got):
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", url)
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        ids = _session_run(out)
+    return ids, got
+
+
 def _stored_spans(out: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in (out / "spans.jsonl").read_text().splitlines()]
 
@@ -83,10 +93,7 @@ def _trace_ids(got: Received) -> set[str]:
 def test_otel_service_name_names_the_service(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    with http_receiver() as (url, got):
-        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", url)
-        monkeypatch.setenv("OTEL_SERVICE_NAME", "corpus-builder")
-        _session_run(tmp_path)
+    _ids, got = _exported(monkeypatch, tmp_path, OTEL_SERVICE_NAME="corpus-builder")
     spans, _ = got.snapshot()
     assert spans and {s["resource"]["service.name"] for s in spans} == {"corpus-builder"}
     assert {s["resource"]["service.version"] for s in spans} == {__version__}
@@ -96,12 +103,11 @@ def test_otel_service_name_names_the_service(
 def test_otel_resource_attributes_are_added_and_may_set_the_version(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    with http_receiver() as (url, got):
-        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", url)
-        monkeypatch.setenv(
-            "OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=ci,service.version=9.9"
-        )
-        _session_run(tmp_path)
+    _ids, got = _exported(
+        monkeypatch,
+        tmp_path,
+        OTEL_RESOURCE_ATTRIBUTES="deployment.environment=ci,service.version=9.9",
+    )
     spans, _ = got.snapshot()
     resource = spans[0]["resource"]
     assert resource["deployment.environment"] == "ci"
@@ -115,10 +121,7 @@ def test_otel_resource_attributes_are_added_and_may_set_the_version(
 def test_otel_traces_exporter_none_sends_no_span_but_keeps_metrics_and_the_store(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    with http_receiver() as (url, got):
-        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", url)
-        monkeypatch.setenv("OTEL_TRACES_EXPORTER", "none")
-        ids = _session_run(tmp_path)
+    ids, got = _exported(monkeypatch, tmp_path, OTEL_TRACES_EXPORTER="none")
     spans, metrics = got.snapshot()
     assert spans == []
     assert names.METRIC_RETRIES in metrics
@@ -128,10 +131,7 @@ def test_otel_traces_exporter_none_sends_no_span_but_keeps_metrics_and_the_store
 def test_otel_metrics_exporter_none_sends_no_metric(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    with http_receiver() as (url, got):
-        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", url)
-        monkeypatch.setenv("OTEL_METRICS_EXPORTER", "none")
-        ids = _session_run(tmp_path)
+    ids, got = _exported(monkeypatch, tmp_path, OTEL_METRICS_EXPORTER="none")
     assert _trace_ids(got) == set(ids)
     assert not any(path.endswith("metrics") for path, _ in got.posts)
 
@@ -199,11 +199,12 @@ def test_otel_exporter_otlp_metrics_endpoint_and_traces_protocol_per_signal(
 def test_otel_exporter_otlp_headers_and_compression_reach_the_collector(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    with http_receiver() as (url, got):
-        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", url)
-        monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", "x-tenant=corpus")
-        monkeypatch.setenv("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip")
-        ids = _session_run(tmp_path)
+    ids, got = _exported(
+        monkeypatch,
+        tmp_path,
+        OTEL_EXPORTER_OTLP_HEADERS="x-tenant=corpus",
+        OTEL_EXPORTER_OTLP_COMPRESSION="gzip",
+    )
     assert _trace_ids(got) == set(ids)
     assert got.posts and all(h.get("x-tenant") == "corpus" for _, h in got.posts)
     assert all(h.get("content-encoding") == "gzip" for _, h in got.posts)
@@ -230,11 +231,9 @@ def test_otel_metric_export_interval_pushes_while_the_run_goes_on(
 def test_otel_traces_sampler_traceidratio_exports_the_ratio_and_stores_all(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    with http_receiver() as (url, got):
-        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", url)
-        monkeypatch.setenv("OTEL_TRACES_SAMPLER", "traceidratio")
-        monkeypatch.setenv("OTEL_TRACES_SAMPLER_ARG", "0.5")
-        ids = _session_run(tmp_path)
+    ids, got = _exported(
+        monkeypatch, tmp_path, OTEL_TRACES_SAMPLER="traceidratio", OTEL_TRACES_SAMPLER_ARG="0.5"
+    )
     bound = TraceIdRatioBased.get_bound_for_rate(0.5)
     expected = {t for t in ids if int(t, 16) & TraceIdRatioBased.TRACE_ID_LIMIT < bound}
     assert _trace_ids(got) == expected
@@ -247,10 +246,7 @@ def test_otel_traces_sampler_traceidratio_exports_the_ratio_and_stores_all(
 def test_otel_traces_sampler_always_off_exports_nothing_and_stores_all(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    with http_receiver() as (url, got):
-        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", url)
-        monkeypatch.setenv("OTEL_TRACES_SAMPLER", "always_off")
-        ids = _session_run(tmp_path)
+    ids, got = _exported(monkeypatch, tmp_path, OTEL_TRACES_SAMPLER="always_off")
     assert _trace_ids(got) == set()
     with sqlite3.connect(tmp_path / "telemetry.sqlite") as conn:
         assert conn.execute("SELECT count(*) FROM fallback_attempts").fetchone()[0] == N_TRACES

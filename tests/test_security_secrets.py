@@ -16,10 +16,11 @@ from urllib.parse import quote, quote_plus
 
 import pytest
 
-from faults import files_under, otlp_receiver
+from faults import files_under
 from oafetch import Config, Downloader, Outcome
 from oafetch.sandbox import Corpus, Sandbox
 from oafetch.sandbox_config import config_for
+from otlp_receiver import http_receiver
 
 SECRETS = {
     "OPENALEX_API_KEY": "oakey-Zq81xW3vT0p",
@@ -71,7 +72,7 @@ def test_no_credential_reaches_any_output(
         Sandbox(
             corpus=Corpus(seed=11, n_works=40), rates=RATES, arxiv_crawl_delay=0.1, slow_seconds=0.3
         ) as sb,
-        otlp_receiver() as collector,
+        http_receiver() as (collector_url, collector),
     ):
         settings: dict[str, Any] = config_for(sb.base_urls, sb.rate_policies())
         settings["resolvers"]["core"].pop("api_key", None)  # from CORE_API_KEY instead
@@ -82,7 +83,7 @@ def test_no_credential_reaches_any_output(
             workers=6,
             cache={"enabled": False},
             download={"fsync": False},
-            telemetry={"enabled": True, "otlp_endpoint": collector.url, "otlp_timeout_s": 2},
+            telemetry={"enabled": True, "otlp_endpoint": collector_url, "otlp_timeout_s": 2},
         )
         config = Config.load(None, **settings)
         with Downloader(config, resume=False) as dl:

@@ -3,7 +3,6 @@ and a dead or hung collector that must neither slow the work nor delay exit."""
 
 from __future__ import annotations
 
-import gzip
 import http.server
 import json
 import os
@@ -20,95 +19,21 @@ from typing import Any
 
 import httpx
 import pytest
-from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
-    ExportMetricsServiceRequest,
-)
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-    ExportTraceServiceRequest,
-    ExportTraceServiceResponse,
-)
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.util.types import AttributeValue
 
 import oafetch
 from oafetch.config import TelemetryConfig
 from oafetch.telemetry import TelemetrySession, names
 from oafetch.telemetry.context import identity
+from otlp_receiver import Received, http_receiver
 
 SECRET_URL_QUERY = "api_key=SECRET&email=me@x.org"
 
 
-# -- an OTLP/HTTP receiver -------------------------------------------------------------------------
-
-
-class Receiver:
-    """Collects what an OTLP/HTTP exporter posts: raw bodies and decoded spans."""
-
-    def __init__(self) -> None:
-        self.raw: list[bytes] = []
-        self.spans: list[dict[str, Any]] = []
-        self.metric_names: set[str] = set()
-        self.lock = threading.Lock()
-
-    def handle(self, path: str, body: bytes) -> None:
-        with self.lock:
-            self.raw.append(body)
-            if path == "/v1/traces":
-                req = ExportTraceServiceRequest()
-                req.ParseFromString(body)
-                for rs in req.resource_spans:
-                    for ss in rs.scope_spans:
-                        for span in ss.spans:
-                            self.spans.append(
-                                {
-                                    "name": span.name,
-                                    "kind": span.kind,
-                                    "span_id": span.span_id.hex(),
-                                    "attributes": {
-                                        kv.key: _value(kv.value) for kv in span.attributes
-                                    },
-                                }
-                            )
-            elif path == "/v1/metrics":
-                mreq = ExportMetricsServiceRequest()
-                mreq.ParseFromString(body)
-                for rm in mreq.resource_metrics:
-                    for sm in rm.scope_metrics:
-                        self.metric_names.update(m.name for m in sm.metrics)
-
-
-def _value(v: AnyValue) -> Any:
-    which = v.WhichOneof("value")
-    return getattr(v, which) if which else None
-
-
 @pytest.fixture
-def receiver() -> Iterator[tuple[str, Receiver]]:
-    rec = Receiver()
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            if self.headers.get("Content-Encoding") == "gzip":
-                body = gzip.decompress(body)
-            rec.handle(self.path, body)
-            reply = ExportTraceServiceResponse().SerializeToString()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/x-protobuf")
-            self.send_header("Content-Length", str(len(reply)))
-            self.end_headers()
-            self.wfile.write(reply)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", rec
-    server.shutdown()
-    server.server_close()
-    thread.join()
+def receiver() -> Iterator[tuple[str, Received]]:
+    with http_receiver() as pair:
+        yield pair
 
 
 # -- a web server that serves bodies and remembers the URLs it was asked for -----------------------
@@ -200,7 +125,7 @@ def fetch_like_the_hot_path(session: TelemetrySession, url: str, *, redact: bool
 
 
 def test_receiver_gets_the_span_tree_and_no_credential(
-    tmp_path: Path, receiver: tuple[str, Receiver], web: tuple[str, list[str]]
+    tmp_path: Path, receiver: tuple[str, Received], web: tuple[str, list[str]]
 ) -> None:
     endpoint, rec = receiver
     base, seen = web
@@ -252,7 +177,7 @@ def test_receiver_gets_the_span_tree_and_no_credential(
 
 
 def test_query_is_dropped_when_no_stage_redacted_the_url(
-    tmp_path: Path, receiver: tuple[str, Receiver], web: tuple[str, list[str]]
+    tmp_path: Path, receiver: tuple[str, Received], web: tuple[str, list[str]]
 ) -> None:
     endpoint, rec = receiver
     base, _ = web
@@ -265,7 +190,7 @@ def test_query_is_dropped_when_no_stage_redacted_the_url(
 
 
 def test_metrics_reach_the_collector_too(
-    tmp_path: Path, receiver: tuple[str, Receiver], web: tuple[str, list[str]]
+    tmp_path: Path, receiver: tuple[str, Received], web: tuple[str, list[str]]
 ) -> None:
     endpoint, rec = receiver
     base, _ = web
