@@ -207,3 +207,12 @@ def test_traceparent_goes_only_to_hosts_the_user_opts_in(
         dl.fetch(server.url("/a.pdf"))
     headers = {k.lower() for k in server.hits("/a.pdf")[0].headers}
     assert ("traceparent" in headers) is opted_in
+
+
+@pytest.mark.parametrize("url", ["http://?/=?=", "https://x.org/?a=%3F%3D&b=c?d=e"])
+def test_redaction_is_idempotent_on_values_that_hold_no_secret(url: str) -> None:
+    """A nested query without a secret is left as it is, not re-encoded on every pass."""
+    from oafetch.urls import redact_url
+
+    once = redact_url(url)
+    assert redact_url(once) == once

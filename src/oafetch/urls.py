@@ -126,18 +126,20 @@ def _redact_value(value: str, depth: int = 0) -> str:
     """A parameter value with any URL, query or encoding nested inside it redacted too."""
     if depth >= _MAX_NESTING or not value:
         return value
+    # A nested form is rewritten only when something in it was redacted: re-encoding a value
+    # that held no secret would change it on every pass (redaction must be idempotent).
     if "://" in value or ("=" in value and ("?" in value or "&" in value)):
         inner = (
             redact_url(value, _depth=depth + 1)
             if "://" in value
             else _redact_query(value, depth + 1)
         )
-        if inner != value:
+        if inner.count(REDACTED) > value.count(REDACTED):
             return inner
     decoded = unquote(value)
     if decoded != value:  # percent-encoded once more: look inside, keep the encoding
         inner = _redact_value(decoded, depth + 1)
-        if inner != decoded:
+        if inner.count(REDACTED) > decoded.count(REDACTED):
             return quote(inner, safe="")
     return value
 
