@@ -386,6 +386,7 @@ class Fallback:
                 keep_slot=parking,
                 reservation=slot,
                 origin_host=candidate.origin,
+                expected_md5=candidate.md5,
             )
         except FetchError as exc:
             wait_s = exc.retry_after if exc.retry_after is not None else 0.0
