@@ -126,7 +126,7 @@ class PmcResolver(OptionalKeyResolver):
         if status not in (None, "ok"):
             raise _refused(url, wanted, body.get("message") or body.get("errmsg") or status)
         for record in as_list(body.get("records")):
-            if not isinstance(record, dict):
+            if not isinstance(record, dict) or not _about(record, ids):
                 continue
             if text(record.get("status")) == "error":
                 message = text(record.get("errmsg")) or "error"
@@ -135,10 +135,6 @@ class PmcResolver(OptionalKeyResolver):
                 raise _refused(url, wanted, message)
             pmcid = text(record.get("pmcid"))
             if pmcid is None:
-                continue
-            if ids.pmcid and pmcid.upper() != ids.pmcid.upper():
-                continue
-            if ids.doi and record.get("doi") is not None and not same_doi(record["doi"], ids.doi):
                 continue
             pmid = record.get("pmid")
             ids.learn(
@@ -177,6 +173,17 @@ class PmcResolver(OptionalKeyResolver):
             return href
         parts = urlsplit(href)
         return f"{self.urls['ftp_url']}{parts.path}"
+
+
+def _about(record: dict[str, Any], ids: WorkIds) -> bool:
+    """Whether a converter record is about this work (no identifier it names contradicts one
+    already known; an answer may carry records for other ids)."""
+    pmcid, pmid, doi = text(record.get("pmcid")), record.get("pmid"), record.get("doi")
+    if ids.pmcid and pmcid and pmcid.split(".")[0].upper() != ids.pmcid.upper():
+        return False
+    if ids.pmid and isinstance(pmid, str | int) and str(pmid) != ids.pmid:
+        return False
+    return not (ids.doi and doi is not None and not same_doi(doi, ids.doi))
 
 
 def current_version(record: dict[str, Any]) -> int | None:
