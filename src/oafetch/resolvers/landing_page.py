@@ -1,10 +1,10 @@
 """Landing pages: the doi.org redirect, and the PDF links a publisher's HTML page announces.
 
 :func:`extract_links` is a pure parser (selectolax's lexbor HTML parser: tolerant of broken
-markup and 4–6 times faster than the ``html.parser`` one it replaced on saved article pages,
-see docs/BENCHMARKS.md). It ranks the links by how surely they are *the article's own PDF*, not by
-page order, because article pages list other PDFs first: supplementary files (a CONSORT
-checklist, appendices, figure PDFs), and PDFs the references cite. In order:
+markup and 4 to 6 times faster than the ``html.parser`` one it replaced on saved article pages,
+see docs/BENCHMARKS.md). It ranks the links by how surely they are *the article's own PDF*,
+not by page order, because article pages list other PDFs first: supplementary files (a
+CONSORT checklist, appendices, figure PDFs), and PDFs the references cite. In order:
 
 1. ``<meta name="citation_pdf_url">`` (and the eprints/bepress equivalents);
 2. ``<link rel="alternate" type="application/pdf">``;
