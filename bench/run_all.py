@@ -19,6 +19,7 @@ BENCHES = [
     ("telemetry", ["bench_telemetry.py"]),
     ("memory", ["bench_memory.py"]),
     ("analytics", ["bench_analytics.py"]),
+    ("landing_parse", ["bench_landing_parse.py", "100"]),
 ]
 
 

@@ -31,7 +31,7 @@ from oafetch.http.decoding import decoded_chunks
 from oafetch.http.errors import check_status, is_challenge, translate
 from oafetch.http.transports import META
 from oafetch.manifest import AttemptRow
-from oafetch.storage import Storage, Stored, disk_error
+from oafetch.storage import Storage, Stored, disk_error, md5_hex
 from oafetch.telemetry import names
 from oafetch.tokens import Kind, Reason, Role, Status
 from oafetch.urls import redact_url
@@ -69,10 +69,12 @@ def _content_length(response: httpx.Response) -> int | None:
 class _Body:
     """Streams a response into a temp file, keeping hash, size, head and tail."""
 
-    def __init__(self, fh: BinaryIO, max_bytes: int) -> None:
+    def __init__(self, fh: BinaryIO, max_bytes: int, md5: bool = False) -> None:
         self.fh = fh
         self.max_bytes = max_bytes
         self.sha = hashlib.sha256()
+        # md5 only when the source lists one to check against (Zenodo): never a content id
+        self.md5 = hashlib.md5(usedforsecurity=False) if md5 else None
         self.size = 0
         self.head = bytearray()
         self.tail = b""
@@ -86,6 +88,8 @@ class _Body:
                 status=Status.DOWNLOAD_ERROR,
             )
         self.sha.update(chunk)
+        if self.md5 is not None:
+            self.md5.update(chunk)
         if len(self.head) < HEAD_BYTES:
             self.head += chunk[: HEAD_BYTES - len(self.head)]
         self.tail = (
@@ -108,11 +112,14 @@ def download(
     keep_slot: bool = False,
     reservation: tuple[str, float] | None = None,
     origin_host: str | None = None,
+    expected_md5: str | None = None,
 ) -> BodyOutcome:
     """Fetch ``url`` with retries and store its body if it is what the policy accepts.
 
     ``origin_host`` names the host the URL came from (an API, a landing page), so the network
     guard refuses a public source pointing into private address space (see ``HttpClient.send``).
+    ``expected_md5`` is the checksum the source lists for the file (hex, or ``md5:hex``): bytes
+    that do not match it fail as ``checksum-mismatch`` and are never stored.
 
     Returns:
         A :class:`BodyOutcome`; ``stored`` is ``None`` when the verdict refused the body
@@ -177,7 +184,7 @@ def download(
                     http_status=response.status_code,
                 )
             temp, fh = storage.open_temp(work_id)
-            body = _Body(fh, policy.max_bytes)
+            body = _Body(fh, policy.max_bytes, md5=expected_md5 is not None)
             published = False
             try:
                 with tracer.start_as_current_span(names.SPAN_BODY) as span:
@@ -220,6 +227,7 @@ def download(
                         status=Status.SIZE_MISMATCH,
                         http_status=response.status_code,
                     )
+                _check_md5(body, expected_md5, url, response.status_code)
                 try:
                     try:
                         fh.flush()
@@ -317,3 +325,18 @@ def _record(
             content_length_hdr=_content_length(response),
         )
     )
+
+
+def _check_md5(body: _Body, expected: str | None, url: str, http_status: int) -> None:
+    """Raise ``checksum-mismatch`` when the bytes differ from the source's md5."""
+    if body.md5 is None or expected is None:
+        return
+    got = body.md5.hexdigest()
+    want = md5_hex(expected) or expected.lower()
+    if got != want:
+        raise FetchError(
+            Reason.CHECKSUM_MISMATCH,
+            f"{redact_url(url)}: md5 of the {body.size} bytes received is {got}, "
+            f"the source lists {want}",
+            http_status=http_status,
+        )

@@ -405,6 +405,7 @@ class Downloader:
                 version=cand.version if cand else None,
                 license=cand.license if cand else None,
                 host_type=cand.host_type if cand else None,
+                retracted=resolution.retracted,
                 line=line,
                 input=redact_url(work.raw) if work.raw else None,
             )

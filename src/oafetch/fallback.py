@@ -41,7 +41,7 @@ from oafetch.fallback_state import (
 from oafetch.http.client import HttpClient
 from oafetch.http.ratelimit import RateBudgetExceeded
 from oafetch.resolvers.base import Candidate, Resolver, WorkIds
-from oafetch.resolvers.landing_page import extract_links
+from oafetch.resolvers.landing_page import followable_links
 from oafetch.storage import Storage
 from oafetch.telemetry import names
 from oafetch.tokens import FallbackOutcome, Outcome, Reason, Role, Status
@@ -386,6 +386,7 @@ class Fallback:
                 keep_slot=parking,
                 reservation=slot,
                 origin_host=candidate.origin,
+                expected_md5=candidate.md5,
             )
         except FetchError as exc:
             wait_s = exc.retry_after if exc.retry_after is not None else 0.0
@@ -419,7 +420,7 @@ class Fallback:
         """An HTML page instead of a file: try the PDF links it announces, else record why not."""
         links: list[str] = []
         if body.html is not None and body.verdict.reason is not Reason.BOT_CHALLENGE and depth < 2:
-            links = extract_links(body.html, body.url)
+            links = followable_links(body.html, body.url, state.ids)
             for link in links:
                 if state.stop.is_set():
                     break

@@ -52,6 +52,7 @@ _REASON_RANK = (
     Reason.BOT_CHALLENGE,
     Reason.NOT_PDF,
     Reason.TRUNCATED,
+    Reason.CHECKSUM_MISMATCH,
     Reason.SIZE_MISMATCH,
     Reason.POLICY_SIZE,
     Reason.POLICY_TYPE,
@@ -128,6 +129,13 @@ class Resolution:
     candidates: list[Candidate] = field(default_factory=list)
     downloads: int = 0
     parked: WorkProgress | None = None  # set when the work waits for a host: resume it later
+
+    @property
+    def retracted(self) -> bool | None:
+        """Whether a source marked the work retracted (PMC's OA service): ``True`` if any
+        candidate says so, ``False`` if some say it is not, ``None`` if no source said."""
+        said = [c.retracted for c in self.candidates if c.retracted is not None]
+        return any(said) if said else None
 
     @property
     def not_before(self) -> float:

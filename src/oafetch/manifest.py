@@ -53,6 +53,7 @@ MANIFEST_FIELDS = (
     "version",
     "license",
     "host_type",
+    "retracted",
     "dedupe_action",
     "message",
     "input",

@@ -21,6 +21,8 @@ class DownloadResult:
         resolver / url: the source and URL that delivered it (URL redacted of credentials).
         dedupe_action: ``stored``, ``linked``, ``referenced`` or ``kept``.
         ttfp_ms: time from the work's start to its stored file.
+        retracted: ``True`` when a source marks the work retracted (PMC's OA service),
+            ``False`` when one says it is not, ``None`` when none said.
         line: the input line number, for batch inputs.
     """
 
@@ -40,6 +42,7 @@ class DownloadResult:
     version: str | None = None
     license: str | None = None
     host_type: str | None = None
+    retracted: bool | None = None
     line: int | None = None
     input: str | None = None
 

@@ -276,3 +276,13 @@ def _sha256_file(path: Path) -> str:
 
 
 sha256_file = _sha256_file
+
+
+def md5_hex(checksum: str | None) -> str | None:
+    """The hex digest of a source's md5 checksum (``md5:<hex>`` or bare hex), else ``None``."""
+    if not checksum:
+        return None
+    algo, _, digest = checksum.strip().lower().rpartition(":")
+    if algo not in ("", "md5") or len(digest) != 32:
+        return None
+    return digest if all(c in "0123456789abcdef" for c in digest) else None

@@ -70,6 +70,7 @@ class Reason(StrEnum):
     CANCELLED = "cancelled"  # the run was interrupted before this work finished
     BAD_INPUT = "bad-input"  # the identifier could not be understood
     TRUNCATED = "truncated"  # a PDF that starts right but has no %%EOF (cut short)
+    CHECKSUM_MISMATCH = "checksum-mismatch"  # the bytes differ from the checksum the source lists
 
 
 @unique

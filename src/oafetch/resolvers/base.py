@@ -33,7 +33,9 @@ class Candidate:
     ``role`` is ``artifact`` for a file URL and ``landing`` for an HTML page that links to it.
     ``origin`` is the host that named the URL (set by the orchestrator: the source's API host,
     or the page a link was found on); a public origin may not send oafetch to a private
-    address (SSRF). URLs the user gave have no origin.
+    address (SSRF). URLs the user gave have no origin. ``retracted`` is what the source says
+    about the work (``None``: it says nothing); ``md5`` is the file's checksum as the source
+    lists it (Zenodo), which the download verifies.
     """
 
     url: str
@@ -44,6 +46,8 @@ class Candidate:
     license: str | None = None
     host_type: str | None = None
     origin: str | None = None
+    retracted: bool | None = None  # the source marks the work retracted (PMC's OA service)
+    md5: str | None = None  # the source's checksum of the file; the download must match it
 
 
 @dataclass

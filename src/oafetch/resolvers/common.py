@@ -18,7 +18,8 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
-from typing import Any
+from enum import Enum
+from typing import Any, Final
 from urllib.parse import urlsplit
 
 from oafetch.errors import FetchError, ResolverError
@@ -33,6 +34,17 @@ _ARXIV_URL = re.compile(
 _PMC_PATH = re.compile(r"/(?:pmc/)?articles/(PMC\d+)(/pdf(?:/.*)?)?/?$", re.I)
 _PMC_HOSTS = ("ncbi.nlm.nih.gov", "europepmc.org")
 _PUBMED = re.compile(r"^https?://(?:www\.)?(?:pubmed\.)?ncbi\.nlm\.nih\.gov/(?:pubmed/)?(\d+)/?$")
+
+
+class _Unsaid(Enum):
+    """A source that names no kind for a file URL (most list only PDF links)."""
+
+    KIND = "unsaid"
+
+
+UNSAID: Final = _Unsaid.KIND
+# A file whose kind the source does not know (Crossref ``unspecified``): no guess is recorded.
+UNKNOWN_KIND: Final = None
 
 
 def bad_response(source: str, url: str, detail: str) -> ResolverError:
@@ -211,12 +223,19 @@ class Found:
         url: Any,
         role: Role = Role.ARTIFACT,
         *,
-        kind: Kind | None = None,
+        kind: Kind | _Unsaid | None = UNSAID,
         version: Any = None,
         license: Any = None,
         host_type: Any = None,
+        retracted: bool | None = None,
+        md5: str | None = None,
     ) -> None:
-        """Add ``url`` if it is an absolute http(s) URL (anything else is ignored)."""
+        """Add ``url`` if it is an absolute http(s) URL (anything else is ignored).
+
+        A file URL (``role=artifact``) whose ``kind`` is not given is taken to be a PDF (most
+        sources list nothing else); pass the kind the source states, or ``UNKNOWN_KIND`` when
+        it says it does not know (a landing page is ``Role.LANDING``, ``Kind.HTML``).
+        """
         if not is_http_url(url):
             return
         url = str(url).strip()
@@ -225,10 +244,19 @@ class Found:
             if legacy_pmc_pdf(url) is not None:
                 self.ids.learn(pmcid=legacy_pmc_pdf(url))
                 return  # a bot wall: the PMC resolver fetches the cloud copy instead
-        if kind is None and role is Role.ARTIFACT:
-            kind = Kind.PDF
+        if kind is UNSAID:
+            kind = Kind.PDF if role is Role.ARTIFACT else None
+        assert not isinstance(kind, _Unsaid)
         candidate = Candidate(
-            url, self.source, role, kind, text(version), text(license), text(host_type)
+            url,
+            self.source,
+            role,
+            kind,
+            text(version),
+            text(license),
+            text(host_type),
+            retracted=retracted,
+            md5=md5,
         )
         old = self._items.get(url)
         if old is None or (old.role is Role.LANDING and role is Role.ARTIFACT):

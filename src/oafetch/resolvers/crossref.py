@@ -1,17 +1,33 @@
 """Crossref REST: ``GET /works/{doi}?mailto=…`` → the publisher's full-text links (``link[]``).
 
-``link[]`` is optional and publisher-supplied: ``application/pdf`` links come first, then
-``unspecified`` ones (they often serve HTML; the download verifies the bytes). Links to the
-Elsevier/Wiley TDM APIs need publisher keys and are skipped; ``similarity-checking`` links
-(often IP-restricted) go last. A link's licence is the ``license[]`` entry of the same
-``content-version`` whose embargo (``delay-in-days``) is over; ``vor``/``am`` map to
-``publishedVersion``/``acceptedVersion``. An unknown DOI is a 404 with a plain-text body.
+``link[]`` is optional and publisher-supplied, so each link is read for what it says it is:
+
+* ``content-type`` decides the kind. ``application/pdf`` is a PDF file, ``…xml`` an XML file,
+  ``unspecified`` a file of unknown kind (often a PDF, sometimes HTML: the download verifies the
+  bytes). ``text/html`` is the article's web page: offered as a *landing page*, whose PDF link
+  is followed, never as a PDF. ``text/plain`` (plain-text mining renditions) is not the full
+  text oafetch stores and is skipped.
+* ``intended-application`` decides the order inside a kind. ``text-mining`` and unspecified
+  links first, ``similarity-checking`` ones next (often IP-restricted). ``syndication`` links
+  come after every other link: they are published for syndication partners (CHORUS and the
+  like, often the accepted manuscript under the partner's terms), so a text-mining or
+  similarity-checking link of the work is tried before them; they are still offered, since
+  for some works they are the only copy.
+* Links to the Elsevier/Wiley TDM APIs need publisher keys and are skipped.
+* URLs are stored as deposited XML text, and some keep their entities (``?a=1&amp;b=2``):
+  ``&amp;`` is turned back into ``&`` so the query the publisher meant is fetched.
+
+A link's licence is the ``license[]`` entry of the same ``content-version`` whose embargo
+(``delay-in-days``) is over, else one deposited with ``content-version: unspecified`` (it applies
+to every version). ``vor``/``am`` map to ``publishedVersion``/``acceptedVersion``. An unknown DOI
+is a 404 with a plain-text body.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 from typing import Any, ClassVar
 
 from oafetch.http.client import HttpClient
@@ -22,6 +38,10 @@ from oafetch.works import Work
 
 _VERSIONS = {"vor": "publishedVersion", "am": "acceptedVersion", "tdm": "publishedVersion"}
 _KEYED_HOSTS = ("api.elsevier.com", "api.wiley.com")
+# ``&amp;`` possibly escaped more than once (``&amp;amp;``), and its numeric forms.
+_AMP = re.compile(r"&(?:amp;)+|&#0*38;|&#x0*26;", re.I)
+# Order of ``intended-application`` values inside one content kind (unknown values: 1).
+_APPLICATION_RANK = {"text-mining": 0, "": 0, "unspecified": 0, "similarity-checking": 1}
 
 
 class CrossrefResolver(Resolver):
@@ -56,30 +76,58 @@ class CrossrefResolver(Resolver):
         found = Found(self.name, ids)
         links = [link for link in as_list(message.get("link")) if isinstance(link, dict)]
         for link in sorted(links, key=_rank):
-            link_url = text(link.get("URL"))
+            link_url = unescape_amp(text(link.get("URL")))
             if link_url is None or any(h in link_url.lower() for h in _KEYED_HOSTS):
                 continue
+            shape = link_shape(text(link.get("content-type")))
+            if shape is None:
+                continue  # plain text: not a full text oafetch stores
+            role, kind = shape
             version = text(link.get("content-version")) or "vor"
-            ctype = (text(link.get("content-type")) or "unspecified").lower()
-            kind = Kind.PDF if "pdf" in ctype else Kind.XML if "xml" in ctype else None
             found.add(
                 link_url,
-                Role.ARTIFACT,
+                role,
                 kind=kind,
                 version=_VERSIONS.get(version, version),
-                license=licences.get(version),
+                license=licences.get(version) or licences.get("unspecified"),
                 host_type="publisher",
             )
         return found.result()
 
 
-def _rank(link: dict[str, Any]) -> tuple[int, int]:
+def unescape_amp(url: str | None) -> str | None:
+    """``url`` with HTML-escaped ampersands (``&amp;``, ``&#38;``) turned back into ``&``.
+
+    Only the ampersand is unescaped: a full ``html.unescape`` would also turn a query such as
+    ``?a=1&copy=2`` into ``?a=1©=2``.
+    """
+    return _AMP.sub("&", url) if url else url
+
+
+def link_shape(content_type: str | None) -> tuple[Role, Kind | None] | None:
+    """How to offer a link of this ``content-type``: (role, kind), or ``None`` to skip it.
+
+    ``text/html`` is a landing page, ``text/plain`` is skipped, PDF and XML are files of that
+    kind, anything else (``unspecified``, missing) is a file of unknown kind.
+    """
+    ctype = (content_type or "unspecified").lower()
+    if "pdf" in ctype:
+        return Role.ARTIFACT, Kind.PDF
+    if "html" in ctype:
+        return Role.LANDING, Kind.HTML
+    if ctype.startswith("text/plain"):
+        return None
+    if "xml" in ctype:
+        return Role.ARTIFACT, Kind.XML
+    return Role.ARTIFACT, None
+
+
+def _rank(link: dict[str, Any]) -> tuple[int, int, int]:
+    """Syndication links last; then by kind (PDF, unknown, XML/HTML); then by application."""
     ctype = (text(link.get("content-type")) or "").lower()
     use = (text(link.get("intended-application")) or "").lower()
-    return (
-        0 if "pdf" in ctype else 2 if ("xml" in ctype or "html" in ctype) else 1,
-        1 if use == "similarity-checking" else 0,
-    )
+    kind = 0 if "pdf" in ctype else 2 if ("xml" in ctype or "html" in ctype) else 1
+    return (1 if use == "syndication" else 0, kind, _APPLICATION_RANK.get(use, 1))
 
 
 def _licences(message: dict[str, Any]) -> dict[str, str]:

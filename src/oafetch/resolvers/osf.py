@@ -3,8 +3,11 @@
 The GUID is the DOI's ``osf.io/{guid}`` suffix (PsyArXiv, SocArXiv and the other OSF preprint
 servers; a ``_vN`` version suffix is dropped). The preprint's
 ``relationships.primary_file.links.related.href`` is fetched and its ``data.links.download``
-is the file. A withdrawn preprint has a null ``primary_file`` (no candidates). The API wants a
-trailing slash (without one it answers 301).
+is the file. Only a PDF becomes a PDF candidate: the file's ``attributes.name`` must end in
+``.pdf`` (many preprints' primary file is a ``.docx``; those give no candidate), and a file
+without a name is offered with no kind, for the download to judge by its bytes. A withdrawn
+preprint has a null ``primary_file`` (no candidates). The API wants a trailing slash (without
+one it answers 301).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from typing import ClassVar
 from oafetch.http.client import HttpClient
 from oafetch.resolvers.base import Candidate, Resolver, WorkIds, dig, text
 from oafetch.resolvers.common import (
+    UNKNOWN_KIND,
     Found,
     bad_response,
     error_body,
@@ -63,14 +67,16 @@ class OsfResolver(Resolver):
         file_data = fetch_json(http, file_url)
         if file_data is None:
             return []
-        download = text(
-            dig(require_dict(file_data, self.name, file_url), "data", "links", "download")
-        )
+        entity = require_dict(file_data, self.name, file_url)
+        download = text(dig(entity, "data", "links", "download"))
+        file_name = text(dig(entity, "data", "attributes", "name"))
+        if file_name is not None and not file_name.lower().endswith(".pdf"):
+            return []  # a .docx (or other) primary file: not a PDF, not the full text we store
         found = Found(self.name, ids)
         found.add(
             download,
             Role.ARTIFACT,
-            kind=Kind.PDF,
+            kind=Kind.PDF if file_name is not None else UNKNOWN_KIND,
             version="submittedVersion",
             host_type="repository",
         )

@@ -1,27 +1,36 @@
 """NCBI PMC: ID Converter → OA web service → the PMC cloud copy.
 
-1. The PMCID is the one given or learnt, else the ID Converter's answer for the DOI or PMID
-   (``records[].status == "error"``: not in PMC, no candidates; ``pmid`` may be an int or a
-   string).
+1. The ID Converter (``versions=yes``) is asked for the work's PMCID, DOI or PMID. Its record
+   names the PMCID and every version of the article, the current one marked
+   ``"current": "true"``. A record with ``status: error`` and ``Identifier not found in PMC``
+   means the work is not in PMC (no candidates); any other error message (``invalid article
+   id``, an ID of the wrong type, a top-level ``status: error``) is the API refusing the
+   question and becomes a ``bad-request`` error carrying the API's message, not a silent
+   "unknown". ``pmid`` may be an int or a string.
 2. The OA web service (``oa.fcgi?id=PMC…``) says whether the article is in the open-access
    subset: an ``<error code="idIsNotOpenAccess">`` (or ``idDoesNotExist``) means no candidates.
-3. The file comes from the PMC cloud layout ``{cloud_url}/PMC{n}.{ver}/PMC{n}.{ver}.pdf``
-   (version 1: every version keeps its folder, and the API names none). The OA service's
-   legacy ``ftp://`` PDF href follows, rewritten to ``{ftp_url}/…`` (those files are being
-   withdrawn, so it is the second choice). The legacy ``/articles/PMC…/pdf/`` pages serve bot
-   walls and are never used.
+   Its ``retracted="yes"`` is carried on the candidates (and so into the manifest row).
+3. The file comes from the PMC cloud layout ``{cloud_url}/PMC{n}.{ver}/PMC{n}.{ver}.pdf`` with
+   the *current* version (version 1 when the converter names none: every version keeps its
+   folder). The OA service's legacy ``ftp://`` PDF href follows, rewritten to ``{ftp_url}/…``
+   (those files are being withdrawn, so it is the second choice). The legacy
+   ``/articles/PMC…/pdf/`` pages serve bot walls and are never used.
 
+When the PMCID is already known (given, or learnt from another source) the converter is still
+asked, for the current version; if it cannot answer, version 1 is used.
 ``NCBI_API_KEY`` (optional) is sent as ``api_key``; ``tool``/``email`` identify the client.
 """
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from typing import Any, ClassVar
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
+from oafetch.errors import FetchError, ResolverError
 from oafetch.http.client import HttpClient
-from oafetch.resolvers.base import Candidate, WorkIds, as_list, text
+from oafetch.resolvers.base import Candidate, WorkIds, as_list, text, truthy
 from oafetch.resolvers.common import (
     Found,
     OptionalKeyResolver,
@@ -31,10 +40,13 @@ from oafetch.resolvers.common import (
     require_dict,
     same_doi,
 )
-from oafetch.tokens import Kind, Role
+from oafetch.tokens import Kind, Reason, Role
+from oafetch.urls import redact_url
 from oafetch.works import Work
 
 _NOT_OA = {"idisnotopenaccess", "iddoesnotexist", "idisnotavailable"}
+_NOT_IN_PMC = re.compile(r"not\s+found", re.I)
+_VERSIONED = re.compile(r"^(PMC\d+)\.(\d+)$", re.I)
 
 
 class PmcResolver(OptionalKeyResolver):
@@ -62,19 +74,29 @@ class PmcResolver(OptionalKeyResolver):
         return params
 
     def candidates(self, work: Work, ids: WorkIds, http: HttpClient) -> list[Candidate]:
-        pmcid = ids.pmcid or self._convert(ids, http)
+        known = ids.pmcid
+        try:
+            version = self._convert(ids, http)
+        except FetchError as exc:
+            # A known PMCID does not need the converter; only its version is lost.
+            if known is None or exc.reason is Reason.BAD_REQUEST:
+                raise
+            version = None
+        pmcid = ids.pmcid
         if pmcid is None:
             return []
         record = self._oa_record(pmcid, http)
         if record is None:
             return []
+        retracted = (record.get("retracted") or "").strip().lower()
         facts: dict[str, Any] = {
             "license": record.get("license"),
             "host_type": "repository",
             "version": "publishedVersion",
+            "retracted": {"yes": True, "no": False}.get(retracted),
         }
         found = Found(self.name)
-        number = f"{pmcid}.1"
+        number = f"{pmcid}.{version or 1}"
         found.add(
             f"{self.urls['cloud_url']}/{number}/{number}.pdf", Role.ARTIFACT, kind=Kind.PDF, **facts
         )
@@ -85,25 +107,34 @@ class PmcResolver(OptionalKeyResolver):
                 )
         return found.result()
 
-    def _convert(self, ids: WorkIds, http: HttpClient) -> str | None:
-        """The PMCID the ID Converter gives for the work's DOI or PMID (learning the others)."""
-        wanted = ids.doi or ids.pmid
+    def _convert(self, ids: WorkIds, http: HttpClient) -> int | None:
+        """Ask the ID Converter: learn the PMCID (and DOI, PMID); return the current version.
+
+        Raises:
+            ResolverError: ``bad-request`` when the converter refuses the identifier (its
+                message quoted), ``bad-response`` for an unusable answer.
+        """
+        wanted = ids.pmcid or ids.doi or ids.pmid
         assert wanted is not None
         url = f"{self.urls['idconv_url']}/"
-        data = fetch_json(http, url, params=self._params(ids=wanted, format="json"))
+        params = self._params(ids=wanted, format="json", versions="yes")
+        data = fetch_json(http, url, params=params)
         if data is None:
             return None
         body = require_dict(data, self.name, url)
         status = text(body.get("status"))
         if status not in (None, "ok"):
-            raise bad_response(self.name, url, f"error body: {str(body.get('message'))[:200]}")
+            raise _refused(url, wanted, body.get("message") or body.get("errmsg") or status)
         for record in as_list(body.get("records")):
-            if not isinstance(record, dict) or text(record.get("status")) == "error":
+            if not isinstance(record, dict) or not _about(record, ids):
                 continue
+            if text(record.get("status")) == "error":
+                message = text(record.get("errmsg")) or "error"
+                if _NOT_IN_PMC.search(message):
+                    continue  # not in PMC: no candidates, as the API documents
+                raise _refused(url, wanted, message)
             pmcid = text(record.get("pmcid"))
             if pmcid is None:
-                continue
-            if ids.doi and record.get("doi") is not None and not same_doi(record["doi"], ids.doi):
                 continue
             pmid = record.get("pmid")
             ids.learn(
@@ -111,7 +142,7 @@ class PmcResolver(OptionalKeyResolver):
                 doi=text(record.get("doi")),
                 pmid=str(pmid) if isinstance(pmid, str | int) else None,
             )
-            return ids.pmcid
+            return current_version(record)
         return None
 
     def _oa_record(self, pmcid: str, http: HttpClient) -> ET.Element | None:
@@ -142,3 +173,39 @@ class PmcResolver(OptionalKeyResolver):
             return href
         parts = urlsplit(href)
         return f"{self.urls['ftp_url']}{parts.path}"
+
+
+def _about(record: dict[str, Any], ids: WorkIds) -> bool:
+    """Whether a converter record is about this work (no identifier it names contradicts one
+    already known; an answer may carry records for other ids)."""
+    pmcid, pmid, doi = text(record.get("pmcid")), record.get("pmid"), record.get("doi")
+    if ids.pmcid and pmcid and pmcid.split(".")[0].upper() != ids.pmcid.upper():
+        return False
+    if ids.pmid and isinstance(pmid, str | int) and str(pmid) != ids.pmid:
+        return False
+    return not (ids.doi and doi is not None and not same_doi(doi, ids.doi))
+
+
+def current_version(record: dict[str, Any]) -> int | None:
+    """The version number of the record's ``versions[]`` entry marked current, if any.
+
+    ``current`` is ``"true"`` in captured answers and sometimes a JSON ``true``; an entry's
+    ``pmcid`` is ``PMC{n}.{version}``.
+    """
+    for entry in as_list(record.get("versions")):
+        if not isinstance(entry, dict) or not truthy(entry.get("current")):
+            continue
+        match = _VERSIONED.match(text(entry.get("pmcid")) or "")
+        if match:
+            return int(match[2])
+    return None
+
+
+def _refused(url: str, wanted: str, message: Any) -> ResolverError:
+    """The converter refused the question: ``bad-request`` with its (URL-decoded) message."""
+    said = unquote(str(message)).strip()[:200]
+    return ResolverError(
+        Reason.BAD_REQUEST,
+        f"pmc: the ID Converter refused {wanted!r}: {said} ({redact_url(url)})",
+        url=redact_url(url),
+    )

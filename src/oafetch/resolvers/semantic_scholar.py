@@ -1,10 +1,14 @@
 """Semantic Scholar Graph API: ``GET /graph/v1/paper/{DOI:…|ARXIV:…|PMCID:…|PMID:…}``.
 
-Asks for ``externalIds,isOpenAccess,openAccessPdf``. ``openAccessPdf`` may be ``null`` or carry
-an empty ``url`` (no candidates); its ``status`` (GREEN → repository, GOLD/HYBRID/BRONZE →
-publisher) gives the host type. The key is optional (``S2_API_KEY``, header ``x-api-key``);
-without one the shared pool throttles often (429, retried with backoff). ``externalIds`` names
-the arXiv id, PMID and PMCID, which later tiers use.
+Asks for ``externalIds,isOpenAccess,openAccessPdf``. ``openAccessPdf`` may be ``null`` (no
+candidates) or carry an empty ``url``; then its ``disclaimer`` ("Notice: Paper or abstract
+available at https://arxiv.org/abs/… or https://doi.org/…, which is subject to …") names the
+source pages, which are offered as landing pages (the Unpaywall API URL it also names, with its
+``<INSERT_YOUR_EMAIL>`` placeholder, is not a page and is skipped). Its ``status`` (GREEN →
+repository, GOLD/HYBRID/BRONZE → publisher) gives the host type. The key is optional
+(``S2_API_KEY``, header ``x-api-key``); without one the shared pool throttles often (429,
+retried with backoff). ``externalIds`` names the arXiv id, PMID and PMCID, which later tiers
+use.
 """
 
 from __future__ import annotations
@@ -22,10 +26,12 @@ from oafetch.resolvers.common import (
     fetch_json,
     require_dict,
 )
-from oafetch.tokens import Role
+from oafetch.tokens import Kind, Role
 from oafetch.works import Work
 
 _VERSION = re.compile(r"v\d+$")
+_DISCLAIMER_URL = re.compile(r"https?://[^\s<>\"']+", re.I)
+_API_HOSTS = ("api.unpaywall.org", "api.semanticscholar.org", "api.openalex.org")
 FIELDS = "externalIds,isOpenAccess,openAccessPdf"
 _HOST_TYPES = {
     "green": "repository",
@@ -81,10 +87,28 @@ class SemanticScholarResolver(OptionalKeyResolver):
             )
         found = Found(self.name, ids)
         status = (text(dig(paper, "openAccessPdf", "status")) or "").lower()
-        found.add(
-            text(dig(paper, "openAccessPdf", "url")),
-            Role.ARTIFACT,
-            license=dig(paper, "openAccessPdf", "license"),
-            host_type=_HOST_TYPES.get(status),
-        )
+        facts = {
+            "license": dig(paper, "openAccessPdf", "license"),
+            "host_type": _HOST_TYPES.get(status),
+        }
+        pdf = text(dig(paper, "openAccessPdf", "url"))
+        if pdf is not None:
+            found.add(pdf, Role.ARTIFACT, **facts)
+        else:
+            for page in disclaimer_pages(dig(paper, "openAccessPdf", "disclaimer")):
+                found.add(page, Role.LANDING, kind=Kind.HTML, **facts)
         return found.result()
+
+
+def disclaimer_pages(disclaimer: object) -> list[str]:
+    """The source pages an ``openAccessPdf.disclaimer`` names (API URLs left out)."""
+    if not isinstance(disclaimer, str):
+        return []
+    pages = []
+    for match in _DISCLAIMER_URL.finditer(disclaimer):
+        url = match[0].rstrip(".,;:)]")
+        host = url.split("/", 3)[2].lower() if url.count("/") >= 2 else ""
+        if host in _API_HOSTS or "<" in url or url in pages:
+            continue
+        pages.append(url)
+    return pages

@@ -2,9 +2,12 @@
 
 Other DOIs are searched with ``GET /api/records?q=doi:"…"`` (records uploaded with the
 publisher's DOI). Only open records (``metadata.access_right == "open"``) count; their PDF
-files (by name or mimetype; a record may list a CSV first) are the candidates, each at its
-``links.self``/``links.content`` URL. ``files`` is a list, or an object with ``entries`` in
-newer answers; both are read.
+files (by name or mimetype; a record may list a CSV first) are the candidates. The file's bytes
+are at the link ending in ``/content`` (``links.self`` in record answers, ``links.download`` in
+search answers, whose ``links.self`` is the file's JSON description). ``files`` is a list, or an
+object with ``entries`` in newer answers; both are read. Each file's ``checksum``
+(``md5:<hex>``, bare hex in older answers) travels with its candidate: the download verifies the
+bytes against it, and a mismatch is a failed candidate (``checksum-mismatch``).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from typing import Any, ClassVar
 from oafetch.http.client import HttpClient
 from oafetch.resolvers.base import Candidate, Resolver, WorkIds, as_list, dig, text
 from oafetch.resolvers.common import Found, bad_response, fetch_json, require_dict, same_doi
+from oafetch.storage import md5_hex
 from oafetch.tokens import Kind, Role
 from oafetch.works import Work
 
@@ -76,12 +80,20 @@ class ZenodoResolver(Resolver):
             if not isinstance(item, dict):
                 continue
             key = text(item.get("key")) or text(item.get("filename")) or ""
+            links = [
+                text(dig(item, "links", name)) for name in ("self", "content", "download")
+            ]
+            urls = [u for u in links if u]
             mimetype = (text(item.get("mimetype")) or "").lower()
             if not (key.lower().endswith(".pdf") or "pdf" in mimetype):
                 continue
-            link = (
-                text(dig(item, "links", "self"))
-                or text(dig(item, "links", "content"))
-                or text(dig(item, "links", "download"))
+            # the bytes: a link to ``…/content`` first, else the first link given
+            link = next((u for u in urls if u.rstrip("/").endswith("/content")), None)
+            found.add(
+                link or (urls[0] if urls else None),
+                Role.ARTIFACT,
+                kind=Kind.PDF,
+                license=licence,
+                host_type="repository",
+                md5=md5_hex(text(item.get("checksum"))),
             )
-            found.add(link, Role.ARTIFACT, kind=Kind.PDF, license=licence, host_type="repository")

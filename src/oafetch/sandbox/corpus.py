@@ -467,6 +467,11 @@ class Corpus:
             return b"".join(self.oversized_chunks(work, 1 << 22))
         return self._build_cached(key, work.title, work.size, offset)
 
+    def supplement_bytes(self, work: SandboxWork) -> bytes:
+        """The work's supplementary PDF (a checklist): valid, small, never the article."""
+        key = self._key(work.index, work.doi) + ":s001"
+        return self._build_cached(key, f"CONSORT checklist: {work.title}", 6_000, 0)
+
     def file_bytes(self, work: SandboxWork) -> bytes | None:
         """The bytes a correct client should store for `work`, or None if unobtainable."""
         if not work.expected_obtainable:

@@ -42,6 +42,7 @@ def landing(
     pdf_url: str | None,
     pdf_relative: str | None,
     purchase_path: str | None = None,
+    supplement_path: str | None = None,
 ) -> str:
     """A publisher or repository landing page linking its PDF in `style`.
 
@@ -49,6 +50,9 @@ def landing(
         pdf_url: the absolute PDF URL (meta, link and refresh styles use it).
         pdf_relative: the PDF reference relative to this page (the anchor style uses it).
         purchase_path: for pages without a PDF, a "Buy PDF" link that leads to a checkout page.
+        supplement_path: a supplementary PDF (a CONSORT checklist) listed *before* the
+            article's own "Download PDF" anchor, as trial reports do: a valid PDF that is not
+            the article, so a client that follows page order stores the wrong file.
     """
     meta = (
         f'<meta name="citation_title" content="{escape(title)}">'
@@ -68,6 +72,12 @@ def landing(
             f'<p class="article-tools"><a class="btn" href="{escape(pdf_relative)}">'
             "Download PDF</a></p>"
         )
+        if supplement_path is not None:
+            body_link = (
+                '<section class="supplementary-material"><h2>Supplementary material</h2>'
+                f'<p><a href="{escape(supplement_path)}">S1 CONSORT checklist (PDF, 6 KB)</a>'
+                "</p></section>" + body_link
+            )
     if style is LinkStyle.NONE and purchase_path:
         body_link = (
             '<p class="access">Access options: <a href="'

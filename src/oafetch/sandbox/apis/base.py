@@ -173,4 +173,10 @@ def landing_html(
         pdf_url=pdf_url,
         pdf_relative=pdf_rel,
         purchase_path=purchase_path,
+        supplement_path=supplement_path(work) if page.host == work.publisher else None,
     ).encode()
+
+
+def supplement_path(work: SandboxWork) -> str:
+    """Where a publisher serves the work's supplementary PDF (listed by anchor-style pages)."""
+    return f"/suppl/sbx-{work.index:05d}-s001.pdf"

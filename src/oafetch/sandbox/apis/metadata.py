@@ -206,10 +206,12 @@ class CrossrefApp(App):
                 }
             )
         for page in work.pages_listed_by("crossref"):
+            # Springer Nature deposits the article page as ``text/html`` (not a PDF, whatever
+            # the URL); other publishers as ``unspecified`` (HTML served where a file may be).
             links.append(
                 {
                     "URL": self.page_url(page),
-                    "content-type": "unspecified",
+                    "content-type": "text/html" if work.index % 2 == 0 else "unspecified",
                     "content-version": "vor",
                     "intended-application": "text-mining",
                 }

@@ -180,9 +180,21 @@ class PublisherApp(SiteApp):
         self.site_name = "Sandbox Publisher " + str(publisher.number)
         self.route(r"/", self.home)
         self.route(r"/purchase/(?P<slug>[\w.-]+)", self.purchase)
+        self.route(r"/suppl/sbx-(?P<index>\d{5})-s001\.pdf", self.supplement)
 
     def purchase_path(self, work: SandboxWork) -> str | None:
         return f"/purchase/sbx-{work.index:05d}"
+
+    def supplement(self, req: Request, match: re.Match[str]) -> Response:
+        """A work's supplementary PDF: a valid PDF, but not the article."""
+        index = int(match["index"])
+        work = self.corpus.works[index] if index < len(self.corpus.works) else None
+        if work is None or work.index != index or work.publisher != self.service:
+            return self.missing(req)
+        data = self.corpus.supplement_bytes(work)
+        return self.ctx.files.serve_bytes(
+            req, work, data, "application/pdf", f"sbx-{index:05d}-s001.pdf"
+        )
 
     def home(self, req: Request, match: re.Match[str]) -> Response:
         return html_response(pages.simple(self.site_name, "Journals and books."))
