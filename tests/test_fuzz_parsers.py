@@ -167,6 +167,8 @@ def test_canonical_url_is_idempotent_and_never_raises(url: str) -> None:
 
 @FUZZ
 @given(urls)
+@example("http://@//@")
+@example("http://?/=?=")
 def test_redact_url_never_raises_and_hides_credentials(url: str) -> None:
     shown = redact_url(url)
     assert "s3cr3t" not in shown and "a@b.org" not in shown

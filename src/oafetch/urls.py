@@ -221,11 +221,14 @@ def redact_url(url: str, *, _depth: int = 0) -> str:
         # not a URL (an identifier such as arXiv:…); still no "api_key=" pair may show
         return _redact_text(url)
     netloc = parts.netloc.rpartition("@")[2]  # userinfo dropped; host and port as given
+    path = parts.path
+    if not netloc and path.startswith("//"):
+        path = "/" + path.lstrip("/")  # no host: "//x" would be read back as a host
     fragment = _redact_text(parts.fragment)  # "#access_token=…" (OAuth implicit flow)
     if not parts.query:
-        return urlunsplit((parts.scheme, netloc, parts.path, "", fragment))
+        return urlunsplit((parts.scheme, netloc, path, "", fragment))
     query = _redact_query(parts.query, _depth)
-    return urlunsplit((parts.scheme, netloc, parts.path, query, fragment))
+    return urlunsplit((parts.scheme, netloc, path, query, fragment))
 
 
 def strip_secrets(url: str) -> str:
