@@ -112,7 +112,9 @@ class ReferenceClient:
                     data = response.read()
             except httpx.HTTPError:
                 return None
-            if data.startswith(b"%PDF-") and data.endswith(b"%%EOF\n"):
+            # whole: %%EOF after the last startxref (a padded file has bytes after it)
+            last = data.rfind(b"startxref")
+            if data.startswith(b"%PDF-") and b"%%EOF" in data[last if last >= 0 else -1024 :]:
                 return data
             if depth == 0 and b"<html" in data[:200].lower():
                 return self.from_landing(url, data.decode("utf-8", "replace"))

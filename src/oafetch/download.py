@@ -1,14 +1,15 @@
 """A verified download of one candidate URL: stream → hash → classify → atomic publish.
 
 The body streams into a temp file beside its target while sha256 is computed and the first and
-last bytes are kept for :func:`~oafetch.classify.classify`. ``Content-Length`` over the size
-policy is refused before reading; a body that grows past it is aborted mid-stream, and a
-compressed body is decoded at most ``chunk_bytes`` at a time, so a gzip bomb is stopped before it
-fills memory. A body must arrive within ``max_body_s`` (and the work's total budget): a slow drip
-that never trips the read timeout ends as ``timeout``. A short body is a ``size-mismatch``
-(retried when the connection broke). Only a body whose bytes pass the verdict is published;
-everything else is deleted and reported with its reason. Body time and bytes are measured in an
-``oafetch.body`` span (the CLIENT span ends when the headers arrive).
+last bytes are kept for :func:`~oafetch.classify.classify`; an HTML page is then judged whole, and
+a PDF whose padding hides its end is read further back from the temp file (bounded).
+``Content-Length`` over the size policy is refused before reading; a body that grows past it is
+aborted mid-stream, and a compressed body is decoded at most ``chunk_bytes`` at a time, so a gzip
+bomb is stopped before it fills memory. A body must arrive within ``max_body_s`` (and the work's
+total budget): a slow drip that never trips the read timeout ends as ``timeout``. A short body is
+a ``size-mismatch`` (retried when the connection broke). Only a body whose bytes pass the verdict
+is published; everything else is deleted and reported with its reason. Body time and bytes are
+measured in an ``oafetch.body`` span (the CLIENT span ends when the headers arrive).
 """
 
 from __future__ import annotations
@@ -19,11 +20,12 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import BinaryIO
 
 import httpx
 
-from oafetch.classify import HEAD_BYTES, TAIL_BYTES, Verdict, classify, verdict
+from oafetch.classify import HEAD_BYTES, TAIL_BYTES, Classification, Verdict, classify, verdict
 from oafetch.config import DownloadConfig
 from oafetch.errors import FetchError
 from oafetch.http.client import HttpClient
@@ -237,7 +239,10 @@ def download(
                         fh.close()
                 except OSError as exc:  # buffered bytes meet a full disk here, not in write()
                     raise disk_error(exc, temp) from exc
-                found = classify(bytes(body.head), body.tail)
+                try:
+                    found, page = _classify(temp, body)
+                except OSError as exc:
+                    raise disk_error(exc, temp) from exc
                 decision = verdict(
                     found,
                     size=body.size,
@@ -246,8 +251,8 @@ def download(
                     challenge_header=is_challenge(response),
                 )
                 html = None
-                if found.kind is Kind.HTML and not decision.ok and body.size <= MAX_HTML_KEEP:
-                    html = temp.read_bytes().decode(response.encoding or "utf-8", errors="replace")
+                if page is not None and not decision.ok:
+                    html = page.decode(response.encoding or "utf-8", errors="replace")
                 sha = body.sha.hexdigest()
                 stored = None
                 if decision.ok:
@@ -296,6 +301,26 @@ def download(
             )
 
     return http.retrying(attempt, on_retry=on_retry)
+
+
+def _classify(temp: Path, body: _Body) -> tuple[Classification, bytes | None]:
+    """Classify a streamed body; return it with the page's bytes when it is an HTML page.
+
+    A page (up to ``MAX_HTML_KEEP``) is judged whole, wherever a wall's markers sit in it. A PDF
+    whose kept tail shows no end is looked at further back, as far as ``classify`` asks.
+    """
+    head = bytes(body.head)
+    tail = body.tail
+    found = classify(head, tail, whole=body.size <= len(tail))
+    while found.needs_tail:
+        with temp.open("rb") as fh:
+            fh.seek(max(0, body.size - found.needs_tail))
+            tail = fh.read(found.needs_tail)
+        found = classify(head, tail, whole=len(tail) >= body.size)
+    if found.kind is not Kind.HTML or body.size > MAX_HTML_KEEP:
+        return found, None
+    page = temp.read_bytes()
+    return classify(head, tail, page=page), page
 
 
 def _record(

@@ -309,7 +309,7 @@ def refusal(status: int, headers: Mapping[str, Sequence[str]], max_bytes: int) -
 
 def body_refusal(body: bytes) -> str | None:
     """Why a body must not be stored: a PDF (an artifact) or a bot-challenge page."""
-    found = classify(body[:HEAD_BYTES], body[-TAIL_BYTES:])
+    found = classify(body[:HEAD_BYTES], body[-TAIL_BYTES:], page=body)
     if found.kind is Kind.PDF:
         return "pdf body"
     if found.challenge:

@@ -57,8 +57,10 @@ DEFAULT_MIX: Mapping[Behaviour, float] = MappingProxyType(
 #: Variants, handed out round-robin within a behaviour so each one appears early.
 VARIANTS: Mapping[Behaviour, tuple[str, ...]] = MappingProxyType(
     {
-        Behaviour.DIRECT_OA: ("meta", "link"),
-        Behaviour.LANDING_ONLY: ("meta", "link", "anchor", "refresh"),
+        # "+padded": the PDF is followed by padding after %%EOF, as some repositories serve it.
+        Behaviour.DIRECT_OA: ("meta", "link", "meta+padded"),
+        # "+cf_script": the landing page carries the script Cloudflare injects into every page.
+        Behaviour.LANDING_ONLY: ("meta", "link", "anchor", "refresh", "meta+cf_script"),
         Behaviour.REPOSITORY_ONLY: (
             "arxiv",
             "pmc",
@@ -382,15 +384,17 @@ def plan_work(ident: Identity, behaviour: Behaviour, variant: str, rng: random.R
     """The copies, pages and snapshots that make `behaviour` happen for one work."""
     p = _Planner(ident, rng)
     pub = ident.publisher
+    style, _, extra = variant.partition("+")
     if behaviour is Behaviour.DIRECT_OA:
-        p.publisher(Mode.OK, p.pub_listers(), Mode.OK, LinkStyle(variant), p.page_listers(True))
+        p.publisher(Mode.OK, p.pub_listers(), Mode.OK, LinkStyle(style), p.page_listers(True))
         if pub is not None and rng.random() < 0.25:
             p.snapshot(pub.name, pub.paths(ident.doi, ident.slug)[1], "pdf")
     elif behaviour is Behaviour.LANDING_ONLY:
         listers = p.page_listers(True) | {UNPAYWALL, OPENALEX}
         if rng.random() < 0.3:
             listers.add(CROSSREF)  # a content-type "unspecified" link that serves HTML
-        p.publisher(Mode.OK, set(), Mode.OK, LinkStyle(variant), listers)
+        page_mode = Mode.CF_SCRIPT if extra == "cf_script" else Mode.OK
+        p.publisher(Mode.OK, set(), page_mode, LinkStyle(style), listers)
     elif behaviour is Behaviour.REPOSITORY_ONLY:
         p.publisher(None, set(), Mode.OK, LinkStyle.NONE, p.page_listers(False))
         p.repository(variant, set())

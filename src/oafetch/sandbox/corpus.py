@@ -37,11 +37,23 @@ from .behaviours import (
     allocate,
     plan_work,
 )
-from .model import GOOD_MODES, Behaviour, Copy, LinkStyle, Mode, Page, SandboxWork, Snapshot
+from .model import (
+    GOOD_MODES,
+    PAGE_GOOD_MODES,
+    Behaviour,
+    Copy,
+    LinkStyle,
+    Page,
+    SandboxWork,
+    Snapshot,
+)
 from .pdf import PdfFactory
 from .publishers import ARXIV_DISALLOWED, Publisher, make_publishers
 
 MIB = 1024 * 1024
+#: What follows %%EOF in a "+padded" work's file: a newline and zeros, as a real Selenium-saved
+#: PDF has (tests/fixtures/real/pdf); more than a 4 KiB tail, so its end sits further back.
+PADDING = b"\n" + b"\0" * 20_480
 
 _ADJECTIVES = (
     "Robust",
@@ -239,6 +251,7 @@ class Corpus:
         if obtainable != (behaviour not in UNOBTAINABLE_REASON or "+" in variant):
             raise RuntimeError(f"sandbox plan bug: work {index} {behaviour}/{variant} {sources}")
         sha = None
+        padding = len(PADDING) if variant.endswith("+padded") else 0
         if behaviour is Behaviour.OVERSIZED:
             size = self.oversized_bytes
             digest = hashlib.sha256()
@@ -247,6 +260,7 @@ class Corpus:
             sha = digest.hexdigest()
         else:
             body = self._build_cached(self._key(index, doi), title, size, offset)
+            body += PADDING[:padding]
             size = len(body)
             if obtainable:
                 sha = hashlib.sha256(body).hexdigest()
@@ -277,7 +291,7 @@ class Corpus:
             expected_sha256=sha,
             expected_reason="ok" if obtainable else UNOBTAINABLE_REASON[behaviour],
             sources=tuple(sorted(sources)),
-            extra=MappingProxyType({"pdf_offset": offset}),
+            extra=MappingProxyType({"pdf_offset": offset, "padding": padding}),
         )
 
     def _identifier(
@@ -323,7 +337,7 @@ class Corpus:
         for page in plan.pages:
             if (
                 page.links in good
-                and page.mode is Mode.OK
+                and page.mode in PAGE_GOOD_MODES
                 and page.style is not LinkStyle.NONE
                 and self.robots_allows(page.host, page.path)
             ):
@@ -465,7 +479,8 @@ class Corpus:
             key += f":v{version}"
         if work.behaviour is Behaviour.OVERSIZED:
             return b"".join(self.oversized_chunks(work, 1 << 22))
-        return self._build_cached(key, work.title, work.size, offset)
+        padding = int(work.extra.get("padding", 0))
+        return self._build_cached(key, work.title, work.size - padding, offset) + PADDING[:padding]
 
     def supplement_bytes(self, work: SandboxWork) -> bytes:
         """The work's supplementary PDF (a checklist): valid, small, never the article."""

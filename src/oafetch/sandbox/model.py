@@ -44,6 +44,7 @@ class Mode(enum.StrEnum):
     HTML_AS_PDF = "html_as_pdf"  # 200 application/pdf whose body is an HTML article page
     BOT_WALL = "bot_wall"  # 200 HTML "Preparing to download" proof-of-work page (PMC)
     WAF = "waf"  # 202 with an AWS WAF challenge page (figshare portals)
+    CF_SCRIPT = "cf_script"  # 200 landing page carrying the script Cloudflare injects into pages
     RATE_LIMITED = "rate_limited"  # 429 + Retry-After: 1 on the first request, then 200
     FLAPPING = "flapping"  # 503 for the first few requests, then 200
     SLOW = "slow"  # 200, body dripped over about a second and a half
@@ -53,6 +54,8 @@ class Mode(enum.StrEnum):
 
 #: Modes under which a correct client ends up storing the expected bytes.
 GOOD_MODES = frozenset({Mode.OK, Mode.RATE_LIMITED, Mode.FLAPPING, Mode.SLOW, Mode.OVERSIZED})
+#: Modes under which a landing page is served and its PDF link can be followed.
+PAGE_GOOD_MODES = frozenset({Mode.OK, Mode.CF_SCRIPT})
 
 
 class LinkStyle(enum.StrEnum):
@@ -97,7 +100,8 @@ class Page:
 
     Attributes:
         host, path: where it is served.
-        mode: OK, GONE (404), CHALLENGE (Cloudflare 403) or WAF (202).
+        mode: OK, CF_SCRIPT (OK, fronted by Cloudflare's injected bot-detection script),
+            GONE (404), CHALLENGE (Cloudflare 403) or WAF (202).
         style: how it links the PDF.
         links: index into the work's `copies` of the copy it links, or None.
         listed_by: resolvers whose answer carries this page's URL as a landing page

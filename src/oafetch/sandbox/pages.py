@@ -94,6 +94,22 @@ def landing(
     )
 
 
+_CF_INJECTED = (
+    "<script>(function(){window.__CF$cv$params={r:'%s',t:'%s'};"
+    "var a=document.createElement('script');"
+    "a.src='/cdn-cgi/challenge-platform/scripts/jsd/main.js';"
+    "document.getElementsByTagName('head')[0].appendChild(a);})();</script>"
+)
+
+
+def with_cloudflare_script(page: str, ray: str, stamp: str) -> str:
+    """``page`` as Cloudflare serves it: its bot-detection script injected before ``</body>``.
+
+    Cloudflare adds this script to every page of a site it fronts; the page stays the page.
+    """
+    return page.replace("</body>", _CF_INJECTED % (ray, stamp) + "</body>", 1)
+
+
 def cloudflare_challenge(ray: str) -> str:
     """The Cloudflare managed-challenge interstitial ("Just a moment...")."""
     return _CF_CHALLENGE % (ray[:8], ray, ray)

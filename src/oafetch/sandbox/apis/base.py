@@ -19,7 +19,7 @@ from urllib.parse import quote
 from .. import pages
 from ..corpus import Corpus
 from ..files import FileServer, last_modified
-from ..model import Copy, Mode, Page, SandboxWork
+from ..model import PAGE_GOOD_MODES, Copy, Mode, Page, SandboxWork
 from ..ratecheck import RateSpec
 from ..urls import PATH_SAFE, Urls
 from ..wire import Request, Response, html_response, text_response
@@ -140,14 +140,22 @@ class SiteApp(App):
         return None
 
     def serve_page(self, work: SandboxWork, page: Page) -> Response:
-        """A landing page, or what stands in its way (404, challenge, WAF)."""
-        if page.mode is not Mode.OK:
+        """A landing page, or what stands in its way (404, challenge, WAF).
+
+        A page fronted by Cloudflare (``CF_SCRIPT``) is the same page with the bot-detection
+        script Cloudflare injects, and Cloudflare's response headers.
+        """
+        if page.mode not in PAGE_GOOD_MODES:
             return self.ctx.files.refusal(page.mode, work, self.service)
         body = self.memo(("page", work.index, page.path), lambda: self.render_page(work, page))
         headers = [
             ("Content-Type", "text/html; charset=utf-8"),
             ("Last-Modified", last_modified(work)),
         ]
+        if page.mode is Mode.CF_SCRIPT:
+            ray = f"{work.index:08x}{work.year:04x}"
+            body = pages.with_cloudflare_script(body.decode(), ray, f"{work.year}").encode()
+            headers += [("Server", "cloudflare"), ("cf-ray", f"{ray}-SBX")]
         return Response(200, headers, body)
 
     def render_page(self, work: SandboxWork, page: Page) -> bytes:
