@@ -54,6 +54,7 @@ def test_reasons_are_pinned() -> None:
         "cancelled",
         "bad-input",
         "truncated",
+        "spend-cap",
     ]
 
 

@@ -213,6 +213,8 @@ class Downloader:
                 summary["spans_dropped"] = self._session.spans_dropped
             summary["config_hash"] = self.config.config_hash
             summary["oafetch_version"] = __version__
+            if spending := self.spending():
+                summary["spending"] = spending
             outdir.write_atomic(
                 self.out_dir,
                 outdir.SUMMARY,
@@ -224,6 +226,11 @@ class Downloader:
                 self._session.shutdown()
             self._lock.release()
         return summary
+
+    def spending(self) -> dict[str, dict[str, Any]]:
+        """What each billed source spent so far in this run (``summary.json`` ``spending``)."""
+        found = {r.name: r.spending() for r in self.fallback.resolvers.values()}
+        return {name: figures for name, figures in found.items() if figures is not None}
 
     # -- one work -------------------------------------------------------------------------------
     def fetch(self, work: str | Work, *, dry_run: bool = False) -> DownloadResult:

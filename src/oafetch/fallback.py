@@ -368,6 +368,13 @@ class Fallback:
         self, candidate: Candidate, state: _WorkState, slot: tuple[str, float] | None
     ) -> BodyOutcome | None:
         """One download (with parking in batch mode); ``None`` when it failed or was parked."""
+        source = self.resolvers.get(candidate.source)
+        if source is not None:
+            try:
+                source.before_fetch(candidate)  # a billed source charges its cap, or refuses
+            except FetchError as exc:
+                state.fail(exc.reason, str(exc))
+                return None
         budget = min(self.policy.max_rate_wait_s, max(0.0, state.remaining()))
         parking = state.defer_after_s is not None and state.deferrals < self.max_deferrals
         if parking and state.defer_after_s is not None:

@@ -70,6 +70,7 @@ class Reason(StrEnum):
     CANCELLED = "cancelled"  # the run was interrupted before this work finished
     BAD_INPUT = "bad-input"  # the identifier could not be understood
     TRUNCATED = "truncated"  # a PDF that starts right but has no %%EOF (cut short)
+    SPEND_CAP = "spend-cap"  # a billed source's spending cap for the run is used up
 
 
 @unique

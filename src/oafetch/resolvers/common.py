@@ -23,16 +23,13 @@ from urllib.parse import urlsplit
 
 from oafetch.errors import FetchError, ResolverError
 from oafetch.http.client import HttpClient
+from oafetch.identifiers import id_from_url
 from oafetch.resolvers.base import Candidate, Resolver, WorkIds, text
 from oafetch.tokens import Kind, Reason, Role
 from oafetch.urls import redact_url
 
-_ARXIV_URL = re.compile(
-    r"^https?://(?:www\.|export\.)?arxiv\.org/(?:abs|pdf)/(.+?)(?:v\d+)?(?:\.pdf)?/?$", re.I
-)
 _PMC_PATH = re.compile(r"/(?:pmc/)?articles/(PMC\d+)(/pdf(?:/.*)?)?/?$", re.I)
 _PMC_HOSTS = ("ncbi.nlm.nih.gov", "europepmc.org")
-_PUBMED = re.compile(r"^https?://(?:www\.)?(?:pubmed\.)?ncbi\.nlm\.nih\.gov/(?:pubmed/)?(\d+)/?$")
 
 
 def bad_response(source: str, url: str, detail: str) -> ResolverError:
@@ -160,8 +157,9 @@ def legacy_pmc_pdf(url: str) -> str | None:
 
 def learn_from_url(ids: WorkIds, url: str) -> None:
     """Learn the arXiv id, PMCID or PMID a repository URL names (``arxiv.org/abs/…`` …)."""
-    if match := _ARXIV_URL.match(url):
-        ids.learn(arxiv=match[1])
+    named = id_from_url(url)
+    if named is not None and named[0] in ("arxiv", "pmcid", "pmid"):
+        ids.learn(**{named[0]: named[1]})
         return
     try:
         host = (urlsplit(url).hostname or "").lower()
@@ -169,8 +167,6 @@ def learn_from_url(ids: WorkIds, url: str) -> None:
         return
     if host.endswith(_PMC_HOSTS) and (match := _PMC_PATH.search(urlsplit(url).path)):
         ids.learn(pmcid=match[1])
-    elif match := _PUBMED.match(url):
-        ids.learn(pmid=match[1])
 
 
 def same_doi(a: Any, b: str | None) -> bool:
