@@ -29,7 +29,8 @@ _VERSION = re.compile(r"v\d+$", re.I)
 _ARXIV_HOSTS = frozenset({"arxiv.org", "www.arxiv.org", "export.arxiv.org"})
 _ARXIV_PATH = re.compile(r"^/(?:abs|pdf|html)/(.+?)(?:\.pdf)?/*$", re.I)
 _PUBMED_PATH = re.compile(r"^/(?:pubmed/)?(\d{1,9})/*$")
-_PMC_PATH = re.compile(r"^/(?:pmc/)?articles/(PMC\d{1,9})(?:/.*)?$", re.I)
+# OpenAlex writes PMC pages without the prefix (``/pmc/articles/5815332``): digits are a PMCID.
+_PMC_PATH = re.compile(r"^/articles/(?:PMC)?(\d{1,9})(?:/.*)?$", re.I)
 _OPENALEX_PATH = re.compile(r"^/(?:works/)?(W\d{2,12})/*$", re.I)
 _NCBI_HOSTS = frozenset({"www.ncbi.nlm.nih.gov", "ncbi.nlm.nih.gov"})
 _SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*://", re.I)
@@ -96,8 +97,13 @@ def id_from_url(url: str) -> tuple[str, str] | None:
     )
     if pubmed and (match := _PUBMED_PATH.match(path)):
         return "pmid", str(int(match[1]))
-    if (host == "pmc.ncbi.nlm.nih.gov" or host in _NCBI_HOSTS) and (match := _PMC_PATH.match(path)):
-        return "pmcid", f"PMC{int(match[1][3:])}"
+    pmc_path = ""
+    if host in _NCBI_HOSTS and path.lower().startswith("/pmc/"):
+        pmc_path = path[4:]  # www.ncbi.nlm.nih.gov/pmc/articles/… (the old PMC site)
+    elif host == "pmc.ncbi.nlm.nih.gov":
+        pmc_path = path
+    if match := _PMC_PATH.match(pmc_path):
+        return "pmcid", f"PMC{int(match[1])}"
     if host in ("openalex.org", "www.openalex.org", "api.openalex.org") and (
         match := _OPENALEX_PATH.match(path)
     ):
