@@ -23,7 +23,7 @@ from oafetch.errors import FetchError
 from oafetch.http.client import HttpClient
 from oafetch.identifiers import arxiv_of_doi, bare_arxiv, normalise_arxiv
 from oafetch.tokens import Kind, Reason, Role
-from oafetch.urls import host_of
+from oafetch.urls import canonical_url, host_of
 from oafetch.works import IdKind, Work
 
 
@@ -81,7 +81,11 @@ class WorkIds:
     def note_urls(self, urls: list[str]) -> None:
         """Remember candidate URLs (for archive lookups of a later tier)."""
         with self._lock:
-            self.urls.extend(u for u in urls if u not in self.urls)
+            known = {canonical_url(u) for u in self.urls}
+            for url in urls:
+                if (key := canonical_url(url)) not in known:
+                    known.add(key)
+                    self.urls.append(url)
 
     def learn(self, **found: str | None) -> None:
         """Record identifiers a source reported (first value wins; normalised lightly).

@@ -26,7 +26,7 @@ from oafetch.http.client import HttpClient
 from oafetch.identifiers import id_from_url
 from oafetch.resolvers.base import Candidate, Resolver, WorkIds, text
 from oafetch.tokens import Kind, Reason, Role
-from oafetch.urls import redact_url
+from oafetch.urls import canonical_url, redact_url
 
 _PMC_PATH = re.compile(r"/(?:pmc/)?articles/(PMC\d+)(/pdf(?:/.*)?)?/?$", re.I)
 _PMC_HOSTS = ("ncbi.nlm.nih.gov", "europepmc.org")
@@ -191,7 +191,7 @@ def same_doi(a: Any, b: str | None) -> bool:
 
 
 class Found:
-    """Candidates of one source, in trust order, each URL once.
+    """Candidates of one source, in trust order, each URL once (compared in canonical form).
 
     File URLs (``role=artifact``) come before landing pages; among each, the order of
     :meth:`add` calls is kept. Adding a URL again as a file upgrades a landing entry.
@@ -226,9 +226,10 @@ class Found:
         candidate = Candidate(
             url, self.source, role, kind, text(version), text(license), text(host_type)
         )
-        old = self._items.get(url)
+        key = canonical_url(url)  # one resource, one candidate, however it is spelt
+        old = self._items.get(key)
         if old is None or (old.role is Role.LANDING and role is Role.ARTIFACT):
-            self._items[url] = candidate
+            self._items[key] = candidate
 
     def __len__(self) -> int:
         return len(self._items)
