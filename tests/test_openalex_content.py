@@ -229,3 +229,38 @@ def test_openalex_without_a_key_warns_once_about_the_allowance(
     with Downloader(Config(out_dir=tmp_path / "o", **quiet), resume=False):
         pass
     assert [r.getMessage() for r in caplog.records].count(NO_KEY_NOTE) == 1
+
+
+def test_the_sandbox_content_api_sells_its_cached_copies_under_the_cap(tmp_path: Path) -> None:
+    """Against the sandbox's content.openalex.org: 302 to a signed URL, the cached bytes stored,
+    the fourth purchase refused by ``max_calls = 3``."""
+    import hashlib
+
+    from oafetch.sandbox import Corpus, Sandbox
+    from oafetch.sandbox.apis.openalex import cached_content
+    from oafetch.sandbox_config import config_for
+    from oafetch.works import IdKind, parse_work
+
+    with Sandbox(corpus=Corpus(seed=5, n_works=40), rates_enforced=False) as sb:
+        settings: dict[str, Any] = config_for(sb.base_urls, sb.rate_policies())
+        settings["resolvers"]["openalex_content"].update(enabled=True, api_key=KEY, max_calls=3)
+        settings.update(
+            out_dir=tmp_path / "out", telemetry={"enabled": False}, cache={"enabled": False},
+            politeness={"enabled": False}, download={"fsync": False},
+            fallback={"tiers": [{"name": "paid", "sources": ["openalex_content"]}]},
+        )
+        works = [w for w in sb.works if "pdf" in cached_content(w)
+                 and parse_work(w.identifier).kind is IdKind.DOI][:4]
+        assert len(works) == 4
+        with Downloader(Config(**settings), resume=False) as dl:
+            results = list(dl.run([w.identifier for w in works]))
+            spent = dl.spending()["openalex_content"]
+        served = [e for e in sb.requests() if e["service"] == "openalex_content"]
+        expected = {parse_work(w.identifier).work_id: w for w in works}
+    stored = [r for r in results if r.outcome is Outcome.SUCCESS]
+    assert len(stored) == 3 and (spent["calls"], spent["refused"]) == (3, 1)
+    for result in stored:
+        work = expected[result.work_id]
+        assert result.sha256 == hashlib.sha256(sb.corpus.pdf_bytes(work)).hexdigest()
+    assert [e["status"] for e in served].count(302) == 3
+    assert [e["status"] for e in served].count(200) == 3
