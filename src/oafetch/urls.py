@@ -277,6 +277,15 @@ def strip_secrets(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
 
+def redact_text(text: str) -> str:
+    """``text`` (a log line, a message) with credential pairs and emails replaced.
+
+    >>> redact_text("Location: https://x.org/w?select=id&api_key=k123")
+    'Location: https://x.org/w?select=id&api_key=REDACTED'
+    """
+    return _redact_text(text)
+
+
 def _redact_text(text: str) -> str:
     """Best effort for a string that does not parse as a URL: credential pairs and emails."""
 
