@@ -264,3 +264,41 @@ def test_the_sandbox_content_api_sells_its_cached_copies_under_the_cap(tmp_path:
         assert result.sha256 == hashlib.sha256(sb.corpus.pdf_bytes(work)).hexdigest()
     assert [e["status"] for e in served].count(302) == 3
     assert [e["status"] for e in served].count(200) == 3
+
+
+def test_the_spend_is_in_the_run_summary_table(server: Loopback, make_config: Any) -> None:
+    import sqlite3
+
+    bought = serve_openalex(server, {"W3038568908": CONTENT_WORK})
+    cfg = config(make_config, server)
+    cfg = Config(**{**cfg.model_dump(), "telemetry": {"enabled": True, "jsonl": False}})
+    with Downloader(cfg, resume=False) as dl:
+        [result] = list(dl.run(["W3038568908"]))
+        run_id = dl.run_id
+    assert result.outcome is Outcome.SUCCESS and len(bought) == 1
+    with sqlite3.connect(cfg.out_dir / "telemetry.sqlite") as conn:
+        row = conn.execute("SELECT spend_calls, spend_usd, artifacts_success FROM run_summary "
+                           "WHERE run_id = ?", (run_id,)).fetchone()
+    assert row == (1, 0.01, 1)
+
+
+def test_a_store_made_before_the_spend_columns_gains_them(tmp_path: Path) -> None:
+    """An older telemetry.sqlite (run_summary without spend_*) is read and written on."""
+    import sqlite3
+
+    from oafetch.telemetry import store, summary
+
+    db = tmp_path / "telemetry.sqlite"
+    with sqlite3.connect(db) as conn:
+        conn.executescript(store.schema_sql().replace(
+            ",\n    -- what billed sources (openalex_content) charged this run: calls and dollars"
+            "\n    spend_calls         INTEGER NOT NULL DEFAULT 0,"
+            "\n    spend_usd           REAL NOT NULL DEFAULT 0", ""))
+        assert "spend_calls" not in {r[1] for r in conn.execute("PRAGMA table_info(run_summary)")}
+        summary.begin_run(conn, "r1", 1.0, "h", "v")
+        assert summary.compute_run_summary(conn, "r1")["spend_calls"] == 0  # read as before
+        store.add_missing_columns(conn)
+        summary.finalize_run(conn, "r1", finished_at=2.0, spans_dropped=0, out_dir=None,
+                             spend_calls=3, spend_usd=0.03)
+        assert conn.execute("SELECT spend_calls, spend_usd FROM run_summary").fetchone() == (
+            3, 0.03)

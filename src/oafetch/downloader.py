@@ -203,6 +203,13 @@ class Downloader:
             self._run_span.set_attribute(
                 names.OUTCOME, "interrupted" if self.cancel.is_set() else "done"
             )
+            if spending := self.spending():  # → run_summary.spend_calls / spend_usd
+                self._run_span.set_attribute(
+                    names.SPEND_CALLS, sum(int(s["calls"]) for s in spending.values())
+                )
+                self._run_span.set_attribute(
+                    names.SPEND_USD, round(sum(float(s["usd"]) for s in spending.values()), 4)
+                )
             self._run_span.end()
             self.http.close()
             self.storage.sync()
