@@ -302,3 +302,30 @@ def test_a_store_made_before_the_spend_columns_gains_them(tmp_path: Path) -> Non
                              spend_calls=3, spend_usd=0.03)
         assert conn.execute("SELECT spend_calls, spend_usd FROM run_summary").fetchone() == (
             3, 0.03)
+
+
+def test_the_cli_summary_says_what_was_spent(server: Loopback, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    bought = serve_openalex(server, {"W3038568908": CONTENT_WORK})
+    toml = tmp_path / "oafetch.toml"
+    toml.write_text(
+        "[telemetry]\nenabled = false\n[politeness]\nenabled = false\n[robots]\nenabled = false\n"
+        "[cache]\nenabled = false\n[download]\nfsync = false\n"
+        f'[resolvers.openalex]\nbase_url = "{server.url("/api")}"\n'
+        f'[resolvers.openalex_content]\nenabled = true\napi_key = "{KEY}"\nmax_usd = 1.5\n'
+        f'base_url = "{server.url("/content")}"\napi_url = "{server.url("/api")}"\n'
+        '[[fallback.tiers]]\nname = "direct"\nsources = ["openalex"]\n'
+        '[[fallback.tiers]]\nname = "paid"\nsources = ["openalex_content"]\n'
+    )
+    ids = tmp_path / "ids.txt"
+    ids.write_text("https://openalex.org/W3038568908\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "oafetch.cli", "run", str(ids), "--config", str(toml),
+         "--out", str(tmp_path / "out"), "--quiet"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "spent via openalex_content" in done.stdout and "$0.01 (1 calls)" in done.stdout
+    assert KEY not in done.stdout + done.stderr and len(bought) == 1
