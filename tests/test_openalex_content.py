@@ -329,3 +329,21 @@ def test_the_cli_summary_says_what_was_spent(server: Loopback, tmp_path: Path) -
     assert done.returncode == 0, done.stderr
     assert "spent via openalex_content" in done.stdout and "$0.01 (1 calls)" in done.stdout
     assert KEY not in done.stdout + done.stderr and len(bought) == 1
+
+
+def test_a_copy_the_cap_refuses_at_download_time_is_a_skip(server: Loopback,
+                                                           make_config: Any) -> None:
+    """Works race for the last paid call: the loser's candidate was offered before the cap ran
+    out and is refused only when it is about to be fetched. Still a skip (``spend-cap``), not an
+    error: a later run with room in its cap buys it."""
+    records = {w: {**CONTENT_WORK, "id": f"https://openalex.org/{w}"}
+               for w in ("W3038568908", "W3038568909")}
+    bought = serve_openalex(server, records)
+    cfg = config(make_config, server, max_calls=1)
+    with Downloader(cfg, resume=False) as dl:
+        first = dl.fetch("W3038568908")
+        cap = dl.fallback.resolvers["openalex_content"].cap  # type: ignore[attr-defined]
+        cap.exhausted = lambda: False  # as if the other work had been offered its copy earlier
+        second = dl.fetch("W3038568909")
+    assert first.outcome is Outcome.SUCCESS and len(bought) == 1
+    assert (second.outcome, second.reason) == (Outcome.SKIP, Reason.SPEND_CAP)

@@ -204,12 +204,10 @@ class Downloader:
                 names.OUTCOME, "interrupted" if self.cancel.is_set() else "done"
             )
             if spending := self.spending():  # → run_summary.spend_calls / spend_usd
-                self._run_span.set_attribute(
-                    names.SPEND_CALLS, sum(int(s["calls"]) for s in spending.values())
-                )
-                self._run_span.set_attribute(
-                    names.SPEND_USD, round(sum(float(s["usd"]) for s in spending.values()), 4)
-                )
+                calls = sum(int(s["calls"]) for s in spending.values())
+                usd = round(sum(float(s["usd"]) for s in spending.values()), 4)
+                self._run_span.set_attributes({names.SPEND_CALLS: calls, names.SPEND_USD: usd})
+                summary["spending"] = spending
             self._run_span.end()
             self.http.close()
             self.storage.sync()
@@ -220,8 +218,6 @@ class Downloader:
                 summary["spans_dropped"] = self._session.spans_dropped
             summary["config_hash"] = self.config.config_hash
             summary["oafetch_version"] = __version__
-            if spending := self.spending():
-                summary["spending"] = spending
             outdir.write_atomic(
                 self.out_dir,
                 outdir.SUMMARY,

@@ -71,10 +71,12 @@ class OpenAlexResolver(OptionalKeyResolver):
         return None
 
     def applies_to(self, work: Work, ids: WorkIds) -> bool:
-        return self._key(work, ids) is not None
+        return self.lookup_key(work, ids) is not None
 
     @staticmethod
-    def _key(work: Work, ids: WorkIds) -> str | None:
+    def lookup_key(work: Work, ids: WorkIds) -> str | None:
+        """What OpenAlex is asked by (``/works/{key}``): the work's own OpenAlex id, else its
+        DOI, OpenAlex id, PMCID, PMID, or the arXiv DOI of its arXiv id."""
         if work.kind is IdKind.OPENALEX:
             return work.value
         if ids.doi:
@@ -90,7 +92,7 @@ class OpenAlexResolver(OptionalKeyResolver):
         return None
 
     def candidates(self, work: Work, ids: WorkIds, http: HttpClient) -> list[Candidate]:
-        key = self._key(work, ids)
+        key = self.lookup_key(work, ids)
         assert key is not None
         url = f"{self.base_url}/works/{quote_path(key)}"
         params = {"select": SELECT}

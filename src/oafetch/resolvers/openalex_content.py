@@ -82,7 +82,7 @@ class OpenAlexContentResolver(Resolver):
         return openalex_api_key(config)
 
     def applies_to(self, work: Work, ids: WorkIds) -> bool:
-        if not self.formats or _lookup_key(work, ids) is None:
+        if not self.formats or OpenAlexResolver.lookup_key(work, ids) is None:
             return False
         known = ids.openalex_content
         return known is None or any(f[0] in known for f in self.formats)
@@ -109,7 +109,7 @@ class OpenAlexContentResolver(Resolver):
 
     def _look_up(self, work: Work, ids: WorkIds, http: HttpClient) -> None:
         """Ask OpenAlex (free) for the work's id and what it has cached."""
-        key = _lookup_key(work, ids)
+        key = OpenAlexResolver.lookup_key(work, ids)
         assert key is not None
         url = f"{self.urls['api_url']}/works/{quote_path(key)}"
         params = {"select": "id,has_content,content_urls", "api_key": self.secret or ""}
@@ -130,11 +130,6 @@ class OpenAlexContentResolver(Resolver):
 
     def spending(self) -> dict[str, Any]:
         return self.cap.as_dict()
-
-
-def _lookup_key(work: Work, ids: WorkIds) -> str | None:
-    """What OpenAlex is asked by: the ``openalex`` source's choice."""
-    return OpenAlexResolver._key(work, ids)
 
 
 def _number(
