@@ -115,5 +115,8 @@ CREATE TABLE IF NOT EXISTS run_summary (
     corruption_count    INTEGER,
     spans_dropped       INTEGER NOT NULL DEFAULT 0,
     config_hash         TEXT,
-    oafetch_version     TEXT
+    oafetch_version     TEXT,
+    -- what billed sources (openalex_content) charged this run: calls and dollars
+    spend_calls         INTEGER NOT NULL DEFAULT 0,
+    spend_usd           REAL NOT NULL DEFAULT 0
 );

@@ -124,6 +124,8 @@ def _settings(base: str) -> dict[str, Any]:
             settings["api_key"] = "test-key"
         if cls.credential == "email":
             settings["email"] = "tester@oafetch.dev"
+        if not cls.default_enabled:  # a billed source is on only when asked for
+            settings["enabled"] = True
         resolvers[name] = settings
     return resolvers
 

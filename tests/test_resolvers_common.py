@@ -34,6 +34,7 @@ NAMES = {
     "osf",
     "openaire",
     "wayback",
+    "openalex_content",
 }
 QUIET = {"telemetry": {"enabled": False}, "mailto": "tester@oafetch.test"}
 
@@ -58,6 +59,7 @@ def test_every_endpoint_key_is_accepted_and_used(monkeypatch: pytest.MonkeyPatch
     resolvers = {
         cls.name: {k: f"http://127.0.0.1:9/{cls.name}/{k}" for k in cls.endpoints} for cls in ALL
     }
+    resolvers["openalex_content"].update(enabled=True, api_key="content-key-123")
     built, notes = build_resolvers(Config(resolvers=resolvers, **QUIET))
     assert set(built) == NAMES | {"landing_page"} and notes == []
     for cls in ALL:
@@ -109,7 +111,7 @@ def test_found_orders_files_first_dedupes_and_drops_junk() -> None:
     ("url", "learnt"),
     [
         ("https://arxiv.org/abs/2101.00001v2", {"arxiv": "2101.00001"}),
-        ("http://arxiv.org/pdf/math.GT/0309136v1.pdf", {"arxiv": "math.GT/0309136"}),
+        ("http://arxiv.org/pdf/math.GT/0309136v1.pdf", {"arxiv": "math/0309136"}),
         ("https://www.ncbi.nlm.nih.gov/pmc/articles/PMC3531190/", {"pmcid": "PMC3531190"}),
         ("https://europepmc.org/articles/PMC3531190?pdf=render", {"pmcid": "PMC3531190"}),
         ("https://pubmed.ncbi.nlm.nih.gov/23193287/", {"pmid": "23193287"}),

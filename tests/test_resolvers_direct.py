@@ -15,7 +15,7 @@ from oafetch.errors import FetchError, ResolverError
 from oafetch.http.client import HttpClient
 from oafetch.resolvers.base import Candidate, Resolver, WorkIds
 from oafetch.resolvers.crossref import CrossrefResolver
-from oafetch.resolvers.openalex import OpenAlexResolver
+from oafetch.resolvers.openalex import SELECT, OpenAlexResolver
 from oafetch.resolvers.semantic_scholar import SemanticScholarResolver
 from oafetch.resolvers.unpaywall import UnpaywallResolver
 from oafetch.tokens import Reason, Role
@@ -259,11 +259,7 @@ def test_openalex_sends_optional_api_key_and_hides_it(
 ) -> None:
     monkeypatch.setenv("OPENALEX_API_KEY", "oa-secret-key-123")
     httpserver.expect_request(
-        "/works/doi:10.1000/a",
-        query_string={
-            "select": "id,doi,ids,open_access,best_oa_location,locations",
-            "api_key": "oa-secret-key-123",
-        },
+        "/works/doi:10.1000/a", query_string={"select": SELECT, "api_key": "oa-secret-key-123"}
     ).respond_with_data(b"not json")
     resolver, http = make(OpenAlexResolver, httpserver)
     assert resolver.secret == "oa-secret-key-123"

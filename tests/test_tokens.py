@@ -55,6 +55,7 @@ def test_reasons_are_pinned() -> None:
         "bad-input",
         "truncated",
         "checksum-mismatch",
+        "spend-cap",
     ]
 
 

@@ -23,9 +23,9 @@ from oafetch.works import IdKind, parse_work, read_input
         ("arXiv:2101.00001v2", "arxiv:2101.00001v2"),
         ("2101.00001", "arxiv:2101.00001"),
         ("hep-th/9901001", "arxiv:hep-th/9901001"),
-        ("arXiv:math.GT/0309136v1", "arxiv:math.GT/0309136v1"),
+        ("arXiv:math.GT/0309136v1", "arxiv:math/0309136v1"),
         ("https://arxiv.org/abs/2101.00001v3", "arxiv:2101.00001v3"),
-        ("10.48550/arXiv.2101.00001", "arxiv:2101.00001"),
+        ("10.48550/arXiv.2101.00001", "doi:10.48550/arxiv.2101.00001"),
         ("PMID:23193287", "pmid:23193287"),
         ("23193287", "pmid:23193287"),
         ("PMC3531190", "pmcid:PMC3531190"),
@@ -37,6 +37,51 @@ from oafetch.works import IdKind, parse_work, read_input
 )
 def test_identifier_forms(text: str, work_id: str) -> None:
     assert parse_work(text).work_id == work_id
+
+
+@pytest.mark.parametrize(
+    ("text", "work_id"),
+    [
+        # old-style ids as idutils normalises them: subject class dropped, version kept
+        ("math.GT/0309136", "arxiv:math/0309136"),
+        ("arxiv:math.GT/0309136v2", "arxiv:math/0309136v2"),
+        ("arXiv:hep-th/9901001v27", "arxiv:hep-th/9901001v27"),
+        ("hep-th/1601.07616", "arxiv:1601.07616"),
+        ("9912.12345v2", "arxiv:9912.12345v2"),
+        ("2101.00001V2", "arxiv:2101.00001v2"),
+        # arXiv DOIs stay DOIs, in one spelling (no version, no subject class)
+        ("https://doi.org/10.48550/arXiv.2304.05376", "doi:10.48550/arxiv.2304.05376"),
+        ("10.48550/ARXIV.math.GT/0309136", "doi:10.48550/arxiv.math/0309136"),
+        # URLs that name an identifier
+        ("https://arxiv.org/pdf/2101.00001v2.pdf", "arxiv:2101.00001v2"),
+        ("http://export.arxiv.org/abs/math.GT/0309136", "arxiv:math/0309136"),
+        ("https://arxiv.org/abs/arXiv:1310.2590", "arxiv:1310.2590"),
+        ("pubmed.ncbi.nlm.nih.gov/123", "pmid:123"),
+        ("https://pubmed.ncbi.nlm.nih.gov/23193287/", "pmid:23193287"),
+        ("https://www.ncbi.nlm.nih.gov/pubmed/23193287", "pmid:23193287"),
+        ("https://www.ncbi.nlm.nih.gov/pmc/articles/PMC123/", "pmcid:PMC123"),
+        ("www.ncbi.nlm.nih.gov/pmc/articles/PMC123/", "pmcid:PMC123"),
+        ("https://pmc.ncbi.nlm.nih.gov/articles/PMC123/", "pmcid:PMC123"),
+        ("https://www.ncbi.nlm.nih.gov/pmc/articles/5815332", "pmcid:PMC5815332"),
+        ("openalex.org/W123", "openalex:W123"),
+        ("https://openalex.org/works/w2741809807", "openalex:W2741809807"),
+        ("https://api.openalex.org/works/W2741809807?api_key=k", "openalex:W2741809807"),
+        ("https://api.openalex.org/W2741809807", "openalex:W2741809807"),
+        # look-alikes stay URLs
+        ("https://www.ncbi.nlm.nih.gov/articles/12", "url:https://www.ncbi.nlm.nih.gov/articles/12"),
+        ("https://arxiv.org/list/math.GT/recent", "url:https://arxiv.org/list/math.GT/recent"),
+        ("https://openalex.org/A5023888391", "url:https://openalex.org/A5023888391"),
+    ],
+)
+def test_normalised_arxiv_ids_and_identifier_urls(text: str, work_id: str) -> None:
+    assert parse_work(text).work_id == work_id
+
+
+def test_an_arxiv_doi_work_knows_its_arxiv_id() -> None:
+    work = parse_work("10.48550/arXiv.2101.00001")
+    assert work.kind is IdKind.DOI and work.arxiv == "2101.00001"
+    assert parse_work("arXiv:2101.00001v2").arxiv == "2101.00001v2"
+    assert parse_work("10.1038/nature12373").arxiv is None
 
 
 @pytest.mark.parametrize(

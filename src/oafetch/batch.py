@@ -58,7 +58,9 @@ def _lines(args: argparse.Namespace, config: Config) -> Iterator[InputLine]:
     return read_input(args.input, fmt=args.format, column=args.column)
 
 
-def _summary_table(stats: RunStats, elapsed: float) -> None:
+def _summary_table(
+    stats: RunStats, elapsed: float, spending: dict[str, dict[str, Any]] | None = None
+) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -76,6 +78,10 @@ def _summary_table(stats: RunStats, elapsed: float) -> None:
     table.add_row("yield", f"{data['yield_pct']:.1f} %")
     table.add_row("bytes stored", f"{data['bytes_stored'] / 1e6:.1f} MB")
     table.add_row("time", f"{elapsed:.1f} s")
+    for source, spent in sorted((spending or {}).items()):
+        refused = f", {spent['refused']} refused by the cap" if spent.get("refused") else ""
+        paid = f"${spent['usd']:.2f} ({spent['calls']} calls{refused})"
+        table.add_row(f"spent via {source}", paid)
     console.print(table)
 
 
@@ -130,9 +136,10 @@ def run_batch(args: argparse.Namespace, config: Config) -> int:
             # The run's time, not the live metrics endpoint's wait for a last scrape on close.
             elapsed = time.time() - started
         stats = dl.stats
+        spending = dl.spending()
         interrupted = dl.cancel.is_set()
         disk_error = dl.disk_error
-    _summary_table(stats, elapsed)
+    _summary_table(stats, elapsed, spending)
     print(
         f"outputs in {config.out_dir}/ (manifest.jsonl, attempts.csv, summary.json"
         + (", telemetry.sqlite, spans.jsonl)" if config.telemetry.enabled else ")")

@@ -203,6 +203,11 @@ class Downloader:
             self._run_span.set_attribute(
                 names.OUTCOME, "interrupted" if self.cancel.is_set() else "done"
             )
+            if spending := self.spending():  # → run_summary.spend_calls / spend_usd
+                calls = sum(int(s["calls"]) for s in spending.values())
+                usd = round(sum(float(s["usd"]) for s in spending.values()), 4)
+                self._run_span.set_attributes({names.SPEND_CALLS: calls, names.SPEND_USD: usd})
+                summary["spending"] = spending
             self._run_span.end()
             self.http.close()
             self.storage.sync()
@@ -224,6 +229,11 @@ class Downloader:
                 self._session.shutdown()
             self._lock.release()
         return summary
+
+    def spending(self) -> dict[str, dict[str, Any]]:
+        """What each billed source spent so far in this run (``summary.json`` ``spending``)."""
+        found = {r.name: r.spending() for r in self.fallback.resolvers.values()}
+        return {name: figures for name, figures in found.items() if figures is not None}
 
     # -- one work -------------------------------------------------------------------------------
     def fetch(self, work: str | Work, *, dry_run: bool = False) -> DownloadResult:

@@ -6,7 +6,9 @@ wins and the others stop at their next checkpoint (before any further request). 
 work (total time, number of downloads, per-source time); gates skip a source whose API host has
 an open breaker or whose next rate slot is further away than the rate budget. A PMCID tries PMC
 first, an arXiv id tries arXiv first. A candidate URL (canonical form) is fetched at most once
-per work. Every source tried is an ``oafetch.attempt`` span (→ a ``fallback_attempts`` row).
+per work; a billed source charges its spending cap right before its URL is fetched (a dry run
+fetches nothing, so charges nothing). Every source tried is an ``oafetch.attempt`` span (→ a
+``fallback_attempts`` row).
 """
 
 from __future__ import annotations
@@ -368,6 +370,13 @@ class Fallback:
         self, candidate: Candidate, state: _WorkState, slot: tuple[str, float] | None
     ) -> BodyOutcome | None:
         """One download (with parking in batch mode); ``None`` when it failed or was parked."""
+        source = self.resolvers.get(candidate.source)
+        if source is not None:
+            try:
+                source.before_fetch(candidate)  # a billed source charges its cap, or refuses
+            except FetchError as exc:
+                state.fail(exc.reason, str(exc))
+                return None
         budget = min(self.policy.max_rate_wait_s, max(0.0, state.remaining()))
         parking = state.defer_after_s is not None and state.deferrals < self.max_deferrals
         if parking and state.defer_after_s is not None:
@@ -482,8 +491,9 @@ class Fallback:
         for reason in _REASON_RANK:
             if reason in reasons:
                 message = next(m for r, m in state.failures if r is reason)
-                # Sources a gate skipped may still hold a copy: a skip, to retry later.
-                soft = reason in _SOFT and not state.candidates
+                # Sources a gate skipped may still hold a copy: a skip, to retry later. A copy
+                # the spending cap refused is one too, however far the chain got to it.
+                soft = reason in _SOFT and (not state.candidates or reason is Reason.SPEND_CAP)
                 return Resolution(
                     Outcome.SKIP if soft else Outcome.ERROR,
                     reason,

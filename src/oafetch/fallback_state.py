@@ -45,6 +45,8 @@ DEFAULT_TIERS: tuple[Tier, ...] = (
     ),
     Tier("landing", ("landing_page",), parallel=False),
     Tier("archive", ("wayback",), parallel=False),
+    # Billed (off unless enabled): asked only when every free source failed.
+    Tier("paid", ("openalex_content",), parallel=False),
 )
 
 # Which failure best explains a work that found candidates but stored nothing (most telling first).
@@ -70,6 +72,7 @@ _REASON_RANK = (
     Reason.BAD_RESPONSE,
     Reason.BAD_REQUEST,
     Reason.BUDGET,
+    Reason.SPEND_CAP,
     Reason.CANCELLED,
     Reason.DOWNLOAD_ERROR,
 )
@@ -86,7 +89,14 @@ RESUME_LEAD_S = 0.05
 
 # Reasons that mean "not asked" rather than "failed".
 _SOFT = frozenset(
-    {Reason.RATE_BUDGET, Reason.BREAKER_OPEN, Reason.THROTTLED, Reason.BUDGET, Reason.CANCELLED}
+    {
+        Reason.RATE_BUDGET,
+        Reason.BREAKER_OPEN,
+        Reason.THROTTLED,
+        Reason.BUDGET,
+        Reason.SPEND_CAP,
+        Reason.CANCELLED,
+    }
 )
 
 

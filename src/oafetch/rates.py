@@ -99,6 +99,7 @@ DEFAULT_RATES: MappingProxyType[str, str] = MappingProxyType(
         "api.unpaywall.org": "1/s",
         "api.crossref.org": "10/s",
         "api.openalex.org": "10/s",
+        "content.openalex.org": "10/s",  # paid downloads; the key's 100/s cap is shared
         "export.arxiv.org": "1/3s",
         "arxiv.org": "1/15s",
         "eutils.ncbi.nlm.nih.gov": "3/s",

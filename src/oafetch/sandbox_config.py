@@ -22,6 +22,8 @@ _ENDPOINTS: dict[str, dict[str, tuple[str, str]]] = {
     "unpaywall": {"base_url": ("unpaywall", "")},
     "crossref": {"base_url": ("crossref", "")},
     "openalex": {"base_url": ("openalex", "")},
+    # billed and off by default: pointed at the sandbox, switched on only by the caller
+    "openalex_content": {"base_url": ("openalex_content", ""), "api_url": ("openalex", "")},
     "semantic_scholar": {"base_url": ("semantic_scholar", "")},
     "arxiv": {"base_url": ("arxiv_api", ""), "files_url": ("arxiv", "")},
     "pmc": {

@@ -71,6 +71,7 @@ class Reason(StrEnum):
     BAD_INPUT = "bad-input"  # the identifier could not be understood
     TRUNCATED = "truncated"  # a PDF that starts right but has no %%EOF (cut short)
     CHECKSUM_MISMATCH = "checksum-mismatch"  # the bytes differ from the checksum the source lists
+    SPEND_CAP = "spend-cap"  # a billed source's spending cap for the run is used up
 
 
 @unique

@@ -1,17 +1,21 @@
 """URL canonicalisation, the ``url_hash`` and credential redaction. Pure functions.
 
-* :func:`canonical_url` is what dedupe and ``url_hash`` see: lower-case scheme and host, no
-  default port, no fragment, no credential parameters, query parameters sorted.
+* :func:`canonical_url` is what dedupe and ``url_hash`` see: w3lib's ``canonicalize_url``
+  (dot segments resolved, IDNA host, percent-encoding normalised, query sorted, no fragment),
+  then no default port, no userinfo and no credential parameters.
 * :func:`redact_url` is what any output sees: the URL as fetched, with userinfo removed and the
   value of every credential parameter replaced by ``REDACTED``.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections.abc import Iterable, Mapping
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
+
+from w3lib.url import canonicalize_url
 
 REDACTED = "REDACTED"
 
@@ -163,15 +167,43 @@ def _netloc(scheme: str, host: str, port: int | None) -> str:
 def canonical_url(url: str) -> str:
     """The canonical form of ``url`` for dedupe and hashing (never used to fetch).
 
-    >>> canonical_url("HTTPS://Example.org:443/a%7eb?b=2&a=1&api_key=x#frag")
+    Two spellings of one resource give one form: ``/a/./b/../c`` and ``/a/c``, ``bücher.de``
+    and ``xn--bcher-kva.de``, ``%7e`` and ``~``, ``%2f`` and ``%2F`` (an escaped delimiter stays
+    escaped), ``:443`` on https and nothing, ``?b=2&a=1`` and ``?a=1&b=2``. w3lib does the
+    RFC 3986 normalisation; what a URL must never carry into a hash (userinfo, credential
+    parameters) is removed after it. The same function serves every ``url_hash`` and every
+    "fetched once" memory.
+
+    >>> canonical_url("HTTPS://Example.org:443/x/../a%7eb?b=2&a=1&api_key=x#frag")
     'https://example.org/a~b?a=1&b=2'
     """
+    return _canonical(url)
+
+
+@functools.lru_cache(maxsize=4096)  # every stage of one request hashes the same URL
+def _canonical(url: str) -> str:
+    # One pass is not always a fixed point (a host IDNA refuses, "é..", is only encodable once
+    # its empty labels are gone): passes repeat until the form is stable, so a key never moves.
+    form = _canonical_once(url)
+    for _ in range(3):
+        again = _canonical_once(form)
+        if again == form:
+            break
+        form = again
+    return form
+
+
+def _canonical_once(url: str) -> str:
     # Lone surrogates cannot be percent-encoded: make them U+FFFD once, so the result is stable.
     text = url.strip().encode("utf-8", "surrogatepass").decode("utf-8", "replace")
     try:
         parts = urlsplit(text)
+        if parts.hostname:
+            parts = urlsplit(canonicalize_url(text, keep_blank_values=True))
     except ValueError:  # e.g. "http://[::1": not a URL, but still a stable key
         return _redact_text(text)
+    except Exception:  # w3lib refused it (an odd host): the plain normalisation below
+        parts = urlsplit(text)
     scheme = parts.scheme.lower()
     host = (parts.hostname or "").lower().rstrip(".")
     try:
@@ -248,6 +280,15 @@ def strip_secrets(url: str) -> str:
     )
     netloc = parts.netloc.rpartition("@")[2]
     return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
+def redact_text(text: str) -> str:
+    """``text`` (a log line, a message) with credential pairs and emails replaced.
+
+    >>> redact_text("Location: https://x.org/w?select=id&api_key=k123")
+    'Location: https://x.org/w?select=id&api_key=REDACTED'
+    """
+    return _redact_text(text)
 
 
 def _redact_text(text: str) -> str:

@@ -2,9 +2,14 @@
 
 Identifier kinds: DOI (``10.…``, ``doi:``, ``https://doi.org/…``, ``dx.doi.org``, any case,
 URL-encoded), arXiv (new ``2101.00001v2``, old ``hep-th/9901001``, ``arXiv:`` prefix, arxiv.org
-URLs), PMID (``PMID:123`` or bare digits), PMCID (``PMC123``), OpenAlex (``W123``, openalex.org
-URLs) and any other http(s) URL. Readers stream txt/CSV/JSONL inputs and report each malformed
-line with its number instead of stopping the batch.
+``/abs/`` and ``/pdf/`` URLs; normalised as :mod:`oafetch.identifiers` says), PMID
+(``PMID:123``, bare digits, PubMed URLs), PMCID (``PMC123``, PMC article URLs on either NCBI
+host), OpenAlex (``W123``, openalex.org and api.openalex.org URLs) and any other http(s) URL.
+
+An arXiv DOI (``10.48550/arXiv.2101.00001``) stays a DOI work: DOI-based sources (OpenAlex,
+Unpaywall, Crossref …) are asked by it, and :attr:`Work.arxiv` gives the arXiv id it names, so
+arXiv is asked too. Readers stream txt/CSV/JSONL inputs and report each malformed line with its
+number instead of stopping the batch.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from typing import IO, Any
 from urllib.parse import unquote, urlsplit
 
 from oafetch.errors import InputError
+from oafetch.identifiers import arxiv_doi, arxiv_of_doi, id_from_url, normalise_arxiv
 from oafetch.urls import redact_url
 
 
@@ -63,6 +69,13 @@ class Work:
     def doi(self) -> str | None:
         return self.value if self.kind is IdKind.DOI else None
 
+    @property
+    def arxiv(self) -> str | None:
+        """The arXiv id of an arXiv work, or the one an arXiv DOI names."""
+        if self.kind is IdKind.ARXIV:
+            return self.value
+        return arxiv_of_doi(self.value) if self.kind is IdKind.DOI else None
+
     def __str__(self) -> str:
         return self.work_id
 
@@ -73,28 +86,12 @@ _DOI_PREFIX = re.compile(
 )
 # A "." or ".." path segment: URL resolution would turn it into a different path.
 _DOT_SEGMENT = re.compile(r"(?:^|/)\.{1,2}(?:/|$)")
-_ARXIV_NEW = re.compile(r"^\d{4}\.\d{4,5}(?:v\d+)?$")
-_ARXIV_OLD = re.compile(r"^[a-z][a-z\-]*(?:\.[a-z]{2})?/\d{7}(?:v\d+)?$", re.I)
 _ARXIV_PREFIX = re.compile(r"^arxiv:\s*", re.I)
-_ARXIV_URL = re.compile(
-    r"^https?://(?:www\.|export\.)?arxiv\.org/(?:abs|pdf)/(.+?)(?:\.pdf)?/?$", re.I
-)
-_ARXIV_DOI = re.compile(r"^10\.48550/arxiv\.(.+)$", re.I)
 _PMID = re.compile(r"^(?:pmid\s*:?\s*)?(\d{1,9})$", re.I)
 _PMCID = re.compile(r"^(?:pmcid\s*:?\s*)?pmc(\d{1,9})(?:\.\d+)?$", re.I)
 _OPENALEX = re.compile(
     r"^(?:openalex:\s*|https?://(?:api\.)?openalex\.org/(?:works/)?)?(w\d{2,12})$", re.I
 )
-
-
-def _arxiv(value: str) -> str | None:
-    if _ARXIV_NEW.match(value):
-        return value.lower()
-    if _ARXIV_OLD.match(value):
-        archive, number = value.split("/", 1)
-        head, _, sub = archive.partition(".")
-        return f"{head.lower()}{'.' + sub.upper() if sub else ''}/{number.lower()}"
-    return None
 
 
 def normalise_doi(text: str) -> str | None:
@@ -130,7 +127,7 @@ def parse_work(text: str, *, line: int | None = None) -> Work:
     if "\x00" in value or any(ord(c) < 32 for c in value if c not in "\t"):
         raise InputError("identifier contains control characters (is this a binary file?)")
     if _ARXIV_PREFIX.match(value):
-        arxiv = _arxiv(_ARXIV_PREFIX.sub("", value))
+        arxiv = normalise_arxiv(value)
         if arxiv is None:
             raise InputError(
                 f"{value!r} is not an arXiv id (expected 2101.00001v2 or hep-th/9901001)"
@@ -144,14 +141,13 @@ def parse_work(text: str, *, line: int | None = None) -> Work:
         )
     doi = normalise_doi(value)
     if doi is not None:
-        match = _ARXIV_DOI.match(doi)
-        if match and (arxiv := _arxiv(match[1])):
-            return Work(IdKind.ARXIV, arxiv, raw, line)
+        if (arxiv := arxiv_of_doi(doi)) is not None:
+            doi = arxiv_doi(arxiv)  # one spelling: no version, no subject class
         return Work(IdKind.DOI, doi, raw, line)
-    if (arxiv := _arxiv(value)) is not None:
+    if (arxiv := normalise_arxiv(value)) is not None:
         return Work(IdKind.ARXIV, arxiv, raw, line)
-    if (match := _ARXIV_URL.match(value)) and (arxiv := _arxiv(match[1])) is not None:
-        return Work(IdKind.ARXIV, arxiv, raw, line)
+    if (named := id_from_url(value)) is not None:
+        return Work(IdKind(named[0]), named[1], raw, line)
     if match := _PMCID.match(value):
         return Work(IdKind.PMCID, f"PMC{int(match[1])}", raw, line)
     if match := _PMID.match(value):

@@ -46,7 +46,7 @@ from oafetch.rates import DEFAULT_RATE_GROUPS
 from oafetch.telemetry.emit import emit_breaker_transition, emit_retry
 from oafetch.telemetry.runtime import Telemetry
 from oafetch.tokens import Reason, Role, Status
-from oafetch.urls import redact_url, scrub
+from oafetch.urls import redact_text, redact_url, scrub
 from oafetch.waiting import idle_wait
 
 T = TypeVar("T")
@@ -65,13 +65,40 @@ class _RedactUrls(logging.Filter):
         return True
 
 
+class _RedactText(logging.Filter):
+    """httpcore logs response headers at DEBUG, a redirect's ``Location`` among them, and an
+    API may echo the ``api_key`` it was asked with into it: credential pairs are redacted."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "=" in message or "@" in message:
+            record.msg, record.args = redact_text(message), ()
+        return True
+
+
 _REDACT_URLS = _RedactUrls()
+_REDACT_TEXT = _RedactText()
+# A filter applies only on the logger that makes the record, not on its parents: every
+# httpcore logger is named.
+_HTTPCORE_LOGGERS = (
+    "httpcore",
+    "httpcore.connection",
+    "httpcore.connection_pool",
+    "httpcore.http11",
+    "httpcore.http2",
+    "httpcore.proxy",
+    "httpcore.socks",
+)
 
 
 def _redact_httpx_logs() -> None:
     logger = logging.getLogger("httpx")
     if _REDACT_URLS not in logger.filters:
         logger.addFilter(_REDACT_URLS)
+    for name in _HTTPCORE_LOGGERS:
+        logger = logging.getLogger(name)
+        if _REDACT_TEXT not in logger.filters:
+            logger.addFilter(_REDACT_TEXT)
 
 
 @dataclass(frozen=True)

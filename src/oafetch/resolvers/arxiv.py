@@ -17,6 +17,7 @@ from typing import ClassVar
 
 from oafetch.errors import FetchError
 from oafetch.http.client import HttpClient
+from oafetch.identifiers import arxiv_of_doi
 from oafetch.resolvers.base import Candidate, Resolver, WorkIds, text
 from oafetch.resolvers.common import Found, bad_response, fetch_xml
 from oafetch.tokens import Kind, Role
@@ -24,7 +25,6 @@ from oafetch.works import IdKind, Work
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 ARXIV = "{http://arxiv.org/schemas/atom}"
-_DOI = re.compile(r"^10\.48550/arxiv\.(.+)$", re.I)
 _VERSION = re.compile(r"v\d+$")
 
 
@@ -32,10 +32,7 @@ def arxiv_id(work: Work, ids: WorkIds) -> str | None:
     """The arXiv id known for the work (with the version the user gave, if any)."""
     if work.kind is IdKind.ARXIV:
         return work.value
-    if ids.arxiv:
-        return ids.arxiv
-    match = _DOI.match(ids.doi or "")
-    return match[1] if match else None
+    return ids.arxiv or arxiv_of_doi(ids.doi)
 
 
 class ArxivResolver(Resolver):

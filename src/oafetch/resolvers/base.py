@@ -21,8 +21,9 @@ from urllib.parse import quote, unquote
 from oafetch.config import Config, ResolverSettings
 from oafetch.errors import FetchError
 from oafetch.http.client import HttpClient
+from oafetch.identifiers import arxiv_of_doi, bare_arxiv, normalise_arxiv
 from oafetch.tokens import Kind, Reason, Role
-from oafetch.urls import host_of
+from oafetch.urls import canonical_url, host_of
 from oafetch.works import IdKind, Work
 
 
@@ -61,6 +62,8 @@ class WorkIds:
     openalex: str | None = None
     url: str | None = None
     urls: list[str] = field(default_factory=list)  # candidate URLs earlier sources reported
+    # What OpenAlex has cached for content.openalex.org ("pdf", "grobid_xml"); None: not known.
+    openalex_content: frozenset[str] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @classmethod
@@ -75,15 +78,25 @@ class WorkIds:
             IdKind.URL: "url",
         }[work.kind]
         setattr(ids, attr, work.value)
+        if work.kind is IdKind.DOI:
+            ids.arxiv = arxiv_of_doi(work.value)  # an arXiv DOI: arXiv is asked too
         return ids
 
     def note_urls(self, urls: list[str]) -> None:
         """Remember candidate URLs (for archive lookups of a later tier)."""
         with self._lock:
-            self.urls.extend(u for u in urls if u not in self.urls)
+            known = {canonical_url(u) for u in self.urls}
+            for url in urls:
+                if (key := canonical_url(url)) not in known:
+                    known.add(key)
+                    self.urls.append(url)
 
     def learn(self, **found: str | None) -> None:
-        """Record identifiers a source reported (first value wins; normalised lightly)."""
+        """Record identifiers a source reported (first value wins; normalised lightly).
+
+        A learnt arXiv id is normalised and bare (no version: the latest is wanted); a learnt
+        arXiv DOI teaches the arXiv id too.
+        """
         with self._lock:
             for key, value in found.items():
                 if not value or not isinstance(value, str) or getattr(self, key, "x") is not None:
@@ -91,26 +104,44 @@ class WorkIds:
                 value = value.strip()
                 if key == "doi":
                     value = value.lower().removeprefix("https://doi.org/").removeprefix("doi:")
+                    if self.arxiv is None and (arxiv := arxiv_of_doi(value)) is not None:
+                        self.arxiv = bare_arxiv(arxiv)
+                elif key == "arxiv":
+                    normalised = normalise_arxiv(value)
+                    if normalised is None:
+                        continue
+                    value = bare_arxiv(normalised)
                 elif key == "pmcid":
                     value = value.upper() if value.upper().startswith("PMC") else f"PMC{value}"
                 elif key == "openalex":
                     value = value.rsplit("/", 1)[-1].upper()
                 setattr(self, key, value)
 
+    def learn_content(self, kinds: frozenset[str]) -> None:
+        """Record what OpenAlex has cached for this work (first answer wins)."""
+        with self._lock:
+            if self.openalex_content is None:
+                self.openalex_content = kinds
+
 
 class Resolver(ABC):
     """One source. Subclasses set ``name`` and ``endpoints`` and implement two methods.
 
     ``endpoints`` maps every URL key the source uses to its default (``base_url`` is the primary
-    API base); ``[resolvers.<name>]`` in ``oafetch.toml`` may override each one. ``credential``
-    names the setting the source cannot work without (``email`` or ``api_key``), if any.
+    API base); ``[resolvers.<name>]`` in ``oafetch.toml`` may override each one. ``options``
+    names the source's other settings (each one's rule, for messages). ``credential`` names the
+    setting the source cannot work without (``email`` or ``api_key``), if any. A source with
+    ``default_enabled = False`` runs only when its table says ``enabled = true`` (a source that
+    costs money is never switched on by accident).
     """
 
     name: ClassVar[str]
     endpoints: ClassVar[Mapping[str, str]] = {}
+    options: ClassVar[Mapping[str, str]] = {}
     credential: ClassVar[str | None] = None
     credential_env: ClassVar[tuple[str, ...]] = ()
     throttle_statuses: ClassVar[frozenset[int]] = frozenset()
+    default_enabled: ClassVar[bool] = True
 
     def __init__(self, settings: ResolverSettings, config: Config) -> None:
         self.settings = settings
@@ -123,15 +154,37 @@ class Resolver(ABC):
         }
         self.base_url = (settings.base_url or self.endpoints.get("base_url", "")).rstrip("/")
 
+    @classmethod
+    def configured_secret(cls, config: Config) -> str | None:
+        """The credential ``config`` gives this source (settings, then environment), if any."""
+        return credential_for(cls, config)
+
     @property
     def secret(self) -> str | None:
         """This source's credential (settings, then its environment variables), if any."""
-        return credential_for(type(self), self.config)
+        return self.configured_secret(self.config)
 
     @property
     def api_host(self) -> str:
         """The host of the source's primary API (for breaker/rate gates)."""
         return host_of(self.base_url)
+
+    def note(self) -> str | None:
+        """One line the run logs when it starts (a missing optional key …), or ``None``."""
+        return None
+
+    def before_fetch(self, candidate: Candidate) -> None:
+        """Called by the fallback chain right before it downloads one of this source's
+        candidates, on the work's thread. A billed source charges its spending cap here.
+
+        Raises:
+            FetchError: refuse the download (``spend-cap``); the chain goes on without it.
+        """
+        return None  # free sources have nothing to charge
+
+    def spending(self) -> dict[str, Any] | None:
+        """What this source spent in the run (for ``summary.json``), or ``None`` if free."""
+        return None
 
     @abstractmethod
     def applies_to(self, work: Work, ids: WorkIds) -> bool:

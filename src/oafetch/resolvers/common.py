@@ -24,16 +24,13 @@ from urllib.parse import urlsplit
 
 from oafetch.errors import FetchError, ResolverError
 from oafetch.http.client import HttpClient
+from oafetch.identifiers import id_from_url
 from oafetch.resolvers.base import Candidate, Resolver, WorkIds, text
 from oafetch.tokens import Kind, Reason, Role
-from oafetch.urls import redact_url
+from oafetch.urls import canonical_url, redact_url
 
-_ARXIV_URL = re.compile(
-    r"^https?://(?:www\.|export\.)?arxiv\.org/(?:abs|pdf)/(.+?)(?:v\d+)?(?:\.pdf)?/?$", re.I
-)
 _PMC_PATH = re.compile(r"/(?:pmc/)?articles/(PMC\d+)(/pdf(?:/.*)?)?/?$", re.I)
 _PMC_HOSTS = ("ncbi.nlm.nih.gov", "europepmc.org")
-_PUBMED = re.compile(r"^https?://(?:www\.)?(?:pubmed\.)?ncbi\.nlm\.nih\.gov/(?:pubmed/)?(\d+)/?$")
 
 
 class _Unsaid(Enum):
@@ -172,8 +169,9 @@ def legacy_pmc_pdf(url: str) -> str | None:
 
 def learn_from_url(ids: WorkIds, url: str) -> None:
     """Learn the arXiv id, PMCID or PMID a repository URL names (``arxiv.org/abs/…`` …)."""
-    if match := _ARXIV_URL.match(url):
-        ids.learn(arxiv=match[1])
+    named = id_from_url(url)
+    if named is not None and named[0] in ("arxiv", "pmcid", "pmid"):
+        ids.learn(**{named[0]: named[1]})
         return
     try:
         host = (urlsplit(url).hostname or "").lower()
@@ -181,8 +179,6 @@ def learn_from_url(ids: WorkIds, url: str) -> None:
         return
     if host.endswith(_PMC_HOSTS) and (match := _PMC_PATH.search(urlsplit(url).path)):
         ids.learn(pmcid=match[1])
-    elif match := _PUBMED.match(url):
-        ids.learn(pmid=match[1])
 
 
 def same_doi(a: Any, b: str | None) -> bool:
@@ -207,7 +203,7 @@ def same_doi(a: Any, b: str | None) -> bool:
 
 
 class Found:
-    """Candidates of one source, in trust order, each URL once.
+    """Candidates of one source, in trust order, each URL once (compared in canonical form).
 
     File URLs (``role=artifact``) come before landing pages; among each, the order of
     :meth:`add` calls is kept. Adding a URL again as a file upgrades a landing entry.
@@ -258,9 +254,10 @@ class Found:
             retracted=retracted,
             md5=md5,
         )
-        old = self._items.get(url)
+        key = canonical_url(url)  # one resource, one candidate, however it is spelt
+        old = self._items.get(key)
         if old is None or (old.role is Role.LANDING and role is Role.ARTIFACT):
-            self._items[url] = candidate
+            self._items[key] = candidate
 
     def __len__(self) -> int:
         return len(self._items)

@@ -10,27 +10,19 @@ cost budget; see docs/RESOLVERS.md); OpenAlex's 403 counts as throttling.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 from oafetch.config import Config
 from oafetch.errors import ResolverError
 from oafetch.http.client import HttpClient
 from oafetch.resolvers.base import as_list, dig, text
-from oafetch.resolvers.openalex import OpenAlexResolver
+from oafetch.resolvers.openalex import OpenAlexResolver, openalex_api_key
 from oafetch.tokens import Reason
 from oafetch.urls import redact_url
 from oafetch.works import IdKind, InputLine, Work, normalise_doi
 
 PER_PAGE = 200
 MAX_PAGES = 100_000  # a guard against a server that repeats its cursor forever
-
-
-def _api_key(config: Config) -> str | None:
-    settings = config.resolver(OpenAlexResolver.name)
-    if settings.api_key is not None and settings.api_key.get_secret_value().strip():
-        return settings.api_key.get_secret_value().strip()
-    return os.environ.get("OPENALEX_API_KEY") or None
 
 
 def _line(number: int, record: object) -> InputLine:
@@ -61,7 +53,7 @@ def openalex_works(config: Config, filter: str) -> Iterator[InputLine]:
     settings = config.resolver(OpenAlexResolver.name)
     base = (settings.base_url or OpenAlexResolver.endpoints["base_url"]).rstrip("/")
     url = f"{base}/works"
-    key = _api_key(config)
+    key = openalex_api_key(config)
     secrets = (key,) if key else ()
     with HttpClient(config, secrets=secrets) as http:
         cursor: str | None = "*"

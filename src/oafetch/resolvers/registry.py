@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 
 from oafetch.config import Config
 from oafetch.errors import ConfigError
-from oafetch.resolvers.base import Resolver, credential_for
+from oafetch.resolvers.base import Resolver
 from oafetch.resolvers.landing_page import LandingPageResolver
 
 _COMMON_KEYS = {"enabled", "base_url", "api_key", "email"}
@@ -74,7 +74,7 @@ def build_resolvers(
                 else f"; known: {', '.join(sorted(classes))}"
             )
             raise ConfigError(f"[resolvers.{name}]: unknown resolver{hint}")
-        allowed = _COMMON_KEYS | set(classes[name].endpoints)
+        allowed = _COMMON_KEYS | set(classes[name].endpoints) | set(classes[name].options)
         for key in settings.model_extra or {}:
             if key not in allowed:
                 close = difflib.get_close_matches(key, sorted(allowed), n=1)
@@ -88,11 +88,21 @@ def build_resolvers(
     notes: list[str] = []
     for name, cls in classes.items():
         settings = config.resolver(name)
-        if not settings.enabled:
+        if not is_enabled(cls, config):
             continue
-        if cls.credential and credential_for(cls, config) is None:
+        if cls.credential and cls.configured_secret(config) is None:
             where = " or ".join([f"[resolvers.{name}] {cls.credential}", *cls.credential_env])
             notes.append(f"resolver {name} skipped: it needs {cls.credential} ({where})")
             continue
-        built[name] = cls(settings, config)
+        built[name] = resolver = cls(settings, config)
+        if (note := resolver.note()) is not None:
+            notes.append(note)
     return built, notes
+
+
+def is_enabled(cls: type[Resolver], config: Config) -> bool:
+    """``enabled`` as ``[resolvers.<name>]`` sets it, else the source's default."""
+    settings = config.resolvers.get(cls.name)
+    if settings is not None and "enabled" in settings.model_fields_set:
+        return settings.enabled
+    return cls.default_enabled

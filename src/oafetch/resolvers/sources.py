@@ -1,7 +1,7 @@
 """Every source resolver oafetch ships (the registry adds :class:`LandingPageResolver`).
 
 The order is the documentation order (docs/RESOLVERS.md); the fallback tiers, not this list,
-decide when each source is asked.
+decide when each source is asked. ``openalex_content`` costs money and is off by default.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from oafetch.resolvers.figshare import FigshareResolver
 from oafetch.resolvers.hal import HalResolver
 from oafetch.resolvers.openaire import OpenAireResolver
 from oafetch.resolvers.openalex import OpenAlexResolver
+from oafetch.resolvers.openalex_content import OpenAlexContentResolver
 from oafetch.resolvers.osf import OsfResolver
 from oafetch.resolvers.pmc import PmcResolver
 from oafetch.resolvers.semantic_scholar import SemanticScholarResolver
@@ -39,6 +40,7 @@ ALL: list[type[Resolver]] = [
     OpenAireResolver,
     DoajResolver,
     WaybackResolver,
+    OpenAlexContentResolver,
 ]
 
 __all__ = ["ALL"]

@@ -30,6 +30,7 @@ DEFAULT_RATES: Mapping[str, str] = {
     "unpaywall": "10/s",
     "crossref": "10/s",
     "openalex": "10/s",
+    "openalex_content": "10/s",
     "arxiv_api": "1/s",
     "arxiv": "1/s",
 }

@@ -101,6 +101,8 @@ class RunRecord:
     finished_at: float | None
     config_hash: str | None
     version: str | None
+    spend_calls: int = 0  # what billed sources charged (set on the span when the run ends)
+    spend_usd: float = 0.0
 
 
 @dataclass
@@ -402,6 +404,8 @@ def map_record(record: Mapping[str, Any]) -> Rows:
             finished_at=_s(end_ns) if end_ns is not None else None,
             config_hash=attrs.get(names.CONFIG_HASH),
             version=attrs.get(names.VERSION),
+            spend_calls=int(attrs.get(names.SPEND_CALLS) or 0),
+            spend_usd=float(attrs.get(names.SPEND_USD) or 0.0),
         )
 
     for event in events:

@@ -71,6 +71,8 @@ TTFP_MS: Final = "oafetch.ttfp_ms"
 # -- oafetch.run -----------------------------------------------------------------------------------
 CONFIG_HASH: Final = "oafetch.config_hash"
 VERSION: Final = "oafetch.version"
+SPEND_CALLS: Final = "oafetch.spend.calls"  # set when the run ends: billed calls charged
+SPEND_USD: Final = "oafetch.spend.usd"  # … and their price in dollars
 
 # -- events ----------------------------------------------------------------------------------------
 EVENT_RATE_LIMIT: Final = "oafetch.rate_limit"

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from oafetch.manifest import read_manifest
-from oafetch.telemetry.store import schema_sql
+from oafetch.telemetry.store import add_missing_columns, schema_sql
 from oafetch.tokens import DedupeAction
 
 log = logging.getLogger(__name__)
@@ -82,6 +82,7 @@ def recover_downloads(db_path: Path, manifest: Path) -> int:
         return 0
     try:
         conn.executescript(schema_sql())
+        add_missing_columns(conn)
         conn.execute(
             "CREATE TEMP TABLE manifest_stored ("
             + ", ".join(_COLUMNS)

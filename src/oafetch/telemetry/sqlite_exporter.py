@@ -31,6 +31,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from oafetch import outdir
+from oafetch.telemetry import store
 from oafetch.telemetry.mapping import (
     COLUMNS,
     HTTP_EVENTS,
@@ -165,6 +166,7 @@ class SqliteSpanExporter(SpanExporter):
                 # fsyncs in WAL mode (a new store opened in ~6 ms, now ~1 ms).
                 conn.execute("PRAGMA synchronous=NORMAL")
                 conn.executescript(schema_sql())  # idempotent; sets journal_mode=WAL
+                store.add_missing_columns(conn)  # a store an older oafetch made
             except BaseException:
                 conn.close()
                 raise
@@ -311,6 +313,8 @@ class SqliteSpanExporter(SpanExporter):
                 finished_at=run.finished_at if run.finished_at is not None else run.started_at,
                 spans_dropped=int(self.spans_dropped()),
                 out_dir=self.out_dir,
+                spend_calls=run.spend_calls,
+                spend_usd=run.spend_usd,
             )
             _commit(conn)
         except Exception:

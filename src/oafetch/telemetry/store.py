@@ -54,6 +54,22 @@ def schema_sql() -> str:
     return files("oafetch.telemetry").joinpath(_SCHEMA_RESOURCE).read_text(encoding="utf-8")
 
 
+#: Columns the schema gained after stores were first written: (table, column, declaration).
+ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("run_summary", "spend_calls", "INTEGER NOT NULL DEFAULT 0"),
+    ("run_summary", "spend_usd", "REAL NOT NULL DEFAULT 0"),
+)
+
+
+def add_missing_columns(conn: sqlite3.Connection) -> None:
+    """Give a store made by an older oafetch the columns added since (writers call it after
+    the DDL, which creates only missing tables)."""
+    for table, column, declaration in ADDED_COLUMNS:
+        present = {row[1] for row in conn.execute(f'PRAGMA table_info("{table}")')}
+        if present and column not in present:
+            conn.execute(f'ALTER TABLE "{table}" ADD COLUMN {column} {declaration}')
+
+
 def resolve_db_path(db: str | Path) -> Path:
     """Turn a ``--db`` argument into the store's path (a run directory means its store).
 

@@ -21,6 +21,8 @@ Definitions (docs/ANALYTICS.md repeats them for users):
 - ``breaker_open_events``: ``breaker_transitions`` rows with ``new_state = 'open'``.
 - ``dedupe_saved_mb``: bytes of downloads whose ``dedupe_action`` is ``linked`` or
   ``referenced``, in MB (10^6 bytes).
+- ``spend_calls`` / ``spend_usd``: what billed sources (``openalex_content``) charged, recorded
+  from the ``oafetch.run`` span when the run ends (0 for a store made before these columns).
 - ``corruption_count``: successes without a sha256 or final path, and — when the output directory
   is given — whose file (``final_path`` is relative to the output directory) is missing or whose
   size differs from ``bytes``; with ``verify_hashes`` also whose sha256 differs.
@@ -69,7 +71,17 @@ COMPUTED_COLUMNS = (
     "corruption_count",
 )
 #: run_summary columns that are recorded, not computed (taken from the existing row).
-_RECORDED_COLUMNS = ("started_at", "finished_at", "spans_dropped", "config_hash", "oafetch_version")
+_RECORDED_COLUMNS = (
+    "started_at",
+    "finished_at",
+    "spans_dropped",
+    "config_hash",
+    "oafetch_version",
+    "spend_calls",
+    "spend_usd",
+)
+# What a recorded column reads as when the run has no row (or the store predates the column).
+_RECORDED_DEFAULTS: dict[str, Any] = {"spans_dropped": 0, "spend_calls": 0, "spend_usd": 0.0}
 
 
 @dataclass(frozen=True)
@@ -182,10 +194,14 @@ def compute_run_summary(
         ``spans_dropped``, ``config_hash``, ``oafetch_version``) come from the existing row, or
         are None (``spans_dropped`` 0) when the run has no row yet.
     """
+    present = {r[1] for r in conn.execute("PRAGMA table_info(run_summary)")}
+    columns = [c for c in _RECORDED_COLUMNS if c in present]  # an older store lacks some
     row = conn.execute(
-        f"SELECT {', '.join(_RECORDED_COLUMNS)} FROM run_summary WHERE run_id = ?", (run_id,)
+        f"SELECT {', '.join(columns)} FROM run_summary WHERE run_id = ?", (run_id,)
     ).fetchone()
-    recorded = dict(zip(_RECORDED_COLUMNS, row or (None, None, 0, None, None), strict=True))
+    recorded = {c: _RECORDED_DEFAULTS.get(c) for c in _RECORDED_COLUMNS}
+    if row is not None:
+        recorded.update(zip(columns, row, strict=True))
     summary: dict[str, Any] = {"run_id": run_id, **recorded}
     summary.update(_downloads_figures(conn, run_id))
     summary.update(_http_figures(conn, run_id))
@@ -207,13 +223,16 @@ def finalize_run(
     spans_dropped: int,
     out_dir: Path | None,
     verify_hashes: bool = False,
+    spend_calls: int = 0,
+    spend_usd: float = 0.0,
 ) -> dict[str, Any]:
     """Compute the run's summary and write it into ``run_summary``, then commit.
 
-    Updates the run's row (inserting it when :func:`begin_run` never ran), sets ``finished_at``
-    and ``spans_dropped``, and commits the connection's transaction. Call it after the last rows
-    of the run were written on the same connection. Arguments as for
-    :func:`compute_run_summary`.
+    Updates the run's row (inserting it when :func:`begin_run` never ran), sets ``finished_at``,
+    ``spans_dropped`` and what billed sources charged (``spend_calls``, ``spend_usd``), and
+    commits the connection's transaction. Call it after the last rows of the run were written on
+    the same connection (whose store has the current columns: see
+    ``store.add_missing_columns``). Arguments as for :func:`compute_run_summary`.
 
     Returns:
         The row as written.
@@ -221,7 +240,9 @@ def finalize_run(
     summary = compute_run_summary(conn, run_id, out_dir=out_dir, verify_hashes=verify_hashes)
     summary["finished_at"] = finished_at
     summary["spans_dropped"] = spans_dropped
-    columns = (*COMPUTED_COLUMNS, "finished_at", "spans_dropped")
+    summary["spend_calls"] = spend_calls
+    summary["spend_usd"] = spend_usd
+    columns = (*COMPUTED_COLUMNS, "finished_at", "spans_dropped", "spend_calls", "spend_usd")
     values = [summary[c] for c in columns]
     cur = conn.execute(
         f"UPDATE run_summary SET {', '.join(f'{c} = ?' for c in columns)} WHERE run_id = ?",

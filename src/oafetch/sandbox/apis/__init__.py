@@ -11,7 +11,7 @@ from .arxiv import ArxivApiApp, ArxivSiteApp
 from .base import App, Context, SiteApp
 from .deposits import FigshareApp, OsfApp, OsfSiteApp, ZenodoApp
 from .metadata import CrossrefApp, SemanticScholarApp, UnpaywallApp
-from .openalex import OpenAlexApp
+from .openalex import OpenAlexApp, OpenAlexContentApp
 from .pmc import EuropePmcApp, EuropePmcRenderApp, IdConvApp, PmcCloudApp, PmcOaApp, PmcSiteApp
 from .web import DoiApp, PublisherApp, WaybackApp
 
@@ -41,6 +41,7 @@ APPS: dict[str, type[App]] = {
     "doi": DoiApp,
     "wayback": WaybackApp,
     "core_site": CoreSiteApp,
+    "openalex_content": OpenAlexContentApp,  # last: the hosts above keep their addresses
 }
 FIXED_SERVICES: tuple[str, ...] = tuple(APPS)
 

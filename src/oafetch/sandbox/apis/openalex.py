@@ -3,7 +3,14 @@
 ``/works/doi:{doi}``, ``/works/https://doi.org/{doi}``, ``/works/W{n}`` (a merged id answers
 301 to its canonical work), ``/works/pmid:{n}``, ``/works/pmcid:PMC{n}``; and
 ``/works?filter=is_oa:true&per-page=N&cursor=*`` with real cursor paging over the corpus.
-``api_key`` is accepted and ignored; ``select`` trims top-level fields.
+``api_key`` is accepted and ignored; ``select`` trims top-level fields. Every other work with a
+copy has a cached PDF (every fourth a TEI XML too), announced in ``has_content`` and
+``content_urls``.
+
+`OpenAlexContentApp` imitates content.openalex.org: ``/works/W{n}.pdf`` and
+``/works/W{n}.grobid-xml`` need an ``api_key`` (401 without), answer 404 for a work with nothing
+cached, else 302 to a signed URL (``/signed/…?X-Amz-Signature=…``, on the same host here; the
+real one is an R2 bucket) that serves the bytes; ``X-Credits-Cost: 100`` as the real one sends.
 """
 
 from __future__ import annotations
@@ -11,13 +18,15 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
+import hashlib
 import json
 import re
 from typing import Any
+from xml.sax.saxutils import escape
 
 from ..behaviours import OPENALEX
 from ..model import Copy, Page, SandboxWork
-from ..wire import Request, Response, json_response, raw_json, redirect
+from ..wire import Request, Response, json_response, raw_json, redirect, xml_response
 from .base import App
 from .metadata import is_publisher_host, journal_label, oa_status
 
@@ -135,6 +144,7 @@ class OpenAlexApp(App):
         publisher_oa = any(loc["source"]["type"] == "journal" for loc in oa)
         repo_oa = any(loc["source"]["type"] == "repository" for loc in oa)
         doi_url = f"https://doi.org/{work.doi.lower()}"
+        content = cached_content(work)
         ids: dict[str, str] = {
             "openalex": f"https://openalex.org/{work.openalex_id}",
             "doi": doi_url,
@@ -163,6 +173,13 @@ class OpenAlexApp(App):
             "locations": locations,
             "locations_count": len(locations),
             "has_fulltext": False,
+            "has_content": {k: k in content for k in ("pdf", "grobid_xml")},
+            "content_urls": {
+                k: self.urls.url("openalex_content", f"/works/{work.openalex_id}.{ext}")
+                if k in content
+                else None
+                for k, ext in (("pdf", "pdf"), ("grobid_xml", "grobid-xml"))
+            },
             "cited_by_count": work.index % 113,
             "updated_date": "2025-06-01T00:00:00.000000",
             "created_date": f"{work.year}-02-01",
@@ -246,3 +263,61 @@ class OpenAlexApp(App):
         if isinstance(found, str):
             return b"!" + found.encode()
         return json.dumps([w.index for w in found]).encode()
+
+
+def cached_content(work: SandboxWork) -> frozenset[str]:
+    """What the imitation of content.openalex.org holds for `work` (deterministic)."""
+    if not work.copies or work.index % 2:
+        return frozenset()
+    return frozenset({"pdf", "grobid_xml"} if work.index % 4 == 0 else {"pdf"})
+
+
+def _signature(name: str) -> str:
+    return hashlib.sha256(f"sandbox-r2:{name}".encode()).hexdigest()[:32]
+
+
+class OpenAlexContentApp(App):
+    """content.openalex.org: a paid download answers 302 to a signed URL that serves it."""
+
+    def setup(self) -> None:
+        self.route(r"/works/(?P<wid>W\d+)(?:\.(?P<ext>pdf|grobid-xml))?", self.content)
+        self.route(r"/signed/(?P<wid>W\d+)\.(?P<ext>pdf|grobid-xml)", self.signed)
+
+    def content(self, req: Request, match: re.Match[str]) -> Response:
+        bearer = (req.header("Authorization") or "").removeprefix("Bearer ").strip()
+        if not (req.arg("api_key") or bearer):
+            return json_response({"error": "API key required", "message": "Add api_key."}, 401)
+        ext = match["ext"] or "pdf"
+        work = self.corpus.by_openalex(match["wid"])
+        kind = "pdf" if ext == "pdf" else "grobid_xml"
+        if work is None or kind not in cached_content(work):
+            return json_response({"error": "Not found", "message": "No content."}, 404)
+        name = f"{work.openalex_id}.{ext}"
+        query = (
+            "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=SANDBOXR2KEY%2Fauto"
+            f"&X-Amz-Expires=3600&X-Amz-Signature={_signature(name)}"
+        )
+        location = self.urls.url(self.service, f"/signed/{name}?{query}")
+        return redirect(location, 302, [("X-Credits-Cost", "100")])
+
+    def signed(self, req: Request, match: re.Match[str]) -> Response:
+        name = f"{match['wid']}.{match['ext']}"
+        work = self.corpus.by_openalex(match["wid"])
+        if work is None or req.arg("X-Amz-Signature") != _signature(name):
+            return xml_response("<Error><Code>AccessDenied</Code></Error>", 403)
+        if match["ext"] == "pdf":
+            data, ctype = self.corpus.pdf_bytes(work), "application/pdf"
+        else:
+            data, ctype = self.tei(work), "application/xml"
+        return self.ctx.files.serve_bytes(req, work, data, ctype, name)
+
+    @staticmethod
+    def tei(work: SandboxWork) -> bytes:
+        """A small GROBID-style TEI document for `work`."""
+        title = escape(work.title)
+        return (
+            '<?xml version="1.0" encoding="UTF-8"?>\n'
+            '<TEI xmlns="http://www.tei-c.org/ns/1.0"><teiHeader><fileDesc><titleStmt>'
+            f"<title>{title}</title></titleStmt></fileDesc></teiHeader>"
+            f"<text><body><div><p>We study {title.lower()}.</p></div></body></text></TEI>\n"
+        ).encode()
