@@ -18,11 +18,12 @@ from urllib.parse import quote, quote_plus
 
 import pytest
 
-from faults import files_under, otlp_receiver
+from faults import files_under
 from oafetch import Config, Downloader, Outcome
 from oafetch.sandbox import Corpus, Sandbox
 from oafetch.sandbox_config import config_for
 from oafetch.urls import canonical_url, is_secret_name, redact_url, url_hash
+from otlp_receiver import http_receiver
 
 KEY = "oakey-Hv72Qe9Lp3Zw"
 FORMS = [f.encode() for f in {KEY, quote(KEY, safe=""), quote_plus(KEY)}]
@@ -52,7 +53,7 @@ def test_the_openalex_key_reaches_no_output(
     with (
         Sandbox(corpus=Corpus(seed=13, n_works=40), rates_enforced=False,
                 arxiv_crawl_delay=0.1, slow_seconds=0.3) as sb,
-        otlp_receiver() as collector,
+        http_receiver() as (collector_url, collector),
     ):
         settings: dict[str, Any] = config_for(sb.base_urls, sb.rate_policies())
         settings["resolvers"]["openalex_content"]["enabled"] = True
@@ -62,7 +63,7 @@ def test_the_openalex_key_reaches_no_output(
             politeness={"enabled": False},
             cache={"enabled": True, "dir": cache},
             download={"fsync": False},
-            telemetry={"enabled": True, "otlp_endpoint": collector.url, "otlp_timeout_s": 2},
+            telemetry={"enabled": True, "otlp_endpoint": collector_url, "otlp_timeout_s": 2},
         )
         config = Config.load(None, **settings)
         identifiers = [w.identifier for w in sb.works]
