@@ -139,8 +139,6 @@ class Downloader:
             self.http = HttpClient(
                 self.config,
                 self.telemetry,
-                tracer_provider=getattr(self._session, "tracer_provider", None),
-                meter_provider=getattr(self._session, "meter_provider", None),
                 transport=transport,
                 cache=cache,
                 cancel=self.cancel,
