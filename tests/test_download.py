@@ -265,3 +265,25 @@ def test_landing_page_links_are_followed(server: Loopback, make_config: Any) -> 
     result = fetch(make_config, server.url("/article"))
     assert result.outcome is Outcome.SUCCESS and result.path is not None
     assert result.path.read_bytes() == body
+
+
+def test_a_failing_article_pdf_never_lets_the_pages_supplement_stand_in(
+    server: Loopback, make_config: Any, tmp_path: Path
+) -> None:
+    """The page lists a CONSORT checklist before its own Download PDF. While the article's PDF
+    answers 503, the work fails with that 503: the checklist (a valid PDF) is never fetched."""
+    checklist = pdf_bytes(6000)
+    page = (
+        b"<html><body><p><a href='/files/consort-checklist.pdf'>CONSORT checklist (PDF)</a></p>"
+        b"<p><a href='/files/article.pdf'>Download PDF</a></p></body></html>"
+    )
+    server.routes["/article"] = lambda h: h.reply(200, page, "text/html")
+    server.routes["/files/article.pdf"] = lambda h: h.reply(503, b"busy", "text/plain")
+    server.routes["/files/consort-checklist.pdf"] = lambda h: h.reply(
+        200, checklist, "application/pdf"
+    )
+    result = fetch(make_config, server.url("/article"))
+    assert result.outcome is Outcome.ERROR and result.reason is Reason.HTTP_ERROR
+    assert server.hits("/files/article.pdf"), "the article's own PDF was tried"
+    assert not server.hits("/files/consort-checklist.pdf")
+    assert not list((tmp_path / "out" / "pdf").iterdir())

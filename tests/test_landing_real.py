@@ -213,3 +213,16 @@ def test_zenodo_md5_match_is_stored(server: Loopback, make_config: Any) -> None:
         result = dl.fetch("10.5281/zenodo.16416531")
     assert result.ok and result.resolver == "zenodo"
     assert not server.hits("/other.pdf")
+
+
+def test_followable_links_leave_out_supplements_and_cited_pdfs() -> None:
+    """The fallback follows only what may be the article: eLife's Figures PDF and PeerJ's
+    cited PDFs are ranked by the parser but never followed."""
+    elife = "https://elifesciences.org/articles/44753"
+    html = page("elife-44753.html.gz")
+    assert any("figures" in link for link in extract_links(html, elife))
+    followed = followable_links(html, elife)
+    assert followed and not any("figures" in link for link in followed)
+    peerj = without_head(page("peerj-4375.html.gz"))
+    assert followable_links(peerj, PEERJ) == [PEERJ_PDF]
+    assert len(extract_links(peerj, PEERJ)) > 1

@@ -13,13 +13,15 @@ CONSORT checklist, appendices, figure PDFs), and PDFs the references cite. In or
 5. other PDF-looking anchors (off-site, or only the URL says PDF);
 6. anchors inside a reference list or styled as citations;
 7. anchors that name a supplement (supplement, appendix, checklist, SI, figure, supporting,
-   additional file, dataset …): kept, but last, so they are tried only when everything that
-   may be the article failed.
+   additional file, dataset …).
 
 Anchors to files that are plainly not PDFs (``.docx``, ``.png``, ``.zip`` …) are dropped.
 Relative URLs are resolved against the page URL (or its ``<base href>``).
-:func:`followable_links` is what the fallback follows: the ranked links minus legacy PMC
-``/articles/PMC…/pdf/`` pages, which every source drops (their PMCID is learnt instead).
+:func:`followable_links` is what the fallback follows: the links that may be the article (ranks
+1 to 5), minus legacy PMC ``/articles/PMC…/pdf/`` pages, which every source drops (their PMCID is
+learnt instead). Cited PDFs and supplements are other documents: they are ranked, for whoever
+inspects a page, but never followed, so a page whose own PDF fails for a while (a 503, a
+timeout) can never put its CONSORT checklist in the article's place.
 """
 
 from __future__ import annotations
@@ -68,6 +70,11 @@ def extract_links(html: str, page_url: str) -> list[str]:
 
     Never raises on malformed HTML; only http(s) links are returned, at most ``MAX_LINKS``.
     """
+    return [url for url, _ in ranked_links(html, page_url)]
+
+
+def ranked_links(html: str, page_url: str) -> list[tuple[str, int]]:
+    """:func:`extract_links` with each link's rank (``META`` … ``SUPPLEMENT``)."""
     try:
         tree = LexborHTMLParser(html)
     except Exception:  # the parser is tolerant, but never let a page crash a work
@@ -109,17 +116,20 @@ def extract_links(html: str, page_url: str) -> list[str]:
         if rank is not None:
             offer(href, rank)
     ordered = sorted(ranked, key=lambda url: ranked[url])
-    return ordered[:MAX_LINKS]
+    return [(url, ranked[url][0]) for url in ordered[:MAX_LINKS]]
 
 
 def followable_links(html: str, page_url: str, ids: WorkIds | None = None) -> list[str]:
-    """The links of a landing page the fallback may follow, most trusted first.
+    """The links of a landing page that may be the article, most trusted first.
 
-    Legacy PMC article-PDF pages are dropped as they are from every source (bot walls); the
-    PMCID they name is learnt into ``ids``.
+    Cited PDFs and supplements are dropped (another work, another file); so are legacy PMC
+    article-PDF pages, as from every source (bot walls): the PMCID they name is learnt into
+    ``ids``.
     """
     links = []
-    for link in extract_links(html, page_url):
+    for link, rank in ranked_links(html, page_url):
+        if rank >= CITED:
+            continue
         pmcid = legacy_pmc_pdf(link)
         if pmcid is not None:
             if ids is not None:
