@@ -42,8 +42,8 @@ class _StdlibLinks(HTMLParser):
             match = _REFRESH.match(a.get("content", ""))
             if match:
                 self.found.append(match[1])
-        elif tag == "link" and "alternate" in a.get("rel", "").lower() and "pdf" in a.get(
-            "type", ""
+        elif (
+            tag == "link" and "alternate" in a.get("rel", "").lower() and "pdf" in a.get("type", "")
         ):
             self.found.append(a.get("href", ""))
         elif tag == "a" and a.get("href"):

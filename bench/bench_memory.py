@@ -36,7 +36,9 @@ def child_peak_mb(args: list[str], env: dict[str, str] | None = None) -> tuple[f
         "p = subprocess.run(sys.argv[1:]); "
         "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, p.returncode)"
     )
-    out = subprocess.run([PY, "-c", code, *args], capture_output=True, text=True, env=env, check=False)
+    out = subprocess.run(
+        [PY, "-c", code, *args], capture_output=True, text=True, env=env, check=False
+    )
     wall = time.perf_counter() - started
     peak_kb, rc = out.stdout.strip().splitlines()[-1].split()
     if rc != "0":
@@ -47,9 +49,20 @@ def child_peak_mb(args: list[str], env: dict[str, str] | None = None) -> tuple[f
 def metadata_batch(works: int, tmp: Path) -> tuple[float, float]:
     expected = tmp / "expected.json"
     sandbox = subprocess.Popen(
-        [PY, "-m", "oafetch.sandbox", "--works", str(works), "--no-rates", "--oversized-mib", "1",
-         "--expected", str(expected)],
-        stdout=subprocess.PIPE, text=True,
+        [
+            PY,
+            "-m",
+            "oafetch.sandbox",
+            "--works",
+            str(works),
+            "--no-rates",
+            "--oversized-mib",
+            "1",
+            "--expected",
+            str(expected),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert sandbox.stdout is not None
@@ -66,17 +79,39 @@ def metadata_batch(works: int, tmp: Path) -> tuple[float, float]:
         settings = config_for(bases, {})
         for name, table in settings["resolvers"].items():
             table["enabled"] = name == "openalex"
-        lines = [f'mailto = "{settings["mailto"]}"', "workers = 8",
-                 "[politeness]", "enabled = false", "[cache]", "enabled = false",
-                 "[robots]", "enabled = false", "[telemetry]", "enabled = true"]
+        lines = [
+            f'mailto = "{settings["mailto"]}"',
+            "workers = 8",
+            "[politeness]",
+            "enabled = false",
+            "[cache]",
+            "enabled = false",
+            "[robots]",
+            "enabled = false",
+            "[telemetry]",
+            "enabled = true",
+        ]
         for name, table in settings["resolvers"].items():
             lines.append(f"[resolvers.{name}]")
             lines.extend(f"{k} = {json.dumps(v)}" for k, v in table.items())
         config = tmp / "oafetch.toml"
         config.write_text("\n".join(lines) + "\n")
         out = tmp / f"out-{works}"
-        return child_peak_mb([PY, "-m", "oafetch.cli", "run", str(ids), "--dry-run", "--quiet",
-                              "--out", str(out), "--config", str(config)])
+        return child_peak_mb(
+            [
+                PY,
+                "-m",
+                "oafetch.cli",
+                "run",
+                str(ids),
+                "--dry-run",
+                "--quiet",
+                "--out",
+                str(out),
+                "--config",
+                str(config),
+            ]
+        )
     finally:
         sandbox.terminate()
         sandbox.wait(30)
@@ -96,8 +131,21 @@ def big_file(size: int, tmp: Path, server: nginx_files.Nginx) -> tuple[float, fl
             fh.write(b"\n%%EOF\n")
     out = tmp / f"out-{name}"
     env = {**os.environ, "OAFETCH_DOWNLOAD__MAX_BYTES": str(2 * 1024**3)}
-    return child_peak_mb([PY, "-m", "oafetch.cli", "fetch", f"{server.base}/{name}", "--out", str(out),
-                          "--no-robots", "--no-cache", "--quiet"], env=env)
+    return child_peak_mb(
+        [
+            PY,
+            "-m",
+            "oafetch.cli",
+            "fetch",
+            f"{server.base}/{name}",
+            "--out",
+            str(out),
+            "--no-robots",
+            "--no-cache",
+            "--quiet",
+        ],
+        env=env,
+    )
 
 
 def main() -> None:
@@ -119,8 +167,12 @@ def main() -> None:
             server.stop()
     print("| workload | peak RSS | wall |")
     print("|---|---|---|")
-    print(f"| metadata-only batch, {small_n:,} works (dry run, telemetry on) | {small[0]:.0f} MB | {small[1]:.0f} s |")
-    print(f"| metadata-only batch, {args.works:,} works (dry run, telemetry on) | **{large[0]:.0f} MB** (target ≤ 300) | {large[1]:.0f} s |")
+    print(
+        f"| metadata-only batch, {small_n:,} works (dry run, telemetry on) | {small[0]:.0f} MB | {small[1]:.0f} s |"
+    )
+    print(
+        f"| metadata-only batch, {args.works:,} works (dry run, telemetry on) | **{large[0]:.0f} MB** (target ≤ 300) | {large[1]:.0f} s |"
+    )
     print(f"| one 10 MB file | {ten_mb[0]:.0f} MB | {ten_mb[1]:.1f} s |")
     print(f"| one 1 GB file | **{one_gb[0]:.0f} MB** | {one_gb[1]:.1f} s |")
 

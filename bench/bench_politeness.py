@@ -45,7 +45,9 @@ def main() -> None:
         lower = max(per_host[h] / rates[h] for h in range(args.hosts))
         with tempfile.TemporaryDirectory() as tmp:
             config = oafetch.Config(
-                out_dir=Path(tmp) / "out", workers=args.workers, mailto="bench@oafetch.test",
+                out_dir=Path(tmp) / "out",
+                workers=args.workers,
+                mailto="bench@oafetch.test",
                 rates={ip: f"{rate:g}/s" for ip, rate in zip(ips, rates, strict=True)},
                 download={"fsync": False, "min_pdf_bytes": 100},
                 telemetry={"enabled": True},

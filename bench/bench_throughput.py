@@ -37,7 +37,9 @@ import oafetch  # noqa: E402
 
 def run_oafetch(urls: list[str], out: Path, *, fsync: bool, telemetry: bool, workers: int) -> None:
     config = oafetch.Config(
-        out_dir=out, workers=workers, mailto="bench@oafetch.test",
+        out_dir=out,
+        workers=workers,
+        mailto="bench@oafetch.test",
         politeness={"enabled": False},
         download={"fsync": fsync, "min_pdf_bytes": 100},
         telemetry={"enabled": telemetry},
@@ -54,7 +56,10 @@ def run_httpx_pool(urls: list[str], out: Path, threads: int = 16) -> None:
     with httpx.Client(limits=httpx.Limits(max_connections=threads)) as client:
 
         def one(url: str) -> None:
-            with client.stream("GET", url) as response, (out / url.rsplit("/", 1)[1]).open("wb") as fh:
+            with (
+                client.stream("GET", url) as response,
+                (out / url.rsplit("/", 1)[1]).open("wb") as fh,
+            ):
                 for chunk in response.iter_bytes(65536):
                     fh.write(chunk)
 
@@ -68,7 +73,9 @@ def run_cmd(args: list[str]) -> Callable[[list[str], Path], None]:
         listing = out.parent / "urls.txt"
         listing.write_text("\n".join(urls) + "\n")
         cmd = [a.replace("{list}", str(listing)).replace("{out}", str(out)) for a in args]
-        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=out)
+        subprocess.run(
+            cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=out
+        )
 
     return run
 
@@ -85,13 +92,21 @@ def main() -> None:
     server = nginx_files.Nginx(args.data)
     urls = [f"{server.base}/{p.name}" for p in files]
     clients: dict[str, Callable[[list[str], Path], None]] = {
-        "oafetch (fsync, telemetry on)": lambda u, o: run_oafetch(u, o, fsync=True, telemetry=True, workers=args.workers),
-        "oafetch (fsync, telemetry off)": lambda u, o: run_oafetch(u, o, fsync=True, telemetry=False, workers=args.workers),
-        "oafetch (no fsync, telemetry on)": lambda u, o: run_oafetch(u, o, fsync=False, telemetry=True, workers=args.workers),
+        "oafetch (fsync, telemetry on)": lambda u, o: run_oafetch(
+            u, o, fsync=True, telemetry=True, workers=args.workers
+        ),
+        "oafetch (fsync, telemetry off)": lambda u, o: run_oafetch(
+            u, o, fsync=True, telemetry=False, workers=args.workers
+        ),
+        "oafetch (no fsync, telemetry on)": lambda u, o: run_oafetch(
+            u, o, fsync=False, telemetry=True, workers=args.workers
+        ),
         "httpx.Client pool, 16 threads (no verification)": run_httpx_pool,
     }
     if shutil.which("aria2c"):
-        clients["aria2c -j16"] = run_cmd(["aria2c", "-q", "-j16", "-x1", "-i", "{list}", "-d", "{out}"])
+        clients["aria2c -j16"] = run_cmd(
+            ["aria2c", "-q", "-j16", "-x1", "-i", "{list}", "-d", "{out}"]
+        )
     if shutil.which("curl"):
         clients["curl -Z --parallel-max 16"] = _curl(urls)
     times: dict[str, list[float]] = {name: [] for name in clients}
@@ -109,8 +124,10 @@ def main() -> None:
         server.stop()
         shutil.rmtree(work, ignore_errors=True)
     med = {name: statistics.median(t) for name, t in times.items()}
-    print(f"machine: {platform.machine()}, Python {platform.python_version()}, "
-          f"{len(files)} files, {total_mb:.0f} MB, rounds={args.rounds}, oafetch workers={args.workers}")
+    print(
+        f"machine: {platform.machine()}, Python {platform.python_version()}, "
+        f"{len(files)} files, {total_mb:.0f} MB, rounds={args.rounds}, oafetch workers={args.workers}"
+    )
     print()
     print("| client | wall s | files/s | MB/s |")
     print("|---|---|---|---|")
@@ -119,21 +136,29 @@ def main() -> None:
     print()
     on = med["oafetch (fsync, telemetry on)"]
     off = med["oafetch (fsync, telemetry off)"]
-    print(f"- telemetry overhead (on vs off, fsync): {100 * (on - off) / off:+.1f} % wall time (target ≤ 5 %)")
+    print(
+        f"- telemetry overhead (on vs off, fsync): {100 * (on - off) / off:+.1f} % wall time (target ≤ 5 %)"
+    )
     if "aria2c -j16" in med:
-        print(f"- oafetch (fsync, telemetry on) ÷ aria2c files/s: {med['aria2c -j16'] / on:.2f}× (target ≥ 1.0)")
+        print(
+            f"- oafetch (fsync, telemetry on) ÷ aria2c files/s: {med['aria2c -j16'] / on:.2f}× (target ≥ 1.0)"
+        )
     if "curl -Z --parallel-max 16" in med:
         nf = med["oafetch (no fsync, telemetry on)"]
         print(f"- oafetch (no fsync) ÷ curl files/s: {med['curl -Z --parallel-max 16'] / nf:.2f}×")
     pool = med["httpx.Client pool, 16 threads (no verification)"]
-    print(f"- oafetch (no fsync, telemetry on) ÷ plain httpx pool files/s: {pool / med['oafetch (no fsync, telemetry on)']:.2f}×")
+    print(
+        f"- oafetch (no fsync, telemetry on) ÷ plain httpx pool files/s: {pool / med['oafetch (no fsync, telemetry on)']:.2f}×"
+    )
 
 
 def _curl(urls: list[str]) -> Callable[[list[str], Path], None]:
     def run(_: list[str], out: Path) -> None:
         out.mkdir(parents=True, exist_ok=True)
         config = out.parent / "curl.cfg"
-        config.write_text("".join(f'url = "{u}"\noutput = "{out}/{u.rsplit("/", 1)[1]}"\n' for u in urls))
+        config.write_text(
+            "".join(f'url = "{u}"\noutput = "{out}/{u.rsplit("/", 1)[1]}"\n' for u in urls)
+        )
         subprocess.run(["curl", "-s", "-Z", "--parallel-max", "16", "-K", str(config)], check=True)
 
     return run

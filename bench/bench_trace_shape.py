@@ -24,9 +24,10 @@ def main() -> None:
     parser.add_argument("--works", type=int, default=200)
     parser.add_argument("--seed", type=int, default=11)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp, Sandbox(
-        corpus=Corpus(seed=args.seed, n_works=args.works)
-    ) as sandbox:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        Sandbox(corpus=Corpus(seed=args.seed, n_works=args.works)) as sandbox,
+    ):
         out = Path(tmp) / "out"
         config = demo_config(
             sandbox, out, workers=8, cache={"enabled": False}, telemetry={"enabled": True}

@@ -45,7 +45,7 @@ def make_files(root: Path, count: int, seed: int = 11) -> list[Path]:
         path = www / f"f{i:05d}.pdf"
         if not path.exists() or path.stat().st_size != size:
             body = b"%PDF-1.7\n" + os.urandom(size - 16) + b"\n%%EOF\n"
-            path.write_bytes(body[:size - 7] + b"\n%%EOF\n")
+            path.write_bytes(body[: size - 7] + b"\n%%EOF\n")
         paths.append(path)
     return paths
 
@@ -64,8 +64,9 @@ class Nginx:
         self.port = free_port()
         conf = root / "nginx.conf"
         conf.write_text(NGINX_CONF.format(root=root, port=self.port))
-        self.proc = subprocess.Popen([binary, "-c", str(conf), "-p", str(root)],
-                                     stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            [binary, "-c", str(conf), "-p", str(root)], stderr=subprocess.DEVNULL
+        )
         for _ in range(100):
             try:
                 socket.create_connection(("127.0.0.1", self.port), 0.1).close()

@@ -35,7 +35,9 @@ def main() -> int:
         print(f"== {name}: {' '.join(command)}  (load {os.getloadavg()[0]:.1f})", flush=True)
         started = time.perf_counter()
         proc = subprocess.run(command, capture_output=True, text=True, check=False)
-        text = proc.stdout + (f"\n(exit {proc.returncode})\n{proc.stderr[-3000:]}" if proc.returncode else "")
+        text = proc.stdout + (
+            f"\n(exit {proc.returncode})\n{proc.stderr[-3000:]}" if proc.returncode else ""
+        )
         (results / f"{name}.md").write_text(text)
         print(text)
         print(f"== {name} took {time.perf_counter() - started:.0f} s", flush=True)

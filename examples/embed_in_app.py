@@ -33,9 +33,7 @@ def main(out: Path) -> None:
     tracer_provider = TracerProvider()
     tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
     reader = InMemoryMetricReader()
-    meter_provider = MeterProvider(
-        metric_readers=[reader], views=oafetch.telemetry.metric_views()
-    )
+    meter_provider = MeterProvider(metric_readers=[reader], views=oafetch.telemetry.metric_views())
     HTTPXClientInstrumentor().instrument()  # the app's own httpx clients: oafetch's stay single
 
     installed = oafetch.telemetry.install(tracer_provider, meter_provider, out_dir=out)

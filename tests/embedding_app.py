@@ -202,9 +202,7 @@ def _run_env(base: str, out: Path) -> dict[str, Any]:
         "ok": sum(r.ok for r in results),
         "changed_by_import": sorted(k for k in after_import if ENV_BEFORE.get(k) != after_import[k])
         + sorted(k for k in ENV_BEFORE if k not in after_import),
-        "changed_by_run": sorted(
-            k for k in os.environ if ENV_BEFORE.get(k) != os.environ[k]
-        ),
+        "changed_by_run": sorted(k for k in os.environ if ENV_BEFORE.get(k) != os.environ[k]),
         "global_tracer_provider": global_provider,
         **_span_summary(list(exporter.get_finished_spans())),
     }

@@ -50,8 +50,7 @@ class Received:
                                 "span_id": span.span_id.hex(),
                                 "parent_span_id": span.parent_span_id.hex() or None,
                                 "links": [
-                                    (link.trace_id.hex(), link.span_id.hex())
-                                    for link in span.links
+                                    (link.trace_id.hex(), link.span_id.hex()) for link in span.links
                                 ],
                                 "status_code": span.status.code,
                                 "scope": ss.scope.name,

@@ -81,8 +81,7 @@ def sandbox() -> Iterator[Sandbox]:
 
 def anchor_work(sandbox: Sandbox) -> SandboxWork:
     return next(
-        w for w in sandbox.works
-        if w.behaviour is Behaviour.LANDING_ONLY and w.variant == "anchor"
+        w for w in sandbox.works if w.behaviour is Behaviour.LANDING_ONLY and w.variant == "anchor"
     )
 
 
@@ -108,7 +107,8 @@ def sandbox_page(sandbox: Sandbox, work: SandboxWork) -> str:
 def test_sandbox_crossref_text_html_link_is_a_landing_page(sandbox: Sandbox) -> None:
     """A Crossref record listing its landing page as ``text/html``: offered as a page."""
     work = next(
-        w for w in sandbox.works
+        w
+        for w in sandbox.works
         if w.index % 2 == 0 and any("crossref" in p.listed_by for p in w.pages)
     )
     config = Config(
@@ -170,7 +170,8 @@ def zenodo_chain(
             item["checksum"] = checksum
     served = pdf_bytes(seed=5)
     server.routes["/api/records/16416531"] = lambda h: h.reply(
-        200, json.dumps(hit).encode(), "application/json")
+        200, json.dumps(hit).encode(), "application/json"
+    )
     server.routes["/files/index.pdf/content"] = lambda h: h.reply(200, served, "application/pdf")
     server.routes["/other.pdf"] = lambda h: h.reply(200, pdf_bytes(seed=6), "application/pdf")
     tiers = [{"name": "repositories", "sources": ["zenodo"]}]

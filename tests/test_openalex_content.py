@@ -25,9 +25,12 @@ FIXTURES = Path(__file__).parent / "fixtures" / "real" / "api" / "openalex"
 CONTENT_WORK = json.loads((FIXTURES / "W3038568908-content-documented.json").read_text())
 NO_CONTENT_WORK = json.loads((FIXTURES / "W2741809807.json").read_text())
 TEI = b'<?xml version="1.0" encoding="UTF-8"?>\n<TEI xmlns="http://www.tei-c.org/ns/1.0">' + (
-    b"<text><body><p>Radiation resistant camera.</p></body></text></TEI>\n" * 40)
-SIGNED = "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIAIOSFODNN7EXAMPLE%2F20260301" \
-         "&X-Amz-Expires=3600&X-Amz-Signature=9f2c1d0e8b7a6f5e4d3c2b1a0f9e8d7c"
+    b"<text><body><p>Radiation resistant camera.</p></body></text></TEI>\n" * 40
+)
+SIGNED = (
+    "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIAIOSFODNN7EXAMPLE%2F20260301"
+    "&X-Amz-Expires=3600&X-Amz-Signature=9f2c1d0e8b7a6f5e4d3c2b1a0f9e8d7c"
+)
 
 
 @pytest.fixture(autouse=True)
@@ -45,6 +48,7 @@ def serve_openalex(server: Loopback, records: dict[str, dict[str, Any]]) -> list
     def work(wid: str) -> Any:
         def answer(h: Handler) -> None:
             h.reply(200, json.dumps(records[wid]).encode(), "application/json")
+
         return answer
 
     def content(wid: str, ext: str) -> Any:
@@ -56,6 +60,7 @@ def serve_openalex(server: Loopback, records: dict[str, dict[str, Any]]) -> list
             bought.append(h.path)
             location = server.url(f"/r2/{wid}.{ext}?{SIGNED}")
             h.reply(302, b"", "text/plain", {"Location": location, "X-Credits-Cost": "100"})
+
         return answer
 
     def signed(ext: str) -> Any:
@@ -66,6 +71,7 @@ def serve_openalex(server: Loopback, records: dict[str, dict[str, Any]]) -> list
                 h.reply(200, body, "application/pdf")
             else:
                 h.reply(200, TEI, "application/xml")
+
         return answer
 
     for wid in records:
@@ -76,15 +82,20 @@ def serve_openalex(server: Loopback, records: dict[str, dict[str, Any]]) -> list
     return bought
 
 
-def config(make_config: Any, server: Loopback, *, openalex: bool = True,
-           **content: Any) -> Config:
+def config(make_config: Any, server: Loopback, *, openalex: bool = True, **content: Any) -> Config:
     tiers = [{"name": "direct", "sources": ["openalex"]}] if openalex else []
     tiers.append({"name": "paid", "sources": ["openalex_content"]})
-    settings = {"enabled": True, "base_url": server.url("/content"),
-                "api_url": server.url("/api"), "api_key": KEY}
+    settings = {
+        "enabled": True,
+        "base_url": server.url("/content"),
+        "api_url": server.url("/api"),
+        "api_key": KEY,
+    }
     return make_config(
-        resolvers={"openalex": {"enabled": openalex, "base_url": server.url("/api")},
-                   "openalex_content": {**settings, **content}},
+        resolvers={
+            "openalex": {"enabled": openalex, "base_url": server.url("/api")},
+            "openalex_content": {**settings, **content},
+        },
         fallback={"tiers": tiers},
         robots={"enabled": False},
     )
@@ -94,8 +105,9 @@ def outputs(out: Path) -> bytes:
     return b"".join(p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file())
 
 
-def test_a_cached_pdf_is_bought_once_and_the_spend_recorded(server: Loopback,
-                                                           make_config: Any) -> None:
+def test_a_cached_pdf_is_bought_once_and_the_spend_recorded(
+    server: Loopback, make_config: Any
+) -> None:
     bought = serve_openalex(server, {"W3038568908": CONTENT_WORK})
     cfg = config(make_config, server)
     with Downloader(cfg, resume=False) as dl:
@@ -104,15 +116,22 @@ def test_a_cached_pdf_is_bought_once_and_the_spend_recorded(server: Loopback,
     assert len(bought) == 1 and bought[0].startswith("/content/works/W3038568908.pdf?")
     summary = json.loads((cfg.out_dir / "summary.json").read_text())
     assert summary["spending"]["openalex_content"] == {
-        "calls": 1, "usd": 0.01, "usd_per_call": 0.01, "max_calls": 100, "max_usd": None,
-        "refused": 0}
+        "calls": 1,
+        "usd": 0.01,
+        "usd_per_call": 0.01,
+        "max_calls": 100,
+        "max_usd": None,
+        "refused": 0,
+    }
     everything = outputs(cfg.out_dir)
     assert KEY.encode() not in everything and b"9f2c1d0e8b7a6f5e4d3c2b1a0f9e8d7c" not in everything
 
 
 def test_the_cap_refuses_calls_past_max_calls(server: Loopback, make_config: Any) -> None:
-    records = {w: {**CONTENT_WORK, "id": f"https://openalex.org/{w}"}
-               for w in ("W3038568908", "W3038568909", "W3038568910")}
+    records = {
+        w: {**CONTENT_WORK, "id": f"https://openalex.org/{w}"}
+        for w in ("W3038568908", "W3038568909", "W3038568910")
+    }
     bought = serve_openalex(server, records)
     cfg = config(make_config, server, max_calls=2)
     with Downloader(cfg, resume=False) as dl:
@@ -126,8 +145,10 @@ def test_the_cap_refuses_calls_past_max_calls(server: Loopback, make_config: Any
 
 
 def test_max_usd_caps_in_dollars(server: Loopback, make_config: Any) -> None:
-    records = {w: {**CONTENT_WORK, "id": f"https://openalex.org/{w}"}
-               for w in ("W3038568908", "W3038568909")}
+    records = {
+        w: {**CONTENT_WORK, "id": f"https://openalex.org/{w}"}
+        for w in ("W3038568908", "W3038568909")
+    }
     bought = serve_openalex(server, records)
     cfg = config(make_config, server, max_usd="0.015", usd_per_call=0.01, max_calls=1000)
     with Downloader(cfg, resume=False) as dl:
@@ -146,11 +167,14 @@ def test_a_dry_run_spends_nothing(server: Loopback, make_config: Any) -> None:
     assert bought == []
 
 
-def test_a_work_openalex_has_no_copy_of_is_not_bought(server: Loopback,
-                                                      make_config: Any) -> None:
+def test_a_work_openalex_has_no_copy_of_is_not_bought(server: Loopback, make_config: Any) -> None:
     """``has_content`` all false (the recorded W2741809807): the paid tier does not apply."""
-    record = {**NO_CONTENT_WORK, "best_oa_location": None, "locations": [],
-              "open_access": {"is_oa": False, "oa_url": None}}
+    record = {
+        **NO_CONTENT_WORK,
+        "best_oa_location": None,
+        "locations": [],
+        "open_access": {"is_oa": False, "oa_url": None},
+    }
     bought = serve_openalex(server, {"W2741809807": record})
     cfg = config(make_config, server)
     with Downloader(cfg, resume=False) as dl:
@@ -158,8 +182,7 @@ def test_a_work_openalex_has_no_copy_of_is_not_bought(server: Loopback,
     assert result.reason is Reason.NO_CANDIDATE and bought == []
 
 
-def test_unknown_content_is_looked_up_free_then_bought(server: Loopback,
-                                                      make_config: Any) -> None:
+def test_unknown_content_is_looked_up_free_then_bought(server: Loopback, make_config: Any) -> None:
     """Without the ``openalex`` source, the content source asks the works API itself."""
     bought = serve_openalex(server, {"W3038568908": CONTENT_WORK})
     cfg = config(make_config, server, openalex=False)
@@ -174,8 +197,9 @@ def test_unknown_content_is_looked_up_free_then_bought(server: Loopback,
 def test_tei_xml_is_bought_when_only_xml_is_accepted(server: Loopback, make_config: Any) -> None:
     bought = serve_openalex(server, {"W3038568908": CONTENT_WORK})
     cfg = config(make_config, server)
-    cfg = Config(**{**cfg.model_dump(), "download": {**cfg.download.model_dump(),
-                                                     "accept": ("xml",)}})
+    cfg = Config(
+        **{**cfg.model_dump(), "download": {**cfg.download.model_dump(), "accept": ("xml",)}}
+    )
     with Downloader(cfg, resume=False) as dl:
         [result] = list(dl.run(["W3038568908"]))
     assert result.outcome is Outcome.SUCCESS and result.path is not None
@@ -187,27 +211,38 @@ def test_off_by_default_and_only_with_a_key(monkeypatch: pytest.MonkeyPatch) -> 
     quiet: dict[str, Any] = {"telemetry": {"enabled": False}}
     built, _ = build_resolvers(Config(**quiet))
     assert "openalex_content" not in built
-    built, notes = build_resolvers(Config(resolvers={"openalex_content": {"enabled": True}},
-                                          **quiet))
+    built, notes = build_resolvers(
+        Config(resolvers={"openalex_content": {"enabled": True}}, **quiet)
+    )
     assert "openalex_content" not in built
     assert any("openalex_content skipped" in n and "OPENALEX_API_KEY" in n for n in notes)
-    shared = Config(resolvers={"openalex": {"api_key": "from-openalex"},
-                               "openalex_content": {"enabled": True}}, **quiet)
+    shared = Config(
+        resolvers={"openalex": {"api_key": "from-openalex"}, "openalex_content": {"enabled": True}},
+        **quiet,
+    )
     assert build_resolvers(shared)[0]["openalex_content"].secret == "from-openalex"
     monkeypatch.setenv("OPENALEX_API_KEY", "from-env")
     built, _ = build_resolvers(Config(resolvers={"openalex_content": {"enabled": True}}, **quiet))
     assert built["openalex_content"].secret == "from-env"
 
 
-@pytest.mark.parametrize(("key", "value"), [
-    ("max_calls", -1), ("max_calls", "ten"), ("max_calls", 2.5), ("max_usd", -0.5),
-    ("usd_per_call", 0), ("max_usd", True),
-])
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("max_calls", -1),
+        ("max_calls", "ten"),
+        ("max_calls", 2.5),
+        ("max_usd", -0.5),
+        ("usd_per_call", 0),
+        ("max_usd", True),
+    ],
+)
 def test_a_bad_cap_names_the_key_the_rule_and_the_value(key: str, value: Any) -> None:
     settings = {"enabled": True, "api_key": KEY, key: value}
     with pytest.raises(ConfigError) as info:
-        build_resolvers(Config(resolvers={"openalex_content": settings},
-                               telemetry={"enabled": False}))
+        build_resolvers(
+            Config(resolvers={"openalex_content": settings}, telemetry={"enabled": False})
+        )
     message = str(info.value)
     assert f"resolvers.openalex_content.{key}" in message and repr(value) in message
     assert KEY not in message
@@ -245,12 +280,18 @@ def test_the_sandbox_content_api_sells_its_cached_copies_under_the_cap(tmp_path:
         settings: dict[str, Any] = config_for(sb.base_urls, sb.rate_policies())
         settings["resolvers"]["openalex_content"].update(enabled=True, api_key=KEY, max_calls=3)
         settings.update(
-            out_dir=tmp_path / "out", telemetry={"enabled": False}, cache={"enabled": False},
-            politeness={"enabled": False}, download={"fsync": False},
+            out_dir=tmp_path / "out",
+            telemetry={"enabled": False},
+            cache={"enabled": False},
+            politeness={"enabled": False},
+            download={"fsync": False},
             fallback={"tiers": [{"name": "paid", "sources": ["openalex_content"]}]},
         )
-        works = [w for w in sb.works if "pdf" in cached_content(w)
-                 and parse_work(w.identifier).kind is IdKind.DOI][:4]
+        works = [
+            w
+            for w in sb.works
+            if "pdf" in cached_content(w) and parse_work(w.identifier).kind is IdKind.DOI
+        ][:4]
         assert len(works) == 4
         with Downloader(Config(**settings), resume=False) as dl:
             results = list(dl.run([w.identifier for w in works]))
@@ -277,8 +318,10 @@ def test_the_spend_is_in_the_run_summary_table(server: Loopback, make_config: An
         run_id = dl.run_id
     assert result.outcome is Outcome.SUCCESS and len(bought) == 1
     with sqlite3.connect(cfg.out_dir / "telemetry.sqlite") as conn:
-        row = conn.execute("SELECT spend_calls, spend_usd, artifacts_success FROM run_summary "
-                           "WHERE run_id = ?", (run_id,)).fetchone()
+        row = conn.execute(
+            "SELECT spend_calls, spend_usd, artifacts_success FROM run_summary WHERE run_id = ?",
+            (run_id,),
+        ).fetchone()
     assert row == (1, 0.01, 1)
 
 
@@ -290,18 +333,32 @@ def test_a_store_made_before_the_spend_columns_gains_them(tmp_path: Path) -> Non
 
     db = tmp_path / "telemetry.sqlite"
     with sqlite3.connect(db) as conn:
-        conn.executescript(store.schema_sql().replace(
-            ",\n    -- what billed sources (openalex_content) charged this run: calls and dollars"
-            "\n    spend_calls         INTEGER NOT NULL DEFAULT 0,"
-            "\n    spend_usd           REAL NOT NULL DEFAULT 0", ""))
+        conn.executescript(
+            store.schema_sql().replace(
+                ",\n    -- what billed sources (openalex_content) charged this run:"
+                " calls and dollars"
+                "\n    spend_calls         INTEGER NOT NULL DEFAULT 0,"
+                "\n    spend_usd           REAL NOT NULL DEFAULT 0",
+                "",
+            )
+        )
         assert "spend_calls" not in {r[1] for r in conn.execute("PRAGMA table_info(run_summary)")}
         summary.begin_run(conn, "r1", 1.0, "h", "v")
         assert summary.compute_run_summary(conn, "r1")["spend_calls"] == 0  # read as before
         store.add_missing_columns(conn)
-        summary.finalize_run(conn, "r1", finished_at=2.0, spans_dropped=0, out_dir=None,
-                             spend_calls=3, spend_usd=0.03)
+        summary.finalize_run(
+            conn,
+            "r1",
+            finished_at=2.0,
+            spans_dropped=0,
+            out_dir=None,
+            spend_calls=3,
+            spend_usd=0.03,
+        )
         assert conn.execute("SELECT spend_calls, spend_usd FROM run_summary").fetchone() == (
-            3, 0.03)
+            3,
+            0.03,
+        )
 
 
 def test_the_cli_summary_says_what_was_spent(server: Loopback, tmp_path: Path) -> None:
@@ -322,22 +379,37 @@ def test_the_cli_summary_says_what_was_spent(server: Loopback, tmp_path: Path) -
     ids = tmp_path / "ids.txt"
     ids.write_text("https://openalex.org/W3038568908\n")
     done = subprocess.run(
-        [sys.executable, "-m", "oafetch.cli", "run", str(ids), "--config", str(toml),
-         "--out", str(tmp_path / "out"), "--quiet"],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "oafetch.cli",
+            "run",
+            str(ids),
+            "--config",
+            str(toml),
+            "--out",
+            str(tmp_path / "out"),
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 0, done.stderr
     assert "spent via openalex_content" in done.stdout and "$0.01 (1 calls)" in done.stdout
     assert KEY not in done.stdout + done.stderr and len(bought) == 1
 
 
-def test_a_copy_the_cap_refuses_at_download_time_is_a_skip(server: Loopback,
-                                                           make_config: Any) -> None:
+def test_a_copy_the_cap_refuses_at_download_time_is_a_skip(
+    server: Loopback, make_config: Any
+) -> None:
     """Works race for the last paid call: the loser's candidate was offered before the cap ran
     out and is refused only when it is about to be fetched. Still a skip (``spend-cap``), not an
     error: a later run with room in its cap buys it."""
-    records = {w: {**CONTENT_WORK, "id": f"https://openalex.org/{w}"}
-               for w in ("W3038568908", "W3038568909")}
+    records = {
+        w: {**CONTENT_WORK, "id": f"https://openalex.org/{w}"}
+        for w in ("W3038568908", "W3038568909")
+    }
     bought = serve_openalex(server, records)
     cfg = config(make_config, server, max_calls=1)
     with Downloader(cfg, resume=False) as dl:

@@ -67,7 +67,10 @@ def test_every_fixture_has_its_origin_recorded() -> None:
 def test_an_arxiv_doi_stays_a_doi_work_that_knows_its_arxiv_id() -> None:
     work = parse_work("https://doi.org/10.48550/arXiv.2304.05376")
     assert (work.kind, work.value, work.arxiv) == (
-        IdKind.DOI, "10.48550/arxiv.2304.05376", "2304.05376")
+        IdKind.DOI,
+        "10.48550/arxiv.2304.05376",
+        "2304.05376",
+    )
     ids = WorkIds.of(work)
     assert (ids.doi, ids.arxiv) == ("10.48550/arxiv.2304.05376", "2304.05376")
 
@@ -75,7 +78,8 @@ def test_an_arxiv_doi_stays_a_doi_work_that_knows_its_arxiv_id() -> None:
 def test_an_arxiv_doi_is_asked_of_openalex_by_that_doi(httpserver: HTTPServer) -> None:
     """The recorded W4365597205: its arXiv PDF and page come back, the arXiv id is known."""
     httpserver.expect_request("/works/doi:10.48550/arxiv.2304.05376").respond_with_json(
-        ARXIV_DOI_WORK)
+        ARXIV_DOI_WORK
+    )
     found, ids = ask(httpserver, "10.48550/arXiv.2304.05376")
     assert [(c.url, c.role, c.version, c.host_type) for c in found] == [
         ("http://arxiv.org/pdf/2304.05376", Role.ARTIFACT, "submittedVersion", "repository"),
@@ -86,20 +90,24 @@ def test_an_arxiv_doi_is_asked_of_openalex_by_that_doi(httpserver: HTTPServer) -
     assert (ids.openalex, ids.arxiv) == ("W4365597205", "2304.05376")
 
 
-@pytest.mark.parametrize("ident", ["arXiv:2304.05376v2", "https://arxiv.org/abs/2304.05376",
-                                   "2304.05376"])
-def test_an_arxiv_id_is_asked_of_openalex_by_its_arxiv_doi(httpserver: HTTPServer,
-                                                          ident: str) -> None:
+@pytest.mark.parametrize(
+    "ident", ["arXiv:2304.05376v2", "https://arxiv.org/abs/2304.05376", "2304.05376"]
+)
+def test_an_arxiv_id_is_asked_of_openalex_by_its_arxiv_doi(
+    httpserver: HTTPServer, ident: str
+) -> None:
     """OpenAlex has no arXiv key; the version is dropped (the DOI names the paper)."""
     httpserver.expect_request("/works/doi:10.48550/arxiv.2304.05376").respond_with_json(
-        ARXIV_DOI_WORK)
+        ARXIV_DOI_WORK
+    )
     found, ids = ask(httpserver, ident)
     assert "http://arxiv.org/pdf/2304.05376" in [c.url for c in found]
     assert ids.doi == "10.48550/arxiv.2304.05376"
 
 
-def test_an_arxiv_doi_asks_every_doi_source_and_arxiv(httpserver: HTTPServer,
-                                                      tmp_path: Path) -> None:
+def test_an_arxiv_doi_asks_every_doi_source_and_arxiv(
+    httpserver: HTTPServer, tmp_path: Path
+) -> None:
     """Through the whole chain: Unpaywall, OpenAlex, Crossref and S2 by the DOI, arXiv by id."""
     asked: list[str] = []
 
@@ -123,11 +131,15 @@ def test_an_arxiv_doi_asks_every_doi_source_and_arxiv(httpserver: HTTPServer,
         download={"fsync": False},
         resolvers={n: {"base_url": f"{base}/{n}"} for n in names}
         | {"arxiv": {"base_url": f"{base}/arxiv", "files_url": f"{base}/arxiv-files"}},
-        fallback={"tiers": [
-            {"name": "direct", "sources": ["unpaywall", "openalex", "crossref",
-                                           "semantic_scholar"]},
-            {"name": "repositories", "sources": ["arxiv"]},
-        ]},
+        fallback={
+            "tiers": [
+                {
+                    "name": "direct",
+                    "sources": ["unpaywall", "openalex", "crossref", "semantic_scholar"],
+                },
+                {"name": "repositories", "sources": ["arxiv"]},
+            ]
+        },
     )
     with Downloader(config, resume=False) as dl:
         [result] = list(dl.run(["10.48550/arXiv.2304.05376"], list_only=True))
@@ -154,7 +166,8 @@ def test_a_real_record_fills_licences_and_learns_it_has_no_cached_copy(
     by_url = {c.url: c for c in found}
     assert by_url["https://doi.org/10.7717/peerj.4375"].license == "cc-by"
     assert by_url["https://doaj.org/article/13b0006802e745a6973c19b2ecb9b97a"].version == (
-        "submittedVersion")
+        "submittedVersion"
+    )
     assert ids.openalex_content == frozenset()
     assert (ids.pmid, ids.pmcid) == ("29456894", "PMC5815332")
 
@@ -167,17 +180,23 @@ def test_license_id_stands_in_for_a_missing_licence(httpserver: HTTPServer) -> N
     assert found[0].url == "https://doi.org/10.7717/peerj.4375" and found[0].license == "cc-by"
 
 
-@pytest.mark.parametrize(("flags", "version"), [
-    ({"is_published": True, "is_accepted": True}, "publishedVersion"),
-    ({"is_published": False, "is_accepted": True}, "acceptedVersion"),
-    ({"is_published": False, "is_accepted": False}, None),
-    ({}, None),
-])
+@pytest.mark.parametrize(
+    ("flags", "version"),
+    [
+        ({"is_published": True, "is_accepted": True}, "publishedVersion"),
+        ({"is_published": False, "is_accepted": True}, "acceptedVersion"),
+        ({"is_published": False, "is_accepted": False}, None),
+        ({}, None),
+    ],
+)
 def test_is_published_and_is_accepted_give_the_version_when_it_is_null(
     flags: dict[str, bool], version: str | None
 ) -> None:
-    location = {k: v for k, v in PEERJ_WORK["locations"][0].items()
-                if k not in ("is_published", "is_accepted")}
+    location = {
+        k: v
+        for k, v in PEERJ_WORK["locations"][0].items()
+        if k not in ("is_published", "is_accepted")
+    }
     location.update(flags, version=None)
     assert location_version(location) == version
     assert location_version(PEERJ_WORK["locations"][0]) == "publishedVersion"
@@ -189,7 +208,8 @@ def test_has_content_and_content_urls_are_learnt(httpserver: HTTPServer) -> None
     assert found == [] and ids.openalex_content == frozenset({"pdf", "grobid_xml"})
     # the arXiv-DOI record of 2025 has neither field: unknown, not "none"
     httpserver.expect_request("/works/doi:10.48550/arxiv.2304.05376").respond_with_json(
-        ARXIV_DOI_WORK)
+        ARXIV_DOI_WORK
+    )
     assert ask(httpserver, "10.48550/arxiv.2304.05376")[1].openalex_content is None
 
 

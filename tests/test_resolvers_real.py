@@ -49,8 +49,11 @@ def crossref(server: HTTPServer, doi: str, name: str) -> list[Candidate]:
     ("doi", "name", "page"),
     [
         ("10.1038/srep16696", "srep16696.json", "https://www.nature.com/articles/srep16696"),
-        ("10.1038/nnano.2014.279", "nnano.2014.279.json",
-         "http://www.nature.com/articles/nnano.2014.279"),
+        (
+            "10.1038/nnano.2014.279",
+            "nnano.2014.279.json",
+            "http://www.nature.com/articles/nnano.2014.279",
+        ),
     ],
 )
 def test_crossref_text_html_link_is_a_landing_page_never_a_pdf(
@@ -77,10 +80,16 @@ def test_crossref_unescapes_amp_in_link_urls(httpserver: HTTPServer) -> None:
 @pytest.mark.parametrize(
     ("doi", "name", "licence"),
     [
-        ("10.1136/jclinpath-2020-206745", "jclinpath-2020-206745.json",
-         "http://creativecommons.org/licenses/by-nc/4.0/"),
-        ("10.1371/journal.pone.0033693", "pone.0033693.json",
-         "http://creativecommons.org/licenses/by/4.0/"),
+        (
+            "10.1136/jclinpath-2020-206745",
+            "jclinpath-2020-206745.json",
+            "http://creativecommons.org/licenses/by-nc/4.0/",
+        ),
+        (
+            "10.1371/journal.pone.0033693",
+            "pone.0033693.json",
+            "http://creativecommons.org/licenses/by/4.0/",
+        ),
     ],
 )
 def test_crossref_unspecified_content_version_licence_applies(
@@ -116,9 +125,14 @@ def test_crossref_syndication_links_come_after_other_applications(httpserver: HT
 
 def pmc(server: HTTPServer) -> tuple[Resolver, Any]:
     base = server.url_for("").rstrip("/")
-    return make(PmcResolver, server, idconv_url=f"{base}/idconv",
-                oa_url=f"{base}/oa.fcgi", cloud_url="https://cloud.example",
-                ftp_url="https://ftp.example")
+    return make(
+        PmcResolver,
+        server,
+        idconv_url=f"{base}/idconv",
+        oa_url=f"{base}/oa.fcgi",
+        cloud_url="https://cloud.example",
+        ftp_url="https://ftp.example",
+    )
 
 
 def oa_answer(name: str, pmcid: str | None = None, retracted: str | None = None) -> str:
@@ -133,12 +147,19 @@ def oa_answer(name: str, pmcid: str | None = None, retracted: str | None = None)
 def test_pmc_cloud_url_uses_the_current_version(httpserver: HTTPServer) -> None:
     """The ID Converter names three versions of PMC1868567, the third ``current``: the cloud
     copy fetched is PMC1868567.3, not .1."""
-    httpserver.expect_request("/idconv/", query_string={
-        "ids": "10.1007/s10162-007-0081-z", "format": "json", "versions": "yes",
-        "tool": "oafetch", "email": "tester@oafetch.test"}).respond_with_json(
-        real("pmc", "idconv-three-versions.json"))
+    httpserver.expect_request(
+        "/idconv/",
+        query_string={
+            "ids": "10.1007/s10162-007-0081-z",
+            "format": "json",
+            "versions": "yes",
+            "tool": "oafetch",
+            "email": "tester@oafetch.test",
+        },
+    ).respond_with_json(real("pmc", "idconv-three-versions.json"))
     httpserver.expect_request("/oa.fcgi").respond_with_data(
-        oa_answer("oa-PMC7906746.xml", "PMC1868567"), content_type="text/xml")
+        oa_answer("oa-PMC7906746.xml", "PMC1868567"), content_type="text/xml"
+    )
     resolver, http = pmc(httpserver)
     found, ids = ask(resolver, http, "10.1007/s10162-007-0081-z")
     assert [c.url for c in found] == ["https://cloud.example/PMC1868567.3/PMC1868567.3.pdf"]
@@ -152,7 +173,8 @@ def test_pmc_id_converter_invalid_article_id_is_an_error_not_unknown(
     """``status: error`` / ``invalid article id`` is the API refusing the identifier: a
     ``bad-request`` error quoting it, not a silent "not in PMC"."""
     httpserver.expect_request("/idconv/").respond_with_json(
-        real("pmc", "idconv-invalid-article-id.json"))
+        real("pmc", "idconv-invalid-article-id.json")
+    )
     resolver, http = pmc(httpserver)
     with pytest.raises(ResolverError) as info:
         ask(resolver, http, "PMID:7777")
@@ -164,8 +186,7 @@ def test_pmc_id_converter_error_status_is_an_error_with_its_message(
     httpserver: HTTPServer,
 ) -> None:
     """A top-level ``status: error`` (its message URL-encoded) is shown decoded."""
-    httpserver.expect_request("/idconv/").respond_with_json(
-        real("pmc", "idconv-error-status.json"))
+    httpserver.expect_request("/idconv/").respond_with_json(real("pmc", "idconv-error-status.json"))
     resolver, http = pmc(httpserver)
     with pytest.raises(ResolverError) as info:
         ask(resolver, http, "10.1000/x")
@@ -177,9 +198,11 @@ def test_pmc_retracted_record_is_carried_on_the_candidates(httpserver: HTTPServe
     """The recorded PMC7906746 record with its ``retracted`` attribute set to ``yes`` (no
     recorded retracted answer was found): every candidate says the work is retracted."""
     httpserver.expect_request("/idconv/").respond_with_json(
-        {"status": "ok", "records": [{"pmcid": "PMC7906746", "doi": "10.1016/x"}]})
+        {"status": "ok", "records": [{"pmcid": "PMC7906746", "doi": "10.1016/x"}]}
+    )
     httpserver.expect_request("/oa.fcgi").respond_with_data(
-        oa_answer("oa-PMC7906746.xml", retracted="yes"), content_type="text/xml")
+        oa_answer("oa-PMC7906746.xml", retracted="yes"), content_type="text/xml"
+    )
     resolver, http = pmc(httpserver)
     found, _ = ask(resolver, http, "PMC7906746")
     assert [c.retracted for c in found] == [True]
@@ -189,7 +212,8 @@ def test_pmc_retracted_record_is_carried_on_the_candidates(httpserver: HTTPServe
 def test_pmc_recorded_not_open_access_answer(httpserver: HTTPServer) -> None:
     httpserver.expect_request("/idconv/").respond_with_json({"status": "ok", "records": []})
     httpserver.expect_request("/oa.fcgi").respond_with_data(
-        (REAL / "pmc" / "oa-PMC8550608-not-oa.xml").read_text(), content_type="text/xml")
+        (REAL / "pmc" / "oa-PMC8550608-not-oa.xml").read_text(), content_type="text/xml"
+    )
     resolver, http = pmc(httpserver)
     assert ask(resolver, http, "PMC8550608")[0] == []
 
@@ -200,10 +224,18 @@ def test_pmc_recorded_not_open_access_answer(httpserver: HTTPServer) -> None:
 @pytest.mark.parametrize(
     ("ident", "path", "name", "page"),
     [
-        ("10.2139/ssrn.4337484", "/graph/v1/paper/DOI:10.2139/ssrn.4337484",
-         "ssrn.4337484.json", "https://doi.org/10.2139/ssrn.4337484"),
-        ("PMID:16153180", "/graph/v1/paper/PMID:16153180", "pmid-16153180.json",
-         "https://doi.org/10.1146/ANNUREV.MICRO.58.030603.123625"),
+        (
+            "10.2139/ssrn.4337484",
+            "/graph/v1/paper/DOI:10.2139/ssrn.4337484",
+            "ssrn.4337484.json",
+            "https://doi.org/10.2139/ssrn.4337484",
+        ),
+        (
+            "PMID:16153180",
+            "/graph/v1/paper/PMID:16153180",
+            "pmid-16153180.json",
+            "https://doi.org/10.1146/ANNUREV.MICRO.58.030603.123625",
+        ),
     ],
 )
 def test_s2_empty_url_uses_the_page_the_disclaimer_names(
@@ -234,8 +266,11 @@ def test_osf_pdf_primary_file_is_a_pdf_candidate(httpserver: HTTPServer) -> None
     """The documented file entity (OSC2012.pdf) is offered at its download link."""
     found = osf(httpserver, real("osf", "file-553e69248c5e4a219919ea54.json"))
     assert [(c.url, c.kind) for c in found] == [
-        ("https://files.osf.io/v1/resources/ezcuj/providers/osfstorage/553e69248c5e4a219919ea54",
-         Kind.PDF)]
+        (
+            "https://files.osf.io/v1/resources/ezcuj/providers/osfstorage/553e69248c5e4a219919ea54",
+            Kind.PDF,
+        )
+    ]
 
 
 def test_osf_docx_primary_file_is_not_offered_as_a_pdf(httpserver: HTTPServer) -> None:
@@ -258,6 +293,9 @@ def test_zenodo_pdf_file_carries_its_md5_and_content_link(httpserver: HTTPServer
     resolver, http = make(ZenodoResolver, httpserver)
     found, _ = ask(resolver, http, "10.5281/zenodo.16416531")
     assert [(c.url, c.md5) for c in found] == [
-        ("https://zenodo.org/api/records/16416531/files/index.pdf/content",
-         "16e89b7e2269ad0239243dbbaff84dd5")]
+        (
+            "https://zenodo.org/api/records/16416531/files/index.pdf/content",
+            "16e89b7e2269ad0239243dbbaff84dd5",
+        )
+    ]
     assert found[0].license == "cc-by-4.0"

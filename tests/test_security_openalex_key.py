@@ -51,8 +51,12 @@ def test_the_openalex_key_reaches_no_output(
     caplog.set_level(logging.DEBUG)  # every logger, httpx and httpcore included
     out, cache = tmp_path / "out", tmp_path / "cache"
     with (
-        Sandbox(corpus=Corpus(seed=13, n_works=40), rates_enforced=False,
-                arxiv_crawl_delay=0.1, slow_seconds=0.3) as sb,
+        Sandbox(
+            corpus=Corpus(seed=13, n_works=40),
+            rates_enforced=False,
+            arxiv_crawl_delay=0.1,
+            slow_seconds=0.3,
+        ) as sb,
         http_receiver() as (collector_url, collector),
     ):
         settings: dict[str, Any] = config_for(sb.base_urls, sb.rate_policies())

@@ -16,33 +16,41 @@ from oafetch.urls import canonical_url, url_hash
 SRC = Path(__file__).parent.parent / "src" / "oafetch"
 
 
-@pytest.mark.parametrize(("a", "b"), [
-    ("https://example.org/a/./b/../c.pdf", "https://example.org/a/c.pdf"),
-    ("https://example.org/a/b/../../c.pdf", "https://example.org/c.pdf"),
-    ("http://bücher.de/a.pdf", "http://xn--bcher-kva.de/a.pdf"),
-    ("http://BÜCHER.de./a.pdf", "http://xn--bcher-kva.de/a.pdf"),
-    ("https://example.org:443/a.pdf", "https://example.org/a.pdf"),
-    ("http://example.org:80/a.pdf", "http://example.org/a.pdf"),
-    ("https://example.org/%7euser/a%2fb%c3%a9", "https://example.org/~user/a%2Fb%C3%A9"),
-    ("https://example.org/caf\u00e9.pdf", "https://example.org/caf%C3%A9.pdf"),
-    ("https://example.org/a?b=2&a=1", "https://example.org/a?a=1&b=2"),
-    ("https://example.org/a#page=2", "https://example.org/a"),
-    ("https://user:pw@example.org/a", "https://example.org/a"),
-    ("https://example.org/a?api_key=K1&x=1", "https://example.org/a?x=1&api_key=K2"),
-    ("https://content.openalex.org/works/W1.pdf?api_key=abc",
-     "https://content.openalex.org/works/W1.pdf"),
-])
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("https://example.org/a/./b/../c.pdf", "https://example.org/a/c.pdf"),
+        ("https://example.org/a/b/../../c.pdf", "https://example.org/c.pdf"),
+        ("http://bücher.de/a.pdf", "http://xn--bcher-kva.de/a.pdf"),
+        ("http://BÜCHER.de./a.pdf", "http://xn--bcher-kva.de/a.pdf"),
+        ("https://example.org:443/a.pdf", "https://example.org/a.pdf"),
+        ("http://example.org:80/a.pdf", "http://example.org/a.pdf"),
+        ("https://example.org/%7euser/a%2fb%c3%a9", "https://example.org/~user/a%2Fb%C3%A9"),
+        ("https://example.org/caf\u00e9.pdf", "https://example.org/caf%C3%A9.pdf"),
+        ("https://example.org/a?b=2&a=1", "https://example.org/a?a=1&b=2"),
+        ("https://example.org/a#page=2", "https://example.org/a"),
+        ("https://user:pw@example.org/a", "https://example.org/a"),
+        ("https://example.org/a?api_key=K1&x=1", "https://example.org/a?x=1&api_key=K2"),
+        (
+            "https://content.openalex.org/works/W1.pdf?api_key=abc",
+            "https://content.openalex.org/works/W1.pdf",
+        ),
+    ],
+)
 def test_spellings_of_one_resource_share_one_hash(a: str, b: str) -> None:
     assert canonical_url(a) == canonical_url(b)
     assert url_hash(a) == url_hash(b)
 
 
-@pytest.mark.parametrize(("a", "b"), [
-    ("https://example.org/a%2Fb", "https://example.org/a/b"),  # an escaped delimiter is data
-    ("https://example.org:8443/a", "https://example.org/a"),
-    ("http://example.org/a", "https://example.org/a"),
-    ("https://example.org/A.pdf", "https://example.org/a.pdf"),
-])
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("https://example.org/a%2Fb", "https://example.org/a/b"),  # an escaped delimiter is data
+        ("https://example.org:8443/a", "https://example.org/a"),
+        ("http://example.org/a", "https://example.org/a"),
+        ("https://example.org/A.pdf", "https://example.org/a.pdf"),
+    ],
+)
 def test_different_resources_keep_different_hashes(a: str, b: str) -> None:
     assert url_hash(a) != url_hash(b)
 

@@ -68,7 +68,10 @@ def test_identifier_forms(text: str, work_id: str) -> None:
         ("https://api.openalex.org/works/W2741809807?api_key=k", "openalex:W2741809807"),
         ("https://api.openalex.org/W2741809807", "openalex:W2741809807"),
         # look-alikes stay URLs
-        ("https://www.ncbi.nlm.nih.gov/articles/12", "url:https://www.ncbi.nlm.nih.gov/articles/12"),
+        (
+            "https://www.ncbi.nlm.nih.gov/articles/12",
+            "url:https://www.ncbi.nlm.nih.gov/articles/12",
+        ),
         ("https://arxiv.org/list/math.GT/recent", "url:https://arxiv.org/list/math.GT/recent"),
         ("https://openalex.org/A5023888391", "url:https://openalex.org/A5023888391"),
     ],

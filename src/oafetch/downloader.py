@@ -341,9 +341,7 @@ class Downloader:
 
     def _record_resumed(self, result: DownloadResult, work: Work, links: list[Link]) -> None:
         prior = self.prior.get(work.work_id)
-        outcomes.record_resumed(
-            self.telemetry, result, work, prior.path if prior else None, links
-        )
+        outcomes.record_resumed(self.telemetry, result, work, prior.path if prior else None, links)
 
     def _process(
         self,

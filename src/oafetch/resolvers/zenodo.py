@@ -80,9 +80,7 @@ class ZenodoResolver(Resolver):
             if not isinstance(item, dict):
                 continue
             key = text(item.get("key")) or text(item.get("filename")) or ""
-            links = [
-                text(dig(item, "links", name)) for name in ("self", "content", "download")
-            ]
+            links = [text(dig(item, "links", name)) for name in ("self", "content", "download")]
             urls = [u for u in links if u]
             mimetype = (text(item.get("mimetype")) or "").lower()
             if not (key.lower().endswith(".pdf") or "pdf" in mimetype):

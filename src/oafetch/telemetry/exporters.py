@@ -29,9 +29,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def resource(
-    config: TelemetryConfig, extra: Mapping[str, AttributeValue] | None
-) -> Resource:
+def resource(config: TelemetryConfig, extra: Mapping[str, AttributeValue] | None) -> Resource:
     """oafetch's resource: ``service.name`` from the config and ``service.version`` from the
     package, unless ``OTEL_SERVICE_NAME``/``OTEL_RESOURCE_ATTRIBUTES`` say otherwise (they win,
     as the specification has it)."""
