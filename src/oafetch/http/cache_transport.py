@@ -54,7 +54,7 @@ from hishel import (
     StoreAndUse,
 )
 
-from oafetch.errors import FetchError
+from oafetch.http.cache_bodies import buffered, caching, chained, passthrough, read_bounded
 from oafetch.http.cache_policy import (
     CONDITIONAL_HEADERS,
     ROLE_HEADER,
@@ -74,12 +74,10 @@ from oafetch.http.cache_policy import (
     vary_matches,
     worth_storing,
 )
-from oafetch.http.decoding import decoded_chunks
 from oafetch.http.transports import META, meta_of
 from oafetch.telemetry.emit import emit_http_event
 from oafetch.telemetry.runtime import Telemetry
-from oafetch.tokens import Reason
-from oafetch.urls import redact_url, url_hash
+from oafetch.urls import url_hash
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +89,6 @@ CACHED_ROLES = frozenset({"metadata", "landing", "robots"})
 BACKGROUND_MAX_RATE_WAIT_S = 5.0
 _CLOSE_WAIT_S = 2.0
 _MIB = 1024 * 1024
-_DECODE_STEP = 256 * 1024  # the most one decoding step may expand a compressed body
 
 
 def _lists(headers: Headers) -> HeaderLists:
@@ -100,34 +97,6 @@ def _lists(headers: Headers) -> HeaderLists:
 
 def _pairs(headers: Mapping[str, list[str]]) -> list[tuple[str, str]]:
     return [(name, value) for name, values in headers.items() for value in values]
-
-
-def _caching(
-    *,
-    from_cache: bool = False,
-    revalidated: bool = False,
-    stored: bool = False,
-    stale: bool = False,
-) -> dict[str, bool]:
-    # hishel's CacheStatus keys, plus ``stale`` (read by the telemetry hook).
-    return {"from_cache": from_cache, "revalidated": revalidated, "stored": stored, "stale": stale}
-
-
-class _Chained(httpx.SyncByteStream):
-    """The bytes already read, then the rest of the upstream body; closing closes upstream."""
-
-    def __init__(self, head: bytes, rest: Iterator[bytes], upstream: httpx.Response) -> None:
-        self._head = head
-        self._rest = rest
-        self._upstream = upstream
-
-    def __iter__(self) -> Iterator[bytes]:
-        if self._head:
-            yield self._head
-        yield from self._rest
-
-    def close(self) -> None:
-        self._upstream.close()
 
 
 class CacheTransport(httpx.BaseTransport):
@@ -254,10 +223,10 @@ class CacheTransport(httpx.BaseTransport):
                 )
                 if reason is not None:
                     # Never stored, and a stale entry survives a 5xx/429 for the next attempt.
-                    return self._passthrough(upstream, meta, reason)
+                    return passthrough(upstream, meta, reason)
                 judged = self._internal_response(upstream, request.url.host, role)
                 if not worth_storing(_lists(judged.headers)):
-                    return self._passthrough(upstream, meta, "stale at once, no validator")
+                    return passthrough(upstream, meta, "stale at once, no validator")
                 state = state.next(judged)
             elif isinstance(state, NeedToBeUpdated):
                 for entry in state.updating_entries:
@@ -273,7 +242,7 @@ class CacheTransport(httpx.BaseTransport):
                 return self._store(upstream, meta, role, internal, key, state.response)
             elif isinstance(state, CouldNotBeStored):
                 assert upstream is not None
-                return self._passthrough(upstream, meta, "not storable (RFC 9111)")
+                return passthrough(upstream, meta, "not storable (RFC 9111)")
             else:  # pragma: no cover - IdleClient is handled by the caller
                 raise AssertionError(f"unexpected cache state {type(state).__name__}")
 
@@ -373,7 +342,7 @@ class CacheTransport(httpx.BaseTransport):
             status,
             headers=_pairs(_lists(entry.response.headers)),
             stream=httpx.ByteStream(body),
-            extensions={"caching": _caching(from_cache=True, revalidated=revalidated, stale=stale)},
+            extensions={"caching": caching(from_cache=True, revalidated=revalidated, stale=stale)},
         )
         if revalidated:
             meta["cache"] = "revalidated"
@@ -408,14 +377,14 @@ class CacheTransport(httpx.BaseTransport):
         judged: Response,
     ) -> httpx.Response:
         """Read the body (bounded), refuse PDFs and challenge pages, store, serve the bytes."""
-        body, rest = self._read(upstream)
+        body, rest = read_bounded(upstream, self._max_bytes, self._body_deadline_s)
         if rest is not None:
-            return self._chained(upstream, body, rest, meta)
+            return chained(upstream, body, rest, meta)
         refused = body_refusal(body)
         if refused is not None:
             meta["cache"] = "miss"
             log.debug("not cached (%s): %s", refused, internal.url)
-            return self._buffered(upstream, body, _caching())
+            return buffered(upstream, body, caching())
         headers = {
             k: v
             for k, v in _lists(judged.headers).items()
@@ -453,80 +422,7 @@ class CacheTransport(httpx.BaseTransport):
         except Exception:  # a cache failure never fails the request
             log.warning("oafetch: could not store a response in the HTTP cache", exc_info=True)
         meta["cache"] = "stored" if stored else "miss"
-        return self._buffered(upstream, body, _caching(stored=stored))
-
-    def _read(self, upstream: httpx.Response) -> tuple[bytes, Iterator[bytes] | None]:
-        """The decoded body, or (the part read, the rest) when it outgrows ``max_entry_bytes``.
-
-        Decoded with the same bound as every other body (:mod:`oafetch.http.decoding`) and
-        read within ``body_deadline_s``: a stacked-gzip bomb or a dripping robots.txt ends
-        here as it would without a cache.
-
-        Raises:
-            FetchError: a coding that cannot be bounded, a corrupt stream (``download-error``)
-                or a body still arriving at the deadline (``timeout``).
-        """
-        chunks: list[bytes] = []
-        size = 0
-        rest = decoded_chunks(upstream, _DECODE_STEP)
-        deadline = time.monotonic() + self._body_deadline_s
-        try:
-            for chunk in rest:
-                chunks.append(chunk)
-                size += len(chunk)
-                if size > self._max_bytes:
-                    return b"".join(chunks), rest
-                if time.monotonic() > deadline:
-                    raise FetchError(
-                        Reason.TIMEOUT,
-                        f"response from {redact_url(str(upstream.url))} still arriving after "
-                        f"the {self._body_deadline_s:g}s deadline",
-                    )
-        except BaseException:
-            upstream.close()
-            raise
-        upstream.close()
-        return b"".join(chunks), None
-
-    @staticmethod
-    def _decoded_headers(upstream: httpx.Response) -> list[tuple[str, str]]:
-        return [
-            (k, v)
-            for k, v in upstream.headers.multi_items()
-            if k.lower() not in ("content-encoding", "content-length", "transfer-encoding")
-        ]
-
-    def _buffered(
-        self, upstream: httpx.Response, body: bytes, caching: dict[str, bool]
-    ) -> httpx.Response:
-        return httpx.Response(
-            upstream.status_code,
-            headers=[*self._decoded_headers(upstream), ("content-length", str(len(body)))],
-            stream=httpx.ByteStream(body),
-            extensions={**upstream.extensions, "caching": caching},
-        )
-
-    def _chained(
-        self,
-        upstream: httpx.Response,
-        head: bytes,
-        rest: Iterator[bytes],
-        meta: dict[str, Any],
-    ) -> httpx.Response:
-        meta["cache"] = "miss"
-        return httpx.Response(
-            upstream.status_code,
-            headers=self._decoded_headers(upstream),
-            stream=_Chained(head, rest, upstream),
-            extensions={**upstream.extensions, "caching": _caching()},
-        )
-
-    @staticmethod
-    def _passthrough(upstream: httpx.Response, meta: dict[str, Any], reason: str) -> httpx.Response:
-        meta["cache"] = "miss"
-        log.debug("not cached (%s): %s", reason, meta.get("url_redacted", ""))
-        upstream.extensions["caching"] = _caching()
-        return upstream
+        return buffered(upstream, body, caching(stored=stored))
 
     # -- stale-while-revalidate ----------------------------------------------------------------
     def _revalidate_later(self, request: httpx.Request, key: str) -> None:
