@@ -26,7 +26,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from html.parser import HTMLParser
+
+from selectolax.lexbor import LexborHTMLParser
 
 #: How much of a page is read to judge it (larger pages: their first and last bytes).
 PAGE_BYTES = 2 * 1024 * 1024
@@ -70,73 +71,6 @@ _WIDGETS: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 
 
-class _Facts(HTMLParser):
-    """What one pass over a page finds: title, meta, marks, sources, scripts and text."""
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.title = ""
-        self.meta: dict[str, str] = {}
-        self.marks: set[str] = set()  # "#id" and ".class" of every element
-        self.srcs: list[str] = []  # script and frame sources, lower case
-        self.iframes: list[str] = []
-        self.js: list[str] = []  # inline script text, lower case (bounded)
-        self.text: list[str] = []  # visible and noscript text, lower case (bounded)
-        self.text_len = 0  # visible characters (noscript text not counted)
-        self.links = 0
-        self.pdf_link = False
-        self._js_len = 0
-        self._in = ""  # "script", "style" or "title" while inside one
-        self._noscript = 0
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        a = {k.lower(): (v or "") for k, v in attrs}
-        if a.get("id"):
-            self.marks.add("#" + a["id"].lower())
-        for cls in a.get("class", "").lower().split():
-            self.marks.add("." + cls)
-        if tag == "meta":
-            key = (a.get("name") or a.get("property") or a.get("http-equiv") or "").lower()
-            if key and key not in self.meta:
-                self.meta[key] = a.get("content", "")
-        elif tag in ("script", "iframe", "frame"):
-            if a.get("src"):
-                self.srcs.append(a["src"].lower())
-                if tag != "script":
-                    self.iframes.append(a["src"].lower())
-            if tag == "script":
-                self._in = "script"
-        elif tag in ("style", "title"):
-            self._in = tag
-        elif tag == "noscript":
-            self._noscript += 1
-        elif tag == "a" and a.get("href"):
-            self.links += 1
-        elif tag == "link" and "alternate" in a.get("rel", "").lower().split():
-            self.pdf_link = self.pdf_link or "pdf" in a.get("type", "").lower()
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == self._in:
-            self._in = ""
-        elif tag == "noscript" and self._noscript:
-            self._noscript -= 1
-
-    def handle_data(self, data: str) -> None:
-        if self._in == "script":
-            if self._js_len < _JS_KEEP:
-                self.js.append(data.lower())
-                self._js_len += len(data)
-        elif self._in == "title":
-            self.title += data.lower()
-        elif self._in != "style":
-            words = " ".join(data.split())
-            if words:
-                if not self._noscript:
-                    self.text_len += len(words)
-                if sum(map(len, self.text)) < _TEXT_KEEP:
-                    self.text.append(words.lower())
-
-
 @dataclass(frozen=True)
 class _Page:
     """The facts a verdict needs, joined once."""
@@ -158,24 +92,60 @@ class _Page:
 
 
 def _read(page: bytes | str) -> _Page:
+    """The facts of one page, from one lexbor parse (tolerant of any markup)."""
     text = page if isinstance(page, str) else page[:PAGE_BYTES].decode("utf-8", "replace")
-    facts = _Facts()
     try:
-        facts.feed(text[:PAGE_BYTES])
-        facts.close()
-    except Exception:  # html.parser is tolerant; a page it chokes on is judged on what it read
-        pass
+        tree = LexborHTMLParser(text[:PAGE_BYTES])
+    except Exception:  # the parser is tolerant, but never let a page crash a verdict
+        tree = LexborHTMLParser("")
+    title_node = tree.css_first("title")
+    meta: dict[str, str] = {}
+    for node in tree.css("meta"):
+        a = node.attributes
+        key = (a.get("name") or a.get("property") or a.get("http-equiv") or "").lower()
+        if key and key not in meta:
+            meta[key] = a.get("content") or ""
+    marks: set[str] = set()
+    for node in tree.css("[id], [class]"):
+        a = node.attributes
+        if a.get("id"):
+            marks.add("#" + (a.get("id") or "").lower())
+        marks.update("." + cls for cls in (a.get("class") or "").lower().split())
+    srcs, iframes, js = [], [], []
+    js_len = 0
+    for node in tree.css("script, iframe, frame"):
+        src = (node.attributes.get("src") or "").lower()
+        if src:
+            srcs.append(src)
+            if node.tag != "script":
+                iframes.append(src)
+        if node.tag == "script" and js_len < _JS_KEEP:
+            code = node.text(deep=True)
+            js.append(code.lower())
+            js_len += len(code)
+    pdf_link = any(
+        "alternate" in (node.attributes.get("rel") or "").lower().split()
+        and "pdf" in (node.attributes.get("type") or "").lower()
+        for node in tree.css("link")
+    )
+    links = len(tree.css("a[href]"))
+    noscript = " ".join(
+        " ".join(n.text(deep=True, separator=" ").split()) for n in tree.css("noscript")
+    )
+    tree.strip_tags(["script", "style", "title", "noscript", "template"])
+    visible = " ".join((tree.root.text(deep=True, separator=" ") if tree.root else "").split())
+    kept = f"{visible[:_TEXT_KEEP]} {noscript[:_TEXT_KEEP]}".strip()
     return _Page(
-        title=" ".join(facts.title.split()),
-        meta=facts.meta,
-        marks=frozenset(facts.marks),
-        srcs=" ".join(facts.srcs),
-        iframes=" ".join(facts.iframes),
-        js=" ".join(facts.js),
-        text=" ".join(facts.text),
-        text_len=facts.text_len,
-        links=facts.links,
-        pdf_link=facts.pdf_link,
+        title=" ".join((title_node.text(deep=True) if title_node else "").lower().split()),
+        meta=meta,
+        marks=frozenset(marks),
+        srcs=" ".join(srcs),
+        iframes=" ".join(iframes),
+        js=" ".join(js),
+        text=kept.lower(),
+        text_len=len(visible),
+        links=links,
+        pdf_link=pdf_link,
     )
 
 
