@@ -67,6 +67,10 @@ SHA256: Final = "oafetch.sha256"
 FINAL_PATH: Final = "oafetch.final_path"
 DEDUPE_ACTION: Final = "oafetch.dedupe_action"
 TTFP_MS: Final = "oafetch.ttfp_ms"
+IDENTITY: Final = "oafetch.identity"
+IDENTITY_SCORE: Final = "oafetch.identity.score"
+IDENTITY_EVIDENCE: Final = "oafetch.identity.evidence"
+QUARANTINED: Final = "oafetch.quarantined"
 
 # -- oafetch.run -----------------------------------------------------------------------------------
 CONFIG_HASH: Final = "oafetch.config_hash"
