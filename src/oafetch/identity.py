@@ -136,6 +136,14 @@ def normalise(text: str) -> str:
     return " ".join(re.sub(r"[^0-9a-z]+", " ", text.casefold()).split())
 
 
+def doi_printed(doi: str, lowered: str) -> bool:
+    """Whether ``doi`` occurs in ``lowered`` (lower-cased text) as a whole DOI, white space
+    allowed inside it (a DOI is often broken across lines): ``10.1/abc`` is not printed in
+    ``10.1/abc.s001`` (a supplement's DOI) nor in ``10.1/abcd``."""
+    body = r"\s*".join(re.escape(ch) for ch in doi.lower() if not ch.isspace())
+    return re.search(body + r"(?![0-9a-z]|[./_-][0-9a-z])", lowered) is not None
+
+
 def title_coverage(title: str, flat: str) -> float:
     """The share of a normalised title's words (stop words and 1-2 letter words aside) that
     occur anywhere in the normalised text (1.0 for a title of stop words only)."""
@@ -193,12 +201,12 @@ def judge(text: str | None, expected: Expected) -> IdentityVerdict:
     details: dict[str, Any] = {"text_head": " ".join(text.split())[:400]}
     doi_found: bool | None = None
     if expected.doi:
-        doi = expected.doi.lower()
-        squeezed = re.sub(r"\s+", "", text.lower())
-        doi_found = doi in squeezed
+        lowered = text.lower()
+        doi_found = doi_printed(expected.doi, lowered)
         details["doi_found"] = doi_found
         if not doi_found:
-            others = sorted({m.rstrip(".,;)") for m in _DOI_IN_TEXT.findall(squeezed[:3000])})
+            found_dois = _DOI_IN_TEXT.findall(lowered[:3000])
+            others = sorted({m.rstrip(".,;)") for m in found_dois})
             if others:
                 details["other_dois"] = others[:5]
     score: float | None = None
