@@ -122,5 +122,7 @@ CREATE TABLE IF NOT EXISTS run_summary (
     oafetch_version     TEXT,
     -- what billed sources (openalex_content) charged this run: calls and dollars
     spend_calls         INTEGER NOT NULL DEFAULT 0,
-    spend_usd           REAL NOT NULL DEFAULT 0
+    spend_usd           REAL NOT NULL DEFAULT 0,
+    -- files the identity check quarantined (not the work) per 1,000 works
+    identity_mismatch_per_1k REAL
 );

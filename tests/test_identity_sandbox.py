@@ -18,6 +18,7 @@ from oafetch.demo import demo_config
 from oafetch.results import DownloadResult
 from oafetch.sandbox import Corpus, Sandbox
 from oafetch.sandbox.model import Behaviour
+from oafetch.telemetry import slo
 from oafetch.works import parse_work
 
 RATES = {"unpaywall": "40/s", "crossref": "40/s", "openalex": "40/s", "*": "40/s"}
@@ -104,6 +105,14 @@ def test_no_wrong_pdf_is_stored_and_each_is_quarantined_with_evidence(
     assert by_identity["match"][0] == sum(1 for r in results.values() if r.ok)
     assert sum(q for _, q in by_identity.values()) == n_quarantined
     assert by_identity["mismatch"][0] == sum(1 for w in wrong if "+" not in w.variant)
+
+    # the SLO table's "identity mismatches per 1,000 works"
+    with sqlite3.connect(out / "telemetry.sqlite") as conn:
+        report = slo.evaluate_run(conn, manifest[0]["run_id"], slo.SloTargets(), out_dir=out)
+        (stored,) = conn.execute("SELECT identity_mismatch_per_1k FROM run_summary").fetchone()
+    sli = next(r for r in report.results if r.key == "identity_mismatch_per_1k")
+    assert sli.value == pytest.approx(1000 * n_quarantined / len(expected)) == stored
+    assert sli.passed is (sli.value <= 50)
 
 
 def test_with_the_check_off_the_wrong_pdfs_are_stored(sandbox: Sandbox, tmp_path: Path) -> None:

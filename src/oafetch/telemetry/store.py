@@ -62,6 +62,7 @@ ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("downloads", "identity_score", "REAL"),
     ("downloads", "identity_evidence", "TEXT"),
     ("downloads", "quarantined", "INTEGER NOT NULL DEFAULT 0"),
+    ("run_summary", "identity_mismatch_per_1k", "REAL"),
 )
 
 
