@@ -366,6 +366,9 @@ class Fallback:
         verdict = identity.check(
             stored.path, identity.Expected(title=ids.title, doi=ids.doi, author=ids.author)
         )
+        telemetry = self.http.telemetry
+        if telemetry.enabled:
+            telemetry.instruments.identity_checks.add(1, {"identity": str(verdict.identity)})
         refused = verdict.identity is Identity.MISMATCH or (
             mode == "require" and verdict.identity is Identity.UNKNOWN
         )

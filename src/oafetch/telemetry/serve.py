@@ -109,6 +109,10 @@ _RUN_GAUGES: dict[str, tuple[str, Callable[[dict[str, Any]], float | None]]] = {
         "Successful works whose file is missing or does not match its record.",
         _column("corruption_count"),
     ),
+    "oafetch_run_identity_mismatch_per_1k": (
+        "Files the identity check quarantined (not the work) per 1,000 works.",
+        _column("identity_mismatch_per_1k"),
+    ),
 }
 _GAUGES: dict[str, str] = {
     **{name: doc for name, (doc, _) in _RUN_GAUGES.items()},
