@@ -12,7 +12,8 @@ Exposed series (``METRIC_NAMES``; docs/ANALYTICS.md documents them), in Promethe
 (seconds, bytes, ratios in [0, 1]) so that ``promtool check metrics`` finds nothing to say:
 
 - ``oafetch_run_yield_ratio{run_id}``, ``oafetch_run_cache_hit_ratio{run_id}``,
-  ``oafetch_run_dedupe_saved_bytes{run_id}``, ``oafetch_run_corrupt_artifacts{run_id}``
+  ``oafetch_run_dedupe_saved_bytes{run_id}``, ``oafetch_run_corrupt_artifacts{run_id}``,
+  ``oafetch_run_identity_mismatch_per_1k{run_id}``
 - ``oafetch_run_ttfp_p50_seconds{run_id}``, ``oafetch_run_ttfp_p95_seconds{run_id}``
   (nearest-rank percentiles are not a summary's quantiles: two gauges, no ``quantile`` label)
 - ``oafetch_run_rate_delay_p95_seconds{run_id,role}``
