@@ -197,3 +197,38 @@ def test_quarantine_moves_the_file_and_writes_its_evidence(tmp_path: Path) -> No
     # the same bytes for another work are stored afresh, not linked to the quarantined file
     again = _publish(storage, tmp_path, "doi:10.1/b", data)
     assert again.dedupe is DedupeAction.STORED  # type: ignore[attr-defined]
+
+
+# -- the store -----------------------------------------------------------------------------------
+
+
+def test_an_older_store_gains_the_identity_columns(tmp_path: Path) -> None:
+    """A store made before the identity columns reads n/a for the SLI, then gains them."""
+    import sqlite3
+
+    from oafetch.telemetry import store, summary
+
+    old = store.schema_sql()
+    for column in ("identity", "identity_score", "identity_evidence", "quarantined"):
+        old = "\n".join(line for line in old.splitlines() if not line.strip().startswith(column))
+    old = old.replace("span_id       TEXT,\n);", "span_id       TEXT\n);")
+    old = old.replace(
+        "spend_usd           REAL NOT NULL DEFAULT 0,\n",
+        "spend_usd           REAL NOT NULL DEFAULT 0\n",
+    )
+    old = "\n".join(
+        line
+        for line in old.splitlines()
+        if "identity_mismatch_per_1k" not in line and "quarantined (not the work)" not in line
+    )
+    conn = sqlite3.connect(tmp_path / "old.sqlite")
+    conn.executescript(old)
+    downloads = {r[1] for r in conn.execute("PRAGMA table_info(downloads)")}
+    assert "quarantined" not in downloads and "identity" not in downloads
+    conn.execute("INSERT INTO downloads (run_id, ts, outcome) VALUES ('r', 1.0, 'success')")
+    assert summary.compute_run_summary(conn, "r")["identity_mismatch_per_1k"] is None
+    store.add_missing_columns(conn)
+    downloads = {r[1] for r in conn.execute("PRAGMA table_info(downloads)")}
+    assert {"identity", "identity_score", "identity_evidence", "quarantined"} <= downloads
+    assert summary.compute_run_summary(conn, "r")["identity_mismatch_per_1k"] == 0.0
+    conn.close()
