@@ -94,6 +94,9 @@ def test_no_wrong_pdf_is_stored_and_each_is_quarantined_with_evidence(
     assert n_quarantined == len(wrong) == len(list((out / "quarantine").glob("*.json")))
     assert not list((out / "pdf").glob("*.part-*"))
 
+    summary = json.loads((out / "summary.json").read_text())
+    stored = sum(1 for r in results.values() if r.ok)
+    assert summary["identity"] == {"match": stored, "quarantined": n_quarantined}
     manifest = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
     assert {row["identity"] for row in manifest if row["ok"]} == {"match"}
     assert all(row["identity_score"] is not None for row in manifest if row["ok"])
