@@ -232,3 +232,10 @@ def test_an_older_store_gains_the_identity_columns(tmp_path: Path) -> None:
     assert {"identity", "identity_score", "identity_evidence", "quarantined"} <= downloads
     assert summary.compute_run_summary(conn, "r")["identity_mismatch_per_1k"] == 0.0
     conn.close()
+
+
+def test_an_article_mentioning_its_supplementary_material_after_its_title_matches() -> None:
+    """A first-page footnote on supplementary material after the title is not a supplement."""
+    title = "Coupled folding and selection in plasma edges"
+    text = f"{title}\nA. Author\nElectronic supplementary material is online.\n" + "x y " * 30
+    assert judge(text, Expected(title=title)).identity is Identity.MATCH

@@ -51,6 +51,8 @@ AUTHOR_SCORE = 75.0
 #: Share of the title's words (stop words aside) below which, with a score under
 #: :data:`AUTHOR_SCORE` and no DOI printed, the file is another document.
 MISMATCH_COVERAGE = 0.5
+#: How far into the text (normalised characters) a supplement's label is looked for.
+OPENING_CHARS = 160
 #: Evidence strings are cut to this many characters (manifest and telemetry rows stay small).
 EVIDENCE_CHARS = 200
 
@@ -197,7 +199,7 @@ def judge(text: str | None, expected: Expected) -> IdentityVerdict:
         return IdentityVerdict(Identity.UNKNOWN, None, "no text layer in the first pages")
     if expected.empty:
         return IdentityVerdict(Identity.UNKNOWN, None, "no title or DOI known to compare with")
-    head = flat[:300]
+    head = flat[:OPENING_CHARS]
     details: dict[str, Any] = {"text_head": " ".join(text.split())[:400]}
     doi_found: bool | None = None
     if expected.doi:
@@ -210,10 +212,13 @@ def judge(text: str | None, expected: Expected) -> IdentityVerdict:
             if others:
                 details["other_dois"] = others[:5]
     score: float | None = None
+    title_at: int | None = None  # where the title starts in the text, when it is printed
     coverage = 0.0
     title = normalise(expected.title) if expected.title else ""
     if title:
-        score = round(float(fuzz.partial_ratio(title, flat)), 1)
+        aligned = fuzz.partial_ratio_alignment(title, flat)
+        score = round(float(aligned.score), 1) if aligned is not None else 0.0
+        title_at = aligned.dest_start if aligned is not None and score >= MATCH_SCORE else None
         coverage = title_coverage(title, flat)
         details["title_score"] = score
         details["title_words"] = round(coverage, 2)
@@ -222,7 +227,10 @@ def judge(text: str | None, expected: Expected) -> IdentityVerdict:
         author_found = f" {family} " in f" {flat} "
         details["author_found"] = author_found
     # A supplement or notice names the article too: judge its opening before its title.
-    if (found := _SUPPLEMENT.search(head)) and found[1] not in title:
+    # A supplement opens with its label *before* the work's title; an article may mention its
+    # supplementary material after its own title (a Springer first-page footnote).
+    found = _SUPPLEMENT.search(head)
+    if found and found[1] not in title and (title_at is None or found.start() < title_at):
         return IdentityVerdict(
             Identity.MISMATCH,
             score,
