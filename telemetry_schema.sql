@@ -92,7 +92,11 @@ CREATE TABLE IF NOT EXISTS downloads (
     dedupe_action TEXT,
     ttfp_ms       REAL,
     trace_id      TEXT,
-    span_id       TEXT
+    span_id       TEXT,
+    identity          TEXT,           -- match | mismatch | unknown | off (NULL: no PDF checked)
+    identity_score    REAL,           -- title score 0-100 of the identity check
+    identity_evidence TEXT,           -- short account of the identity verdict
+    quarantined       INTEGER NOT NULL DEFAULT 0  -- files moved to quarantine/ for this work
 );
 CREATE INDEX IF NOT EXISTS downloads_run ON downloads (run_id);
 
@@ -118,5 +122,7 @@ CREATE TABLE IF NOT EXISTS run_summary (
     oafetch_version     TEXT,
     -- what billed sources (openalex_content) charged this run: calls and dollars
     spend_calls         INTEGER NOT NULL DEFAULT 0,
-    spend_usd           REAL NOT NULL DEFAULT 0
+    spend_usd           REAL NOT NULL DEFAULT 0,
+    -- files the identity check quarantined (not the work) per 1,000 works
+    identity_mismatch_per_1k REAL
 );

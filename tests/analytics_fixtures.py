@@ -42,6 +42,7 @@ GOOD: dict[str, Any] = {
     "dedupe_saved_mb": 2.0,
     "corruption_count": 0,
     "breaker_opens_per_hour": 1.5,
+    "identity_mismatch_per_1k": 0.0,
 }
 # yield 5/10 = 50 %; ttfp 1000, 4000, 5000, 25000, 30000: p50 rank 3 → 5000, p95 rank 5 → 30000;
 # cache 1 of 4 metadata = 25 %; delays 100, 300, 400: p95 rank ceil(2.85)=3 → 400; 429: 3 of 10
@@ -60,6 +61,7 @@ BAD: dict[str, Any] = {
     "dedupe_saved_mb": 0.0,
     "corruption_count": 3,
     "breaker_opens_per_hour": 14.0,
+    "identity_mismatch_per_1k": 500.0,  # 5 files quarantined for 10 works
 }
 # live: 3 works, 2 successes (66.67 %), ttfp 1000 and 3000 → p50 1000, p95 3000; metadata
 # 2 rows, both cached → 100 %; artifact hosts: a.example 1 of 2 network requests 429 (0.5),
@@ -199,6 +201,9 @@ def _bad(conn: sqlite3.Connection, out_dir: Path) -> None:
     for i in range(5, 10):
         _download(conn, out_dir, "bad", i, False, None)
     conn.execute("UPDATE downloads SET sha256 = NULL WHERE run_id = 'bad' AND work_id = 'W0'")
+    conn.execute(
+        "UPDATE downloads SET quarantined = 1 WHERE run_id = 'bad' AND outcome <> 'success'"
+    )
     (out_dir / "pdf" / "bad-W1.pdf").unlink()  # missing file
     (out_dir / "pdf" / "bad-W2.pdf").write_bytes(b"%PDF-truncated")  # size differs
     _http(conn, "bad", "metadata", host="api.example", from_cache=1)

@@ -21,6 +21,7 @@ SLI_KEYS = [
     "http_429_ratio",
     "breaker_opens_per_hour",
     "corruption_count",
+    "identity_mismatch_per_1k",
 ]
 
 
@@ -74,6 +75,7 @@ def test_sparse_run_reports_na_and_passes(crafted: Path) -> None:
         "http_429_ratio": None,
         "breaker_opens_per_hour": True,
         "corruption_count": True,
+        "identity_mismatch_per_1k": True,
     }
     assert report.passed
 
@@ -109,6 +111,7 @@ def test_boundaries_pass() -> None:
         "http_429_ratio": t.http_429_ratio_max,
         "breaker_open_events": 12,
         "corruption_count": 0,
+        "identity_mismatch_per_1k": t.identity_mismatch_per_1k_max,
     }
     results = slo.evaluate(at_target, t, duration_s=3600.0)
     assert all(r.passed for r in results)
@@ -180,7 +183,7 @@ def test_cli_exit_1_when_any_fails(crafted: Path, capsys: pytest.CaptureFixture[
     """slo exits 1 when an SLI misses its target, and names it."""
     assert main(["slo", "--db", str(crafted), "--run", "bad"]) == 1
     out = capsys.readouterr().out
-    assert "FAIL: 8 of 8 SLIs missed" in out
+    assert "FAIL: 9 of 9 SLIs missed" in out
 
 
 def test_cli_json(crafted: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -211,6 +214,7 @@ def test_cli_targets_file_can_turn_fail_into_pass(
         "[slo]\nyield_pct_min = 50\nttfp_p50_ms_max = 5000\nttfp_p95_ms_max = 30000\n"
         "cache_hit_pct_min = 25\nrate_delay_p95_ms_max = 400\nhttp_429_ratio_max = 0.3\n"
         "breaker_opens_per_hour_max = 14\ncorruption_max = 3\n"
+        "identity_mismatch_per_1k_max = 500\n"
     )
     argv = ["slo", "--db", str(crafted), "--run", "bad", "--targets", str(toml), "--json"]
     code, payload = _json(capsys, argv)

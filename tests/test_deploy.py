@@ -331,6 +331,7 @@ def test_live_names_are_the_documented_ones() -> None:
         "oafetch_breaker_transitions_total",
         "oafetch_fallback_attempts_total",
         "oafetch_retries_total",
+        "oafetch_identity_checks_total",
         "http_client_request_duration_seconds_bucket",
     ):
         assert name in exported
@@ -349,6 +350,8 @@ def test_dashboard_panels() -> None:
         "Breaker opens",
         "Rate-limit delay p95 by role",
         "Request duration",
+        "Identity checks by verdict",
+        "Identity mismatches per 1,000 works",
     ):
         assert titles[wanted]["targets"], wanted
     assert titles["Request duration"]["type"] == "heatmap"

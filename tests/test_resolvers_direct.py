@@ -389,7 +389,7 @@ def test_s2_open_access_pdf_and_external_ids(
 
     def handler(request: Request) -> Response:
         assert request.headers.get("x-api-key") == "s2-secret-key"
-        assert request.args["fields"] == "externalIds,isOpenAccess,openAccessPdf"
+        assert request.args["fields"] == "externalIds,title,isOpenAccess,openAccessPdf"
         return Response(
             '{"paperId": "8e7c", "externalIds": {"DOI": "10.1056/NEJMoa1805689", '
             '"PubMed": 30145929, "PubMedCentral": "6234"}, "isOpenAccess": true, '

@@ -1,6 +1,19 @@
 """The token vocabulary is a public contract: pinned here, added to, never renamed."""
 
-from oafetch.tokens import DedupeAction, FallbackOutcome, Kind, Outcome, Reason, Role, Status
+from oafetch.tokens import (
+    DedupeAction,
+    FallbackOutcome,
+    Identity,
+    Kind,
+    Outcome,
+    Reason,
+    Role,
+    Status,
+)
+
+
+def test_identity_verdicts_are_pinned() -> None:
+    assert [i.value for i in Identity] == ["match", "mismatch", "unknown", "off"]
 
 
 def test_outcomes_are_pinned() -> None:
@@ -56,6 +69,8 @@ def test_reasons_are_pinned() -> None:
         "truncated",
         "checksum-mismatch",
         "spend-cap",
+        "identity-mismatch",
+        "identity-unknown",
     ]
 
 

@@ -75,6 +75,13 @@ def _summary_table(
         table.add_row(f"  reason {reason}", str(count))
     for resolver, count in sorted(data["success_by_resolver"].items(), key=lambda kv: -kv[1]):
         table.add_row(f"  stored via {resolver}", str(count))
+    identity = data["identity"]
+    verdicts = ", ".join(
+        f"{identity[k]} {k}" for k in ("match", "unknown", "off") if identity.get(k)
+    )
+    if verdicts or identity["quarantined"]:
+        table.add_row("identity of stored PDFs", verdicts or "-")
+        table.add_row("  quarantined (not the work)", str(identity["quarantined"]))
     table.add_row("yield", f"{data['yield_pct']:.1f} %")
     table.add_row("bytes stored", f"{data['bytes_stored'] / 1e6:.1f} MB")
     table.add_row("time", f"{elapsed:.1f} s")

@@ -115,6 +115,10 @@ class DownloadConfig(_Frozen):
     # byte now and then); the body also ends by ``fallback.total_budget_s``, if that is sooner.
     max_body_s: float = Field(600.0, gt=0, le=86400)
     content_addressed: bool = False  # store as <sha256[:2]>/<sha256>.pdf instead of by work id
+    # Is a verified PDF the work? "check": a PDF whose first pages name another work is
+    # quarantined (identity-mismatch) and the chain goes on; "require": one that cannot be
+    # shown to be the work is quarantined too (identity-unknown); "off": not read.
+    identity: Literal["check", "require", "off"] = "check"
 
     @field_validator("accept")
     @classmethod

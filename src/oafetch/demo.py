@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import shutil
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from oafetch import outdir
 from oafetch.config import Config
 from oafetch.downloader import Downloader
 from oafetch.errors import OutputDirError
+from oafetch.results import DownloadResult
 from oafetch.tokens import Outcome
 from oafetch.works import parse_work
 
@@ -51,6 +53,30 @@ def demo_config(sandbox: Any, out: Path, **overrides: Any) -> Config:
     return Config.load(None, **settings)
 
 
+def identity_line(
+    results: list[DownloadResult], works: list[Any], by_id: dict[str, Any], out: Path
+) -> str:
+    """The identity check's line of the demo summary: verdicts of the stored PDFs, files
+    quarantined, and wrong-work PDFs stored as the work (0 when the check does its job)."""
+    stored = [r for r in results if r.outcome is Outcome.SUCCESS]
+    counts = Counter(r.identity or "off" for r in stored)
+    quarantined = sum(len(r.quarantined) for r in results)
+    wrong = sum(
+        1
+        for r in stored
+        if r.work_id in by_id
+        and by_id[r.work_id].expected_sha256 != r.sha256
+        and by_id[r.work_id].behaviour == "wrong_pdf"
+    )
+    planted = sum(1 for w in works if w.behaviour == "wrong_pdf")
+    return (
+        f"identity: {counts['match']} match, {counts['unknown']} unknown, "
+        f"{counts['off']} not checked; {quarantined} wrong PDFs quarantined "
+        f"({out / outdir.QUARANTINE}/) for the {planted} works whose links lead to one, "
+        f"{wrong} stored as the work"
+    )
+
+
 def run_demo(args: argparse.Namespace) -> int:
     from oafetch.sandbox import Corpus, Sandbox
 
@@ -78,6 +104,7 @@ def run_demo(args: argparse.Namespace) -> int:
         f"({100 * len(ok) / max(1, len(obtainable)):.0f}% of the {len(obtainable)} obtainable), "
         f"{correct} byte-identical to the source, in {elapsed:.1f}s"
     )
+    print(identity_line(results, works, by_id, out))
     for result in ok[:5]:
         print(f"  {result.work_id:<40} → {result.path}")
     if len(ok) > 5:

@@ -32,6 +32,7 @@ from oafetch.http.client import HttpClient
 from oafetch.http.decoding import decoded_chunks
 from oafetch.http.errors import check_status, is_challenge, translate
 from oafetch.http.transports import META
+from oafetch.identity import IdentityVerdict
 from oafetch.manifest import AttemptRow
 from oafetch.storage import Storage, Stored, disk_error, md5_hex
 from oafetch.telemetry import names
@@ -56,6 +57,7 @@ class BodyOutcome:
     stored: Stored | None
     html: str | None = None  # kept for landing-page parsing when the body is HTML
     elapsed_ms: float = 0.0
+    identity: IdentityVerdict | None = None  # set by the fallback's identity check of a stored PDF
 
 
 def _content_length(response: httpx.Response) -> int | None:

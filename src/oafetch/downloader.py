@@ -26,7 +26,7 @@ from oafetch import outcomes, outdir
 from oafetch._version import __version__
 from oafetch.config import Config
 from oafetch.fallback import Fallback
-from oafetch.fallback_state import WorkProgress
+from oafetch.fallback_state import Resolution, WorkProgress
 from oafetch.http.client import HttpClient
 from oafetch.lock import DirLock
 from oafetch.manifest import AttemptRow, AttemptsWriter, ManifestWriter, PriorOutcome, load_prior
@@ -412,6 +412,7 @@ class Downloader:
                 license=cand.license if cand else None,
                 host_type=cand.host_type if cand else None,
                 retracted=resolution.retracted,
+                **_identity_fields(resolution),
                 line=line,
                 input=redact_url(work.raw) if work.raw else None,
             )
@@ -509,3 +510,14 @@ def _scrub(text: str, secrets_: tuple[str, ...]) -> str:
     from oafetch.urls import scrub
 
     return scrub(text, secrets_)
+
+
+def _identity_fields(resolution: Resolution) -> dict[str, Any]:
+    """The identity check's fields of a work's result (see :class:`DownloadResult`)."""
+    verdict = resolution.identity
+    return {
+        "identity": str(verdict.identity) if verdict else None,
+        "identity_score": verdict.score if verdict else None,
+        "identity_evidence": verdict.evidence if verdict else None,
+        "quarantined": tuple(rel for _, rel in resolution.quarantined),
+    }

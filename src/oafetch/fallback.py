@@ -22,7 +22,7 @@ from dataclasses import replace
 
 from opentelemetry import context as otel_context
 
-from oafetch import waiting
+from oafetch import identity, waiting
 from oafetch.config import Config
 from oafetch.download import BodyOutcome, RecordAttempt, download
 from oafetch.errors import FetchError
@@ -42,12 +42,13 @@ from oafetch.fallback_state import (
 )
 from oafetch.http.client import HttpClient
 from oafetch.http.ratelimit import RateBudgetExceeded
+from oafetch.identity import IdentityVerdict
 from oafetch.resolvers.base import Candidate, Resolver, WorkIds
 from oafetch.resolvers.landing_page import followable_links
 from oafetch.storage import Storage
 from oafetch.telemetry import names
-from oafetch.tokens import FallbackOutcome, Outcome, Reason, Role, Status
-from oafetch.urls import canonical_url, host_of
+from oafetch.tokens import FallbackOutcome, Identity, Kind, Outcome, Reason, Role, Status
+from oafetch.urls import canonical_url, host_of, redact_url
 from oafetch.works import Work
 
 
@@ -348,8 +349,61 @@ class Fallback:
                     if len(self._fetched) > MAX_REMEMBERED_URLS:
                         self._fetched.popitem(last=False)
         if body.stored is not None:
-            return body
+            return self._identify(body, candidate, state)
         return self._follow(body, candidate, state, depth)
+
+    def _identify(
+        self, body: BodyOutcome, candidate: Candidate, state: _WorkState
+    ) -> BodyOutcome | None:
+        """Check that a stored PDF is the work (:mod:`oafetch.identity`); ``None`` when it was
+        quarantined instead (the chain then goes on to the next candidate)."""
+        stored = body.stored
+        mode = self.config.download.identity
+        if stored is None or mode == "off" or body.verdict.kind is not Kind.PDF:
+            why = "identity = off" if mode == "off" else "not a PDF"
+            return replace(body, identity=IdentityVerdict(Identity.OFF, None, why))
+        ids = state.ids
+        verdict = identity.check(
+            stored.path, identity.Expected(title=ids.title, doi=ids.doi, author=ids.author)
+        )
+        telemetry = self.http.telemetry
+        if telemetry.enabled:
+            telemetry.instruments.identity_checks.add(1, {"identity": str(verdict.identity)})
+        refused = verdict.identity is Identity.MISMATCH or (
+            mode == "require" and verdict.identity is Identity.UNKNOWN
+        )
+        if not refused:
+            return replace(body, identity=verdict)
+        reason = (
+            Reason.IDENTITY_MISMATCH
+            if verdict.identity is Identity.MISMATCH
+            else Reason.IDENTITY_UNKNOWN
+        )
+        evidence = {
+            "work_id": state.work.work_id,
+            "reason": str(reason),
+            "identity": str(verdict.identity),
+            "identity_score": verdict.score,
+            "evidence": verdict.evidence,
+            "expected": {"title": ids.title, "doi": ids.doi, "author": ids.author},
+            "source": candidate.source,
+            "url": redact_url(body.url),
+            "sha256": body.sha256,
+            "bytes": body.size,
+            "found": verdict.details,
+            "ts": time.time(),
+        }
+        where = f"{candidate.source}: {host_of(body.url)}"
+        try:
+            rel = self.storage.quarantine(
+                stored, work_id=state.work.work_id, sha256=body.sha256, evidence=evidence
+            )
+        except FetchError as exc:
+            state.fail(exc.reason, f"{where}: {exc}")
+            return None
+        state.quarantine(verdict, rel)
+        state.fail(reason, f"{where}: {verdict.evidence} (moved to {rel})")
+        return None
 
     def _reuse(
         self, earlier: BodyOutcome, candidate: Candidate, state: _WorkState
@@ -454,6 +508,11 @@ class Fallback:
 
     # -- the verdict ----------------------------------------------------------------------------
     def _conclude(self, state: _WorkState, any_source: bool, dry_run: bool) -> Resolution:
+        resolution = self._verdict(state, any_source, dry_run)
+        resolution.quarantined = list(state.quarantined)
+        return resolution
+
+    def _verdict(self, state: _WorkState, any_source: bool, dry_run: bool) -> Resolution:
         if state.winner is None and state.parked and not state.stop.is_set():
             host = host_of(state.parked[0][0].url)
             return Resolution(

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 
 from oafetch.config import FallbackConfig
 from oafetch.download import BodyOutcome
+from oafetch.identity import IdentityVerdict
 from oafetch.resolvers.base import Candidate, WorkIds
 from oafetch.tokens import Outcome, Reason
 from oafetch.urls import canonical_url, host_of
@@ -51,6 +52,8 @@ DEFAULT_TIERS: tuple[Tier, ...] = (
 
 # Which failure best explains a work that found candidates but stored nothing (most telling first).
 _REASON_RANK = (
+    Reason.IDENTITY_MISMATCH,
+    Reason.IDENTITY_UNKNOWN,
     Reason.BOT_CHALLENGE,
     Reason.NOT_PDF,
     Reason.TRUNCATED,
@@ -139,6 +142,16 @@ class Resolution:
     candidates: list[Candidate] = field(default_factory=list)
     downloads: int = 0
     parked: WorkProgress | None = None  # set when the work waits for a host: resume it later
+    # files this work's chain quarantined (not the work): their identity verdict and path
+    quarantined: list[tuple[IdentityVerdict, str]] = field(default_factory=list)
+
+    @property
+    def identity(self) -> IdentityVerdict | None:
+        """The stored file's identity verdict; for a work that stored nothing, the verdict of
+        the last file quarantined for it (``None``: no PDF was checked)."""
+        if self.body is not None and self.body.identity is not None:
+            return self.body.identity
+        return self.quarantined[-1][0] if self.quarantined else None
 
     @property
     def retracted(self) -> bool | None:
@@ -175,6 +188,7 @@ class _WorkState:
     deferrals: int = 0
     defer_after_s: float | None = None  # None: wait in place (single fetch), else park
     list_only: bool = False  # ask every source, download nothing
+    quarantined: list[tuple[IdentityVerdict, str]] = field(default_factory=list)
 
     def remaining(self) -> float:
         return self.deadline - time.monotonic()
@@ -201,6 +215,10 @@ class _WorkState:
         with self.lock:
             self.parked.append((candidate, not_before, slot))
             self.parked_tiers[candidate.url] = self.tier_name
+
+    def quarantine(self, verdict: IdentityVerdict, relpath: str) -> None:
+        with self.lock:
+            self.quarantined.append((verdict, relpath))
 
     def fail(self, reason: Reason, message: str) -> None:
         with self.lock:

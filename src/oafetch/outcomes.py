@@ -36,6 +36,10 @@ def outcome_attrs(result: DownloadResult, relpath: str | None) -> dict[str, Any]
         names.FINAL_PATH: relpath,
         names.DEDUPE_ACTION: result.dedupe_action,
         names.TTFP_MS: result.ttfp_ms,
+        names.IDENTITY: result.identity,
+        names.IDENTITY_SCORE: result.identity_score,
+        names.IDENTITY_EVIDENCE: result.identity_evidence,
+        names.QUARANTINED: len(result.quarantined) or None,
     }
     return {k: v for k, v in attrs.items() if v is not None}
 

@@ -1,8 +1,9 @@
 """The output directory, written without ever following a link planted inside it.
 
 Under ``--out`` oafetch writes only the names below: the content folders ``pdf/ html/ xml/
-other/`` (and their temp files), ``.oafetch.lock``, ``manifest.jsonl``, ``attempts.csv``,
-``spans.jsonl``, ``telemetry.sqlite`` with its journals, and ``summary.json``. ``--out`` itself
+other/`` (and their temp files), ``quarantine/`` (files that proved not to be their work),
+``.oafetch.lock``, ``manifest.jsonl``, ``attempts.csv``, ``spans.jsonl``, ``telemetry.sqlite``
+with its journals, and ``summary.json``. ``--out`` itself
 may be a symbolic link the user made: it is resolved once, when a run starts (:func:`resolve`).
 A link *inside* it would let whoever planted it redirect oafetch's writes, truncations and
 temp-file clean-up to any file the user can write, so:
@@ -43,7 +44,8 @@ SQLITE_JOURNALS = ("-wal", "-shm", "-journal")
 SUMMARY = "summary.json"
 SUMMARY_TEMP = f".{SUMMARY}.tmp"
 
-CONTENT_DIRS = ("pdf", "html", "xml", "other")
+QUARANTINE = "quarantine"  # files that are not the work they came for, with their evidence
+CONTENT_DIRS = ("pdf", "html", "xml", "other", QUARANTINE)
 FILES = (
     LOCK,
     MANIFEST,

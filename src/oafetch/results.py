@@ -23,6 +23,11 @@ class DownloadResult:
         ttfp_ms: time from the work's start to its stored file.
         retracted: ``True`` when a source marks the work retracted (PMC's OA service),
             ``False`` when one says it is not, ``None`` when none said.
+        identity: whether the stored PDF's first pages name the work (``match``,
+            ``mismatch``, ``unknown``, ``off``); for a work that stored nothing, the verdict of
+            the last file quarantined for it. ``identity_score`` is the title score (0-100),
+            ``identity_evidence`` a short account. ``quarantined``: the files moved to
+            ``quarantine/`` for this work (paths relative to the output directory).
         line: the input line number, for batch inputs.
     """
 
@@ -43,6 +48,10 @@ class DownloadResult:
     license: str | None = None
     host_type: str | None = None
     retracted: bool | None = None
+    identity: str | None = None
+    identity_score: float | None = None
+    identity_evidence: str | None = None
+    quarantined: tuple[str, ...] = ()
     line: int | None = None
     input: str | None = None
 
@@ -55,4 +64,5 @@ class DownloadResult:
         data["path"] = str(self.path) if self.path else None
         data["outcome"] = str(self.outcome)
         data["reason"] = str(self.reason)
+        data["quarantined"] = list(self.quarantined) or None
         return data

@@ -19,6 +19,8 @@ class RunStats:
     outcomes: Counter[str] = field(default_factory=Counter)
     reasons: Counter[str] = field(default_factory=Counter)
     resolver_success: Counter[str] = field(default_factory=Counter)
+    identity: Counter[str] = field(default_factory=Counter)  # stored works by identity verdict
+    quarantined: int = 0  # files the identity check moved to quarantine/
     bytes_stored: int = 0
     resumed: int = 0
     bad_lines: int = 0
@@ -32,8 +34,11 @@ class RunStats:
                 self.resumed += 1
             self.outcomes[str(result.outcome)] += 1
             self.reasons[str(result.reason)] += 1
+            self.quarantined += len(result.quarantined)
             if result.outcome is Outcome.SUCCESS:
                 self.resolver_success[result.resolver or "?"] += 1
+                if result.identity:
+                    self.identity[result.identity] += 1
                 if result.reason is not Reason.RESUMED:
                     self.bytes_stored += result.bytes or 0
             if result.reason is Reason.BAD_INPUT:
@@ -64,6 +69,8 @@ class RunStats:
                 "outcomes": dict(self.outcomes),
                 "reasons": dict(self.reasons),
                 "success_by_resolver": dict(self.resolver_success),
+                # the stored works' identity verdicts, and the files quarantined (not the work)
+                "identity": {**dict(self.identity), "quarantined": self.quarantined},
                 "bytes_stored": self.bytes_stored,
                 "resumed": self.resumed,
                 "bad_input_lines": self.bad_lines,

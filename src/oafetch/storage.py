@@ -6,7 +6,8 @@ path), fsynced when durability is on, then published with ``os.replace`` — so 
 :func:`safe_name` (sanitised, length-capped, with a hash suffix so two ids never share a file);
 nothing from the network (``Content-Disposition``, URL paths) names a file. Identical bytes are
 stored once: a second work with the same sha256 gets a hard link (or a manifest reference where
-links are impossible).
+links are impossible). A stored file that proves not to be its work is moved to
+``quarantine/`` with a JSON evidence file beside it (:meth:`Storage.quarantine`).
 """
 
 from __future__ import annotations
@@ -15,14 +16,15 @@ import contextlib
 import errno
 import fnmatch
 import hashlib
+import json
 import os
 import re
 import secrets
 import stat
 import threading
 from dataclasses import dataclass
-from pathlib import Path
-from typing import BinaryIO
+from pathlib import Path, PurePosixPath
+from typing import Any, BinaryIO
 
 from oafetch import outdir
 from oafetch.errors import FetchError
@@ -202,6 +204,57 @@ class Storage:
             raise disk_error(exc, final) from exc
         chosen = final if action is DedupeAction.LINKED else stored.path
         return Stored(chosen, self._rel(chosen), action)
+
+    def quarantine(
+        self, stored: Stored, *, work_id: str, sha256: str, evidence: dict[str, Any]
+    ) -> str:
+        """Take a stored file that is not ``work_id``'s work out of the work's place.
+
+        The work's own file moves to ``quarantine/<name>-<sha256[:12]>.pdf`` (another work's
+        file it merely references is hard-linked there, never moved), and
+        ``quarantine/<name>-<sha256[:12]>.json`` records ``evidence``. Later works with the
+        same bytes no longer dedupe against it. Returns the quarantined file's path relative
+        to the output directory.
+
+        Raises:
+            FetchError: the file could not be moved or the evidence written (``disk-error``).
+        """
+        stem = f"{safe_name(work_id)}-{sha256[:12]}"
+        rel = f"{outdir.QUARANTINE}/{stem}{stored.path.suffix or '.bin'}"
+        # Its own path (stored, linked or kept at the work's name) moves; a shared
+        # content-addressed file or another work's file stays where the other works find it.
+        own = stored.dedupe is not DedupeAction.REFERENCED and (
+            not self.content_addressed or stored.dedupe is DedupeAction.STORED
+        )
+        try:
+            with (
+                outdir.directory(self.root, self._rel(stored.path.parent)) as source,
+                outdir.directory(self.root, outdir.QUARANTINE, create=True) as dest,
+                self._lock,
+            ):
+                name = PurePosixPath(rel).name
+                if own:
+                    os.replace(stored.path.name, name, src_dir_fd=source, dst_dir_fd=dest)
+                    if self._by_sha.get(sha256) == stored.path:
+                        del self._by_sha[sha256]
+                else:
+                    with contextlib.suppress(FileExistsError):
+                        os.link(
+                            stored.path.name,
+                            name,
+                            src_dir_fd=source,
+                            dst_dir_fd=dest,
+                            follow_symlinks=False,
+                        )
+            data = json.dumps(evidence, indent=2, ensure_ascii=False, default=str) + "\n"
+            fd = outdir.open_fd(
+                self.root, f"{outdir.QUARANTINE}/{stem}.json", os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+            )
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data.encode("utf-8"))
+        except OSError as exc:
+            raise disk_error(exc, self.root / rel) from exc
+        return rel
 
     def _link(self, existing: Path, final: Path) -> DedupeAction:
         """Hard-link ``existing`` at ``final`` (through a temp name and a rename)."""

@@ -72,6 +72,23 @@ class Reason(StrEnum):
     TRUNCATED = "truncated"  # a PDF that starts right but has no %%EOF (cut short)
     CHECKSUM_MISMATCH = "checksum-mismatch"  # the bytes differ from the checksum the source lists
     SPEND_CAP = "spend-cap"  # a billed source's spending cap for the run is used up
+    # The stored PDF's first pages name another work (a wrong link, a supplement, a notice):
+    # quarantined, not stored as the work.
+    IDENTITY_MISMATCH = "identity-mismatch"
+    # ``identity = "require"``: the PDF could not be shown to be the work (no text layer, no
+    # title or DOI to compare with, an uncertain title): quarantined, not stored as the work.
+    IDENTITY_UNKNOWN = "identity-unknown"
+
+
+@unique
+class Identity(StrEnum):
+    """Whether a stored PDF's first pages name the requested work (``manifest.jsonl``
+    ``identity``, ``downloads.identity``)."""
+
+    MATCH = "match"
+    MISMATCH = "mismatch"
+    UNKNOWN = "unknown"
+    OFF = "off"  # not checked: ``identity = "off"``, or a stored file that is not a PDF
 
 
 @unique

@@ -78,6 +78,8 @@ class ArxivResolver(Resolver):
             return []
         entry = match
         ids.learn(arxiv=bare, doi=text(entry.findtext(f"{ARXIV}doi")))
+        first = (entry.findtext(f"{ATOM}author/{ATOM}name") or "").split()
+        ids.learn_about(title=entry.findtext(f"{ATOM}title"), author=first[-1] if first else None)
         found = Found(self.name)
         found.add(
             f"{self.urls['files_url']}/pdf/{wanted}",

@@ -64,6 +64,10 @@ class WorkIds:
     urls: list[str] = field(default_factory=list)  # candidate URLs earlier sources reported
     # What OpenAlex has cached for content.openalex.org ("pdf", "grobid_xml"); None: not known.
     openalex_content: frozenset[str] | None = None
+    # What the sources said the work is (for the identity check of a stored PDF): its title
+    # and first author's family name, first source to say wins.
+    title: str | None = None
+    author: str | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @classmethod
@@ -116,6 +120,15 @@ class WorkIds:
                 elif key == "openalex":
                     value = value.rsplit("/", 1)[-1].upper()
                 setattr(self, key, value)
+
+    def learn_about(self, *, title: Any = None, author: Any = None) -> None:
+        """Record the work's title and first author's family name as a source reported them
+        (first non-empty string wins; other types are ignored)."""
+        with self._lock:
+            if self.title is None and isinstance(title, str) and title.strip():
+                self.title = " ".join(title.split())[:500]
+            if self.author is None and isinstance(author, str) and author.strip():
+                self.author = " ".join(author.split())[:100]
 
     def learn_content(self, kinds: frozenset[str]) -> None:
         """Record what OpenAlex has cached for this work (first answer wins)."""

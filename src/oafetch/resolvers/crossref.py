@@ -72,6 +72,7 @@ class CrossrefResolver(Resolver):
             detail = message if isinstance(message, str | list) else status
             raise bad_response(self.name, url, f"error body: {str(detail)[:200]}")
         ids.learn(doi=text(message.get("DOI")))
+        ids.learn_about(title=dig(message, "title", 0), author=dig(message, "author", 0, "family"))
         licences = _licences(message)
         found = Found(self.name, ids)
         links = [link for link in as_list(message.get("link")) if isinstance(link, dict)]

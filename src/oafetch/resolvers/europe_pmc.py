@@ -73,6 +73,9 @@ class EuropePmcResolver(Resolver):
             pmid=text(result.get("pmid")),
             doi=text(result.get("doi")),
         )
+        # authorString: "Smith J, Doe AB." — the first author's family name before initials
+        first = (text(result.get("authorString")) or "").split(",", 1)[0].split()
+        ids.learn_about(title=result.get("title"), author=" ".join(first[:-1] or first) or None)
         pmcid = text(result.get("pmcid"))
         facts: dict[str, Any] = {
             "license": result.get("license"),

@@ -124,8 +124,11 @@ def followable_links(html: str, page_url: str, ids: WorkIds | None = None) -> li
 
     Cited PDFs and supplements are dropped (another work, another file); so are legacy PMC
     article-PDF pages, as from every source (bot walls): the PMCID they name is learnt into
-    ``ids``.
+    ``ids``, and so are the page's ``citation_title``/``citation_author`` when no source has
+    told the work's title yet (for the identity check of the file the page leads to).
     """
+    if ids is not None and ids.title is None:
+        learn_citation(html, ids)
     links = []
     for link, rank in ranked_links(html, page_url):
         if rank >= CITED:
@@ -137,6 +140,25 @@ def followable_links(html: str, page_url: str, ids: WorkIds | None = None) -> li
             continue
         links.append(link)
     return links
+
+
+def learn_citation(html: str, ids: WorkIds) -> None:
+    """Learn the work's title and first author's family name from a page's Highwire tags
+    (``citation_title``, the first ``citation_author``: "Family, Given" or "Given Family")."""
+    try:
+        tree = LexborHTMLParser(html)
+    except Exception:  # never let a page crash a work
+        return
+    title = author = None
+    for node in tree.css("meta[name]"):
+        name = (node.attributes.get("name") or "").lower()
+        content = node.attributes.get("content") or ""
+        if name == "citation_title" and title is None:
+            title = content
+        elif name == "citation_author" and author is None and content.strip():
+            family, _, _ = content.partition(",")
+            author = family if "," in content else content.split()[-1]
+    ids.learn_about(title=title, author=author)
 
 
 def _anchor_rank(node: LexborNode, href: str, base: str, site: str) -> int | None:

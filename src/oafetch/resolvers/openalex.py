@@ -34,7 +34,7 @@ from oafetch.resolvers.common import (
 from oafetch.tokens import Role
 from oafetch.works import IdKind, Work
 
-SELECT = "id,doi,ids,open_access,best_oa_location,locations,has_content,content_urls"
+SELECT = "id,doi,title,ids,open_access,best_oa_location,locations,has_content,content_urls"
 API_HOST = "api.openalex.org"
 #: The kinds of file content.openalex.org serves, as ``has_content`` names them.
 CONTENT_KINDS = ("pdf", "grobid_xml")
@@ -125,6 +125,7 @@ class OpenAlexResolver(OptionalKeyResolver):
             pmid=_tail(dig(record, "ids", "pmid")),
             pmcid=_tail(dig(record, "ids", "pmcid")),
         )
+        ids.learn_about(title=record.get("title") or record.get("display_name"))
         if (kinds := content_kinds(record)) is not None:
             ids.learn_content(kinds)
 

@@ -32,7 +32,7 @@ from oafetch.works import Work
 _VERSION = re.compile(r"v\d+$")
 _DISCLAIMER_URL = re.compile(r"https?://[^\s<>\"']+", re.I)
 _API_HOSTS = ("api.unpaywall.org", "api.semanticscholar.org", "api.openalex.org")
-FIELDS = "externalIds,isOpenAccess,openAccessPdf"
+FIELDS = "externalIds,title,isOpenAccess,openAccessPdf"
 _HOST_TYPES = {
     "green": "repository",
     "gold": "publisher",
@@ -85,6 +85,7 @@ class SemanticScholarResolver(OptionalKeyResolver):
                 else None,
                 pmcid=str(pmc) if isinstance(pmc, str | int) else None,
             )
+        ids.learn_about(title=paper.get("title"))
         found = Found(self.name, ids)
         status = (text(dig(paper, "openAccessPdf", "status")) or "").lower()
         facts = {

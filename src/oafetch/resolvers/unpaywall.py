@@ -14,7 +14,15 @@ from typing import Any, ClassVar
 
 from oafetch.errors import FetchError, ResolverError
 from oafetch.http.client import HttpClient
-from oafetch.resolvers.base import Candidate, Resolver, WorkIds, as_list, quote_path, text
+from oafetch.resolvers.base import (
+    Candidate,
+    Resolver,
+    WorkIds,
+    as_list,
+    dig,
+    quote_path,
+    text,
+)
 from oafetch.resolvers.common import Found, bad_response, error_body, fetch_json, require_dict
 from oafetch.tokens import Reason, Role
 from oafetch.urls import redact_url
@@ -63,6 +71,7 @@ class UnpaywallResolver(Resolver):
         if (message := error_body(record)) is not None:
             raise bad_response(self.name, url, f"error body: {message}")
         ids.learn(doi=text(record.get("doi")))
+        ids.learn_about(title=record.get("title"), author=dig(record, "z_authors", 0, "family"))
         found = Found(self.name, ids)
         locations = [record.get("best_oa_location"), *as_list(record.get("oa_locations"))]
         for location in locations:

@@ -51,6 +51,7 @@ DEFAULT_MIX: Mapping[Behaviour, float] = MappingProxyType(
         Behaviour.TRUNCATED: 3.0,
         Behaviour.OVERSIZED: 0.6,
         Behaviour.ROBOTS_DISALLOWED: 3.0,
+        Behaviour.WRONG_PDF: 4.0,
     }
 )
 
@@ -89,6 +90,8 @@ VARIANTS: Mapping[Behaviour, tuple[str, ...]] = MappingProxyType(
             "crossref_forbidden",
         ),
         Behaviour.FLAPPING: ("2", "1", "3"),
+        # What the publisher's PDF link serves, "+<repo>": where the work's own PDF is.
+        Behaviour.WRONG_PDF: ("other+hal", "supplement+core", "other", "notice+hal"),
     }
 )
 
@@ -100,6 +103,7 @@ UNOBTAINABLE_REASON: Mapping[Behaviour, str] = MappingProxyType(
         Behaviour.CHALLENGE: "bot-challenge",
         Behaviour.TRUNCATED: "size-mismatch",
         Behaviour.ROBOTS_DISALLOWED: "robots",
+        Behaviour.WRONG_PDF: "identity-mismatch",
     }
 )
 
@@ -380,6 +384,11 @@ _SIMPLE_MODES: Mapping[Behaviour, Mode] = MappingProxyType(
 )
 
 
+_WRONG_MODES: Mapping[str, Mode] = MappingProxyType(
+    {"other": Mode.WRONG_WORK, "supplement": Mode.SUPPLEMENT_PDF, "notice": Mode.NOTICE_PDF}
+)
+
+
 def plan_work(ident: Identity, behaviour: Behaviour, variant: str, rng: random.Random) -> Plan:
     """The copies, pages and snapshots that make `behaviour` happen for one work."""
     p = _Planner(ident, rng)
@@ -423,6 +432,14 @@ def plan_work(ident: Identity, behaviour: Behaviour, variant: str, rng: random.R
             p.publisher(None, set(), Mode.OK, LinkStyle.NONE, p.page_listers(False))
         if pub is not None and rng.random() < 0.3:
             p.snapshot(pub.name, pub.paths(ident.doi, ident.slug)[0], "html")
+    elif behaviour is Behaviour.WRONG_PDF:
+        # The metadata sources and the landing page's citation_pdf_url all name one PDF URL
+        # that serves another document; the work's own PDF, if any, is in a repository.
+        kind, _, repo = variant.partition("+")
+        mode = _WRONG_MODES[kind]
+        p.publisher(mode, {UNPAYWALL, OPENALEX, CROSSREF}, Mode.OK, LinkStyle.META, {LANDING})
+        if repo:
+            p.repository(repo, set())
     elif behaviour is Behaviour.CHALLENGE:
         kind, _, repo = variant.partition("+")
         mode = Mode.CHALLENGE if kind == "cf403" else Mode.CAPTCHA_PDF

@@ -43,6 +43,7 @@ from .model import (
     Behaviour,
     Copy,
     LinkStyle,
+    Mode,
     Page,
     SandboxWork,
     Snapshot,
@@ -169,7 +170,7 @@ class Corpus:
     def _repo_of(self, behaviour: Behaviour, variant: str) -> str:
         if behaviour is Behaviour.REPOSITORY_ONLY:
             return variant
-        if behaviour is Behaviour.CHALLENGE:
+        if behaviour in (Behaviour.CHALLENGE, Behaviour.WRONG_PDF):
             return variant.partition("+")[2]
         return {"osf_withdrawn": OSF, "hal_notice": HAL}.get(variant, "")
 
@@ -486,6 +487,28 @@ class Corpus:
         """The work's supplementary PDF (a checklist): valid, small, never the article."""
         key = self._key(work.index, work.doi) + ":s001"
         return self._build_cached(key, f"CONSORT checklist: {work.title}", 6_000, 0)
+
+    def other_work_bytes(self, work: SandboxWork) -> bytes:
+        """Another article's PDF (its own title and DOI in its text), served at `work`'s URL."""
+        other_doi = f"10.5555/sandbox.other.{self.seed}.{work.index}"
+        title = "Unrelated findings on " + (
+            "glacier flow" if "glacier" not in work.title else "soil"
+        )
+        key = f"{self.seed}:other:{other_doi}"
+        return self._build_cached(key, title, 9_000, int(work.extra["pdf_offset"]) + 17)
+
+    def notice_bytes(self, work: SandboxWork) -> bytes:
+        """A publisher's access notice as a PDF: no title, no DOI, an offer to buy."""
+        text = "Access denied. Purchase this article or sign in to read the full text."
+        return self._build_cached(f"{self.seed}:notice:{work.publisher}", text, 3_000, 0)
+
+    def wrong_bytes(self, work: SandboxWork, mode: Mode) -> bytes:
+        """What a wrong-PDF URL of `work` serves in `mode` (see `Mode.WRONG_WORK` …)."""
+        if mode is Mode.SUPPLEMENT_PDF:
+            return self.supplement_bytes(work)
+        if mode is Mode.NOTICE_PDF:
+            return self.notice_bytes(work)
+        return self.other_work_bytes(work)
 
     def file_bytes(self, work: SandboxWork) -> bytes | None:
         """The bytes a correct client should store for `work`, or None if unobtainable."""

@@ -137,6 +137,9 @@ class FileServer:
             return html_response(pages.simple("503 Service Unavailable", "Try later."), 503, extra)
         if mode in (Mode.OK, Mode.RATE_LIMITED, Mode.FLAPPING):
             return self.serve_bytes(req, work, self.corpus.pdf_bytes(work), content_type, filename)
+        if mode in (Mode.WRONG_WORK, Mode.SUPPLEMENT_PDF, Mode.NOTICE_PDF):
+            data = self.corpus.wrong_bytes(work, mode)
+            return Response(200, [("Content-Type", "application/pdf")], data)
         headers: Headers = [("Content-Type", content_type)]
         if mode is Mode.SLOW:
             data = self.corpus.pdf_bytes(work)

@@ -15,7 +15,9 @@ from urllib.parse import unquote
 #: DOI prefixes registered with DataCite, unknown to Unpaywall and Crossref.
 DATACITE_PREFIXES = ("10.5281", "10.6084", "10.48550")
 
-_OLD_ARCHIVES = ("hep-th", "hep-ph", "math.GT", "cond-mat", "astro-ph", "quant-ph", "math.AG")
+# Archives as old-style ids name them: "math/9501255", never the subject class ("math.AG/…",
+# which arXiv redirects and oafetch canonicalises to "math/…", as DataCite's DOIs do).
+_OLD_ARCHIVES = ("hep-th", "hep-ph", "math", "cond-mat", "astro-ph", "quant-ph", "math-ph")
 _DOI_URL = re.compile(r"^(?:https?://(?:dx\.)?doi\.org/|doi:\s*)", re.IGNORECASE)
 _ARXIV_PREFIX = re.compile(r"^(?:arxiv:|https?://arxiv\.org/(?:abs|pdf)/)", re.IGNORECASE)
 _ARXIV_NEW = re.compile(r"^\d{4}\.\d{4,5}$")

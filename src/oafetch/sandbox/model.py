@@ -31,6 +31,7 @@ class Behaviour(enum.StrEnum):
     TRUNCATED = "truncated"
     OVERSIZED = "oversized"
     ROBOTS_DISALLOWED = "robots_disallowed"
+    WRONG_PDF = "wrong_pdf"  # the publisher's PDF link serves another document
 
 
 class Mode(enum.StrEnum):
@@ -50,6 +51,9 @@ class Mode(enum.StrEnum):
     SLOW = "slow"  # 200, body dripped over about a second and a half
     TRUNCATED = "truncated"  # Content-Length larger than the bytes sent, then close
     OVERSIZED = "oversized"  # a very large, honest file
+    WRONG_WORK = "wrong_work"  # 200, a valid PDF of another article (its title and DOI)
+    SUPPLEMENT_PDF = "supplement_pdf"  # 200, the work's supplementary checklist, not the work
+    NOTICE_PDF = "notice_pdf"  # 200, a one-page PDF "purchase this article" notice
 
 
 #: Modes under which a correct client ends up storing the expected bytes.

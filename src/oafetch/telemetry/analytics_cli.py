@@ -159,6 +159,8 @@ def _fmt(value: float | None, unit: str) -> str:
         return f"{value:.1f} %"
     if unit == "/h":
         return f"{value:.1f} /h"
+    if unit == "/1k":
+        return f"{value:.1f} /1k"
     return f"{value:g}"
 
 

@@ -70,7 +70,7 @@ COLUMNS: Mapping[str, tuple[str, ...]] = {
     DOWNLOADS: (
         "run_id", "ts", "work_id", "artifact_id", "resolver", "outcome", "reason",
         "content_type", "bytes", "sha256", "final_path", "dedupe_action", "ttfp_ms",
-        "trace_id", "span_id",
+        "trace_id", "span_id", "identity", "identity_score", "identity_evidence", "quarantined",
     ),
 }  # fmt: skip
 
@@ -395,6 +395,10 @@ def map_record(record: Mapping[str, Any]) -> Rows:
                 "ttfp_ms": attrs.get(names.TTFP_MS),
                 "trace_id": trace_id,
                 "span_id": span_id,
+                "identity": attrs.get(names.IDENTITY),
+                "identity_score": attrs.get(names.IDENTITY_SCORE),
+                "identity_evidence": attrs.get(names.IDENTITY_EVIDENCE),
+                "quarantined": int(attrs.get(names.QUARANTINED) or 0),
             },
         )
     elif name == names.SPAN_RUN:

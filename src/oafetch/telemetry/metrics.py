@@ -16,7 +16,7 @@ until one scrape has fetched them (at most ``telemetry.metrics_linger_s``), then
 Prometheus names: ``http_client_request_duration_seconds``, ``oafetch_download_size_bytes``,
 ``oafetch_rate_limit_delay_seconds``, ``oafetch_http_failure_duration_seconds``,
 ``oafetch_downloads_total``, ``oafetch_breaker_transitions_total``,
-``oafetch_fallback_attempts_total``, ``oafetch_retries_total``.
+``oafetch_fallback_attempts_total``, ``oafetch_retries_total``, ``oafetch_identity_checks_total``.
 """
 
 from __future__ import annotations

@@ -30,6 +30,7 @@ class Instruments:
     fallback_attempts: Counter
     retries: Counter
     failure_duration: Histogram
+    identity_checks: Counter
 
     @classmethod
     def create(cls, meter: metrics.Meter) -> Instruments:
@@ -62,6 +63,11 @@ class Instruments:
                 names.METRIC_TRANSPORT_FAILURE_DURATION,
                 unit="s",
                 description="Duration of requests that failed in the transport (no response).",
+            ),
+            identity_checks=meter.create_counter(
+                names.METRIC_IDENTITY_CHECKS,
+                unit="{check}",
+                description="Stored PDFs checked against their work, by identity verdict.",
             ),
         )
 

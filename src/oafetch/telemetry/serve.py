@@ -12,7 +12,8 @@ Exposed series (``METRIC_NAMES``; docs/ANALYTICS.md documents them), in Promethe
 (seconds, bytes, ratios in [0, 1]) so that ``promtool check metrics`` finds nothing to say:
 
 - ``oafetch_run_yield_ratio{run_id}``, ``oafetch_run_cache_hit_ratio{run_id}``,
-  ``oafetch_run_dedupe_saved_bytes{run_id}``, ``oafetch_run_corrupt_artifacts{run_id}``
+  ``oafetch_run_dedupe_saved_bytes{run_id}``, ``oafetch_run_corrupt_artifacts{run_id}``,
+  ``oafetch_run_identity_mismatch_per_1k{run_id}``
 - ``oafetch_run_ttfp_p50_seconds{run_id}``, ``oafetch_run_ttfp_p95_seconds{run_id}``
   (nearest-rank percentiles are not a summary's quantiles: two gauges, no ``quantile`` label)
 - ``oafetch_run_rate_delay_p95_seconds{run_id,role}``
@@ -108,6 +109,10 @@ _RUN_GAUGES: dict[str, tuple[str, Callable[[dict[str, Any]], float | None]]] = {
     "oafetch_run_corrupt_artifacts": (
         "Successful works whose file is missing or does not match its record.",
         _column("corruption_count"),
+    ),
+    "oafetch_run_identity_mismatch_per_1k": (
+        "Files the identity check quarantined (not the work) per 1,000 works.",
+        _column("identity_mismatch_per_1k"),
     ),
 }
 _GAUGES: dict[str, str] = {

@@ -41,6 +41,10 @@ class SloTargets:
     http_429_ratio_max: float = 0.02
     breaker_opens_per_hour_max: float = 12.0
     corruption_max: float = 0.0
+    # Files quarantined by the identity check per 1,000 works: links that led to another
+    # work's PDF, a supplement or a notice. oafetch stored none of them as the work; a high
+    # rate says the sources' links (or a resolver's choice among them) went wrong.
+    identity_mismatch_per_1k_max: float = 50.0
 
 
 _PERCENT_KEYS = frozenset({"yield_pct_min", "cache_hit_pct_min"})
@@ -216,6 +220,14 @@ def evaluate(
             "",
             "<=",
             t.corruption_max,
+        ),
+        _sli(
+            "identity_mismatch_per_1k",
+            "Identity mismatches per 1,000 works",
+            summary.get("identity_mismatch_per_1k"),
+            "/1k",
+            "<=",
+            t.identity_mismatch_per_1k_max,
         ),
     )
 

@@ -58,6 +58,11 @@ def schema_sql() -> str:
 ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("run_summary", "spend_calls", "INTEGER NOT NULL DEFAULT 0"),
     ("run_summary", "spend_usd", "REAL NOT NULL DEFAULT 0"),
+    ("downloads", "identity", "TEXT"),
+    ("downloads", "identity_score", "REAL"),
+    ("downloads", "identity_evidence", "TEXT"),
+    ("downloads", "quarantined", "INTEGER NOT NULL DEFAULT 0"),
+    ("run_summary", "identity_mismatch_per_1k", "REAL"),
 )
 
 

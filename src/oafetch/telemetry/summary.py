@@ -23,6 +23,9 @@ Definitions (docs/ANALYTICS.md repeats them for users):
   ``referenced``, in MB (10^6 bytes).
 - ``spend_calls`` / ``spend_usd``: what billed sources (``openalex_content``) charged, recorded
   from the ``oafetch.run`` span when the run ends (0 for a store made before these columns).
+- ``identity_mismatch_per_1k``: files quarantined by the identity check (``downloads``
+  ``quarantined``: PDFs whose first pages named another work) per 1,000 works; ``None`` for a
+  store made before the column.
 - ``corruption_count``: successes without a sha256 or final path, and — when the output directory
   is given — whose file (``final_path`` is relative to the output directory) is missing or whose
   size differs from ``bytes``; with ``verify_hashes`` also whose sha256 differs.
@@ -69,6 +72,7 @@ COMPUTED_COLUMNS = (
     "breaker_open_events",
     "dedupe_saved_mb",
     "corruption_count",
+    "identity_mismatch_per_1k",
 )
 #: run_summary columns that are recorded, not computed (taken from the existing row).
 _RECORDED_COLUMNS = (
@@ -275,7 +279,14 @@ def _downloads_figures(conn: sqlite3.Connection, run_id: str) -> dict[str, Any]:
             (run_id, Outcome.SUCCESS.value),
         )
     )
+    mismatch_per_1k = None
+    if "quarantined" in {r[1] for r in conn.execute("PRAGMA table_info(downloads)")}:
+        (quarantined,) = conn.execute(
+            f"SELECT SUM(quarantined) FROM {source} WHERE run_id = ?", (run_id,)
+        ).fetchone()
+        mismatch_per_1k = 1000 * (quarantined or 0) / total if total else None
     return {
+        "identity_mismatch_per_1k": mismatch_per_1k,
         "artifacts_total": total,
         "artifacts_success": success,
         "yield_pct": _pct(success, total),
