@@ -25,7 +25,10 @@ try:
     import ray
     from ray.cluster_utils import Cluster
 except ImportError as exc:  # pragma: no cover - only where the extra is not installed
-    pytest.skip(f"Ray is not installed ({exc}): pip install 'oafetch[ray]'", allow_module_level=True)
+    pytest.skip(
+        f"Ray is not installed ({exc}): pip install 'oafetch[ray]'",
+        allow_module_level=True,
+    )
 
 from oafetch.demo import demo_config
 from oafetch.engines.ray_engine import RayEngine
@@ -46,9 +49,7 @@ NODE = {"num_cpus": 1, "node_ip_address": "127.0.0.1", "object_store_memory": 80
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Cluster]:
-    cluster = Cluster(
-        initialize_head=True, head_node_args={**NODE, "include_dashboard": False}
-    )
+    cluster = Cluster(initialize_head=True, head_node_args={**NODE, "include_dashboard": False})
     try:
         for _ in range(2):
             cluster.add_node(**NODE)
