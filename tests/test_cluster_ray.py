@@ -182,3 +182,64 @@ def test_a_node_killed_mid_run_loses_and_duplicates_nothing(
     assert len(results) == len(identifiers)
     _check_outputs(sandbox, out, identifiers)
     assert not _throttled(sandbox)
+
+
+DRIVER = """
+import os, sys
+os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+import ray
+from oafetch import Config
+from oafetch.engines.ray_engine import RayEngine
+ray.init(address=sys.argv[1], log_to_driver=False)
+config = Config.model_validate_json(open(sys.argv[2]).read())
+ids = open(sys.argv[3]).read().split()
+with RayEngine(config, shard_size=5, limiters=1) as engine:
+    for _ in engine.run(ids):
+        pass
+"""
+
+
+def test_a_killed_driver_leaves_a_run_that_resumes(
+    cluster: Cluster, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    identifiers = [w.identifier for w in sandbox.works[320:380]]
+    out = tmp_path / "out"
+    config = _config(sandbox, out)
+    (tmp_path / "config.json").write_text(config.model_dump_json())
+    (tmp_path / "ids.txt").write_text("\n".join(identifiers))
+    manifest = out / "manifest.jsonl"
+    driver = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            DRIVER,
+            cluster.address,
+            str(tmp_path / "config.json"),
+            str(tmp_path / "ids.txt"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 150
+        while time.monotonic() < deadline and driver.poll() is None:
+            if manifest.exists() and len(manifest.read_text().splitlines()) >= 10:
+                break
+            time.sleep(0.05)
+        assert driver.poll() is None, "the driver ended before it could be killed"
+        driver.send_signal(signal.SIGKILL)
+    finally:
+        driver.wait(timeout=60)
+    done_before = len(manifest.read_text().splitlines())
+    assert 10 <= done_before < len(identifiers)
+    with RayEngine(_config(sandbox, out), shard_size=5) as engine:
+        results = list(engine.run(identifiers))
+    assert len(results) == len(identifiers)
+    rows = _check_outputs(sandbox, out, identifiers, runs=2)
+    resumed = [r for r in results if str(r.reason) == "resumed"]
+    assert len(resumed) == sum(1 for r in rows[:done_before] if r["ok"])
+    assert not _throttled(sandbox)

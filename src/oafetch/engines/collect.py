@@ -63,6 +63,7 @@ class Collector:
         self.published: set[str] = set()
         self.spending: dict[str, dict[str, Any]] = {}
         self.shards_published = 0
+        self.resumed: list[DownloadResult] = []  # resumed works not yet handed to the caller
         self.nodes: Counter[str] = Counter()  # node → shards it ran (published)
         self._closed = False
 
@@ -73,8 +74,14 @@ class Collector:
             if work is not None and (done := self._resumed(line)) is not None:
                 self.stats.add(done)
                 self.published.add(work.work_id)
+                self.resumed.append(done)
                 continue
             yield line
+
+    def take_resumed(self) -> list[DownloadResult]:
+        """The works found stored since the last call (results like the others)."""
+        taken, self.resumed = self.resumed, []
+        return taken
 
     def _resumed(self, line: InputLine) -> DownloadResult | None:
         assert line.work is not None

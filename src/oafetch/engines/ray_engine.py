@@ -186,6 +186,7 @@ class RayEngine:
         running: list[Any] = []
         try:
             for shard in shards:
+                yield from self.collector.take_resumed()
                 while len(running) >= limit:
                     yield from self._publish_next(running)
                 running.append(
@@ -199,6 +200,7 @@ class RayEngine:
                         dry_run,
                     )
                 )
+            yield from self.collector.take_resumed()
             while running:
                 yield from self._publish_next(running)
         except BaseException:
