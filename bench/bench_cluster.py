@@ -22,14 +22,14 @@ from pathlib import Path
 
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # keep every node on loopback
 
-import ray  # noqa: E402
-from ray.cluster_utils import Cluster  # noqa: E402
+import ray
+from ray.cluster_utils import Cluster
 
-from oafetch.demo import demo_config  # noqa: E402
-from oafetch.engines.ray_engine import RayEngine  # noqa: E402
-from oafetch.engines.shared_limiter import LimiterService  # noqa: E402
-from oafetch.sandbox import Corpus, Sandbox  # noqa: E402
-from oafetch.works import parse_work  # noqa: E402
+from oafetch.demo import demo_config
+from oafetch.engines.ray_engine import RayEngine
+from oafetch.engines.shared_limiter import LimiterService
+from oafetch.sandbox import Corpus, Sandbox
+from oafetch.works import parse_work
 
 RATES = {
     "unpaywall": "40/s",
@@ -98,21 +98,24 @@ def main() -> None:
         ray.shutdown()
         cluster.shutdown()
     costs.sort()
+    machine = f"{platform.machine()}, {os.cpu_count()} cores"
+    print(f"| machine | {machine}, Python {platform.python_version()}, Ray {ray.__version__} |")
     print(
-        f"| machine | {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, Ray {ray.__version__} |"
-    )
-    print(
-        f"| cluster | {args.nodes} nodes × 1 CPU, shards of {args.shard_size}, {args.workers} threads per shard |"
+        f"| cluster | {args.nodes} nodes, 1 CPU each, shards of {args.shard_size}, "
+        f"{args.workers} threads per shard |"
     )
     print(f"| works | {len(results)} (shards per node: {sorted(nodes.values())}) |")
+    twice = sum(1 for n in stored.values() if n > 1)
     print(
-        f"| stored once, byte-identical | {len(stored)} (wrong bytes {wrong}, obtainable missed {missed}, stored twice {sum(1 for n in stored.values() if n > 1)}) |"
+        f"| stored once, byte-identical | {len(stored)} (wrong bytes {wrong}, "
+        f"obtainable missed {missed}, stored twice {twice}) |"
     )
     print(f"| requests served | {len(log)} |")
     print(f"| server-side rate violations | {sum(1 for e in log if e.get('throttled'))} |")
     print(f"| makespan | {makespan:.1f} s |")
     print(
-        f"| lower bound | {lower:.1f} s ({slowest}: {per_host[slowest]} requests at {sandbox.rates[slowest]}) |"
+        f"| lower bound | {lower:.1f} s ({slowest}: {per_host[slowest]} requests "
+        f"at {sandbox.rates[slowest]}) |"
     )
     print(f"| makespan ÷ lower bound | {makespan / lower:.2f} |")
     print(

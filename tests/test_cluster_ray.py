@@ -126,6 +126,30 @@ def test_batch_on_three_nodes_is_stored_once_and_polite(
     attempts = (out / "attempts.csv").read_text().splitlines()
     assert attempts[0].startswith("ts,") and len(attempts) > len(identifiers)
     assert len(list((out / "telemetry-shards").glob("*.sqlite"))) == 15
+    # one store for the run, merged from the shards: it counts what the sandbox served
+    import sqlite3
+
+    from oafetch.telemetry.analytics_cli import main as telemetry_main
+
+    with sqlite3.connect(out / "telemetry.sqlite") as conn:
+        (network,) = conn.execute(
+            "SELECT COUNT(*) FROM http_events WHERE from_cache = 0"
+        ).fetchone()
+        (runs,) = conn.execute("SELECT COUNT(*) FROM run_summary").fetchone()
+        (traces,) = conn.execute("SELECT COUNT(DISTINCT trace_id) FROM downloads").fetchone()
+    assert network == len(sandbox.requests())
+    assert runs == 1 and traces == len(identifiers)
+    # the sandbox's own ceiling for yield; no cache in this run; a loaded 2-core machine
+    obtainable = sum(1 for i in identifiers if sandbox.expected(i).expected_obtainable)
+    targets = tmp_path / "slo.toml"
+    targets.write_text(
+        f"[slo]\nyield_pct_min = {100 * obtainable / len(identifiers) - 0.01:.2f}\n"
+        "cache_hit_pct_min = 0\nttfp_p50_ms_max = 120000\nttfp_p95_ms_max = 120000\n"
+    )
+    slo = ["slo", "--db", str(out / "telemetry.sqlite"), "--targets", str(targets)]
+    assert telemetry_main(slo) == 0
+    assert telemetry_main(["merge", str(out), "--parquet", str(tmp_path / "pq")]) == 0
+    assert list((tmp_path / "pq").rglob("*.parquet"))
 
 
 def test_cli_engine_ray_resumes_a_stored_batch(

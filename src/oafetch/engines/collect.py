@@ -29,12 +29,13 @@ from oafetch.lock import DirLock
 from oafetch.manifest import ATTEMPTS_HEADER, ManifestWriter, load_prior
 from oafetch.results import DownloadResult
 from oafetch.runstats import RunStats
+from oafetch.telemetry.merge import SHARDS_DIR, merge_stores
 from oafetch.works import InputLine
 
 log = logging.getLogger("oafetch")
 
 #: Where each shard's telemetry store is kept (``oafetch telemetry merge`` combines them).
-TELEMETRY_SHARDS = "telemetry-shards"
+TELEMETRY_SHARDS = SHARDS_DIR
 
 
 class Collector:
@@ -135,6 +136,16 @@ class Collector:
         if spans.exists():
             os.replace(spans, shards / f"{self.run_id}-{index:06d}.spans.jsonl")
 
+    def _merge_telemetry(self) -> None:
+        """One ``telemetry.sqlite`` from every shard's (telemetry never fails a run)."""
+        shards = sorted((self.out_dir / SHARDS_DIR).glob("*.sqlite"))
+        if not shards:
+            return
+        try:
+            merge_stores(shards, self.out_dir / "telemetry.sqlite", out_dir=self.out_dir)
+        except Exception as exc:
+            log.warning("telemetry shards not merged (oafetch telemetry merge retries): %s", exc)
+
     def close(self, *, interrupted: bool = False) -> dict[str, Any]:
         """Write ``summary.json``, drop the staging directories, release the lock."""
         if self._closed:
@@ -158,6 +169,7 @@ class Collector:
                 fsync=self.config.download.fsync,
             )
             shutil.rmtree(self.out_dir / STAGING_DIR, ignore_errors=True)
+            self._merge_telemetry()
         finally:
             self._lock.release()
         return summary
