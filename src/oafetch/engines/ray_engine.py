@@ -52,6 +52,7 @@ def connect(address: str) -> bool:
         return False
     if address == "local":
         ray.init(
+            address="local",  # a new instance even where `ray start` made one
             include_dashboard=False,
             _node_ip_address="127.0.0.1",
             log_to_driver=False,
