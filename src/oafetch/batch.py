@@ -126,6 +126,10 @@ def run_batch(args: argparse.Namespace, config: Config) -> int:
     """Run the batch the arguments describe; return the exit code."""
     from oafetch.downloader import Downloader
 
+    if getattr(args, "engine", "local") == "ray":
+        from oafetch.engines.cli_run import run_on_ray
+
+        return run_on_ray(args, config)
     check_resolvers(config)
     lines = _lines(args, config)
     check_out_dir(Path(config.out_dir))

@@ -195,6 +195,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--list-only", action="store_true", help="record every candidate, download nothing"
     )
     run.add_argument("--max", type=_positive, help="stop after this many works")
+    run.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        default="local",
+        help="where works run: this process (default) or a Ray cluster (pip install oafetch[ray])",
+    )
+    run.add_argument(
+        "--address",
+        default="auto",
+        help="--engine ray: auto (this machine's cluster), local (a private one), ray://HOST:PORT",
+    )
+    run.add_argument(
+        "--shard-size", type=_positive, default=100, help="--engine ray: works per cluster task"
+    )
     _common(run)
     run.set_defaults(func=cmd_run)
 

@@ -28,6 +28,7 @@ from oafetch.config import Config
 from oafetch.fallback import Fallback
 from oafetch.fallback_state import Resolution, WorkProgress
 from oafetch.http.client import HttpClient
+from oafetch.http.ratelimit import RateLimiter
 from oafetch.lock import DirLock
 from oafetch.manifest import AttemptRow, AttemptsWriter, ManifestWriter, PriorOutcome, load_prior
 from oafetch.resolvers.base import Resolver
@@ -71,6 +72,8 @@ class Downloader:
         resume: skip works the output directory's manifest already has stored and verified.
         resolvers: replace the configured resolvers (plug-ins, tests).
         transport: innermost httpx transport (tests).
+        limiter: a rate limiter shared with other processes (``oafetch.engines``: one budget
+            per host for a whole cluster); default: the run's own.
         telemetry: ``None`` sets up oafetch's own providers per ``config.telemetry``; pass
             ``Telemetry.noop()`` to disable, or a handle from ``oafetch.telemetry.install``.
 
@@ -92,6 +95,7 @@ class Downloader:
         telemetry: Telemetry | None = None,
         cache: Any = None,
         run_id: str | None = None,
+        limiter: RateLimiter | None = None,
     ) -> None:
         self.config = config or Config.load()
         # before anything exists on disk: a misspelt tier source would fail every work silently
@@ -143,6 +147,7 @@ class Downloader:
                 cache=cache,
                 cancel=self.cancel,
                 secrets=secrets_,
+                limiter=limiter,
             )
             self.storage = Storage(
                 self.out_dir,

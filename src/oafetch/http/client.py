@@ -123,6 +123,8 @@ class HttpClient:
         transport: the innermost transport (default ``httpx.HTTPTransport``; tests may pass one).
         cache: wraps the breaker stage with a cache stage (hits spend no token, no breaker call).
         cancel: set it to interrupt rate-limit and retry waits (Ctrl-C).
+        limiter: a rate limiter shared beyond this client (one cluster-wide budget per host,
+            ``oafetch.engines``); default: this client's own.
     """
 
     def __init__(
@@ -136,13 +138,14 @@ class HttpClient:
         cache: CacheWrapper | None = None,
         cancel: threading.Event | None = None,
         secrets: tuple[str, ...] = (),
+        limiter: RateLimiter | None = None,
     ) -> None:
         _redact_httpx_logs()
         self.config = config
         self.telemetry = telemetry or Telemetry.noop()
         self.cancel = cancel or threading.Event()
         self.secrets = tuple(s for s in (config.mailto, *secrets) if s)
-        self.limiter = RateLimiter(
+        self.limiter = limiter or RateLimiter(
             config.rate_policy,
             groups={**DEFAULT_RATE_GROUPS},
             enabled=config.politeness.enabled,

@@ -90,6 +90,16 @@ def _add_commands(parser: argparse.ArgumentParser) -> None:
     )
     p.set_defaults(func=cmd_export)
 
+    p = commands.add_parser(
+        "merge", help="combine a cluster run's telemetry shards into one store (and Parquet)"
+    )
+    p.add_argument("out_dir", type=Path, metavar="OUT", help="the run's output directory")
+    p.add_argument(
+        "--into", type=Path, metavar="DB", help="the merged store (default: OUT/telemetry.sqlite)"
+    )
+    p.add_argument("--parquet", type=Path, metavar="DIR", help="also export it to Parquet here")
+    p.set_defaults(func=cmd_merge)
+
     p = commands.add_parser("serve", help="a Prometheus endpoint over the store")
     _db_argument(p)
     p.add_argument(
@@ -256,6 +266,23 @@ def cmd_export(args: argparse.Namespace) -> int:
         return _usage_error("export", str(exc))
     for f in files:
         print(f"{f.table:<20} {f.rows:>12,} rows  {f.path}")
+    return EXIT_OK
+
+
+def cmd_merge(args: argparse.Namespace) -> int:
+    """``merge``: every ``OUT/telemetry-shards/*.sqlite`` into one store; 2 on any error."""
+    from oafetch.telemetry.merge import SHARDS_DIR, merge_stores
+
+    shards = sorted((args.out_dir / SHARDS_DIR).glob("*.sqlite"))
+    target = args.into or args.out_dir / "telemetry.sqlite"
+    try:
+        rows = merge_stores(shards, target, out_dir=args.out_dir)
+        print(f"{len(shards)} shards, {rows:,} event rows -> {target}")
+        if args.parquet:
+            for f in parquet.export_store(target, args.parquet):
+                print(f"{f.table:<20} {f.rows:>12,} rows  {f.path}")
+    except StoreError as exc:
+        return _usage_error("merge", str(exc))
     return EXIT_OK
 
 

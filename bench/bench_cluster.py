@@ -1,0 +1,128 @@
+"""A sandbox batch on a local 3-node Ray cluster: stored once, polite, and how close to the bound.
+
+Starts a ``ray.cluster_utils.Cluster`` (a head and two worker nodes on 127.0.0.1, one CPU each,
+no dashboard) and the sandbox web, runs ``--works`` works with ``RayEngine``, and reports the
+makespan, the server-side window violations (requests the sandbox refused as over a host's
+rate), stored and wrong-bytes counts, the politeness lower bound (max over hosts of the
+requests it served ÷ its rate) and the cost of one limiter call (a reservation round trip).
+
+    .venv/bin/python bench/bench_cluster.py [--works 2000] [--nodes 3] [--shard-size 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # keep every node on loopback
+
+import ray
+from ray.cluster_utils import Cluster
+
+from oafetch.demo import demo_config
+from oafetch.engines.ray_engine import RayEngine
+from oafetch.engines.shared_limiter import LimiterService
+from oafetch.sandbox import Corpus, Sandbox
+from oafetch.works import parse_work
+
+RATES = {
+    "unpaywall": "40/s",
+    "crossref": "40/s",
+    "openalex": "40/s",
+    "arxiv_api": "5/s",
+    "arxiv": "5/s",
+    "*": "20/s",
+}
+NODE = {"num_cpus": 1, "node_ip_address": "127.0.0.1", "object_store_memory": 80 * 1024 * 1024}
+
+
+def reservation_cost(config: object, calls: int = 2000) -> list[float]:
+    """Seconds per limiter round trip (driver → actor → driver), one call at a time."""
+    actor = ray.remote(LimiterService).options(num_cpus=0, max_concurrency=64).remote(config)
+    ray.get(actor.next_free_in.remote("warm.test"))
+    times = []
+    for i in range(calls):
+        start = time.perf_counter()
+        ray.get(actor.reserve.remote(f"h{i % 50}.test", None, False))
+        times.append(time.perf_counter() - start)
+    ray.kill(actor)
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--works", type=int, default=2000)
+    parser.add_argument("--nodes", type=int, default=3)
+    parser.add_argument("--shard-size", type=int, default=50)
+    parser.add_argument("--workers", type=int, default=4)
+    args = parser.parse_args()
+    cluster = Cluster(initialize_head=True, head_node_args={**NODE, "include_dashboard": False})
+    try:
+        for _ in range(args.nodes - 1):
+            cluster.add_node(**NODE)
+        ray.init(address=cluster.address, log_to_driver=False)
+        cluster.wait_for_nodes()
+        corpus = Corpus(seed=7, n_works=args.works)
+        with Sandbox(corpus=corpus, rates=RATES, arxiv_crawl_delay=0.2) as sandbox:
+            ids = [w.identifier for w in sandbox.works]
+            with tempfile.TemporaryDirectory() as tmp:
+                config = demo_config(
+                    sandbox, Path(tmp) / "out", workers=args.workers, cache={"enabled": False}
+                )
+                costs = reservation_cost(config)
+                sandbox.clear_log()
+                started = time.monotonic()
+                with RayEngine(config, shard_size=args.shard_size) as engine:
+                    results = list(engine.run(ids))
+                    nodes = dict(engine.collector.nodes)
+                makespan = time.monotonic() - started
+            log = sandbox.requests()
+            expected = {parse_work(w.identifier).work_id: w for w in sandbox.works}
+            stored = Counter(r.work_id for r in results if r.ok)
+            wrong = sum(
+                1 for r in results if r.ok and r.sha256 != expected[r.work_id].expected_sha256
+            )
+            missed = sum(
+                1 for wid, w in expected.items() if w.expected_obtainable and wid not in stored
+            )
+            per_host = Counter(e["service"] for e in log)
+            lower = max(n / sandbox.rates[s].per_second for s, n in per_host.items())
+            slowest = max(per_host, key=lambda s: per_host[s] / sandbox.rates[s].per_second)
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+    costs.sort()
+    machine = f"{platform.machine()}, {os.cpu_count()} cores"
+    print(f"| machine | {machine}, Python {platform.python_version()}, Ray {ray.__version__} |")
+    print(
+        f"| cluster | {args.nodes} nodes, 1 CPU each, shards of {args.shard_size}, "
+        f"{args.workers} threads per shard |"
+    )
+    print(f"| works | {len(results)} (shards per node: {sorted(nodes.values())}) |")
+    twice = sum(1 for n in stored.values() if n > 1)
+    print(
+        f"| stored once, byte-identical | {len(stored)} (wrong bytes {wrong}, "
+        f"obtainable missed {missed}, stored twice {twice}) |"
+    )
+    print(f"| requests served | {len(log)} |")
+    print(f"| server-side rate violations | {sum(1 for e in log if e.get('throttled'))} |")
+    print(f"| makespan | {makespan:.1f} s |")
+    print(
+        f"| lower bound | {lower:.1f} s ({slowest}: {per_host[slowest]} requests "
+        f"at {sandbox.rates[slowest]}) |"
+    )
+    print(f"| makespan ÷ lower bound | {makespan / lower:.2f} |")
+    print(
+        f"| limiter round trip | median {statistics.median(costs) * 1e3:.2f} ms, "
+        f"p95 {costs[int(len(costs) * 0.95)] * 1e3:.2f} ms |"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,52 @@
+"""``oafetch run --engine ray``: the batch command on a Ray cluster."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from oafetch.batch import (
+    _drive,
+    _lines,
+    _summary_table,
+    check_out_dir,
+    check_resolvers,
+    count_inputs,
+)
+from oafetch.config import Config
+from oafetch.errors import ConfigError
+
+
+def run_on_ray(args: argparse.Namespace, config: Config) -> int:
+    """Run the batch the arguments describe on Ray; return the exit code."""
+    try:
+        from oafetch.engines.ray_engine import RayEngine
+    except ImportError as exc:
+        raise ConfigError(
+            f"--engine ray: Ray is not installed ({exc}); pip install 'oafetch[ray]'"
+        ) from None
+    if args.list_only:
+        raise ConfigError("--engine ray: --list-only runs on the local engine only")
+    check_resolvers(config)
+    lines = _lines(args, config)
+    check_out_dir(Path(config.out_dir))
+    started = time.time()
+    engine = RayEngine(config, address=args.address, resume=args.resume, shard_size=args.shard_size)
+    interrupted = False
+    try:
+        results = engine.run(lines, dry_run=bool(args.dry_run), max_works=args.max)
+        _drive(results, engine.stats, quiet=getattr(args, "quiet", False), total=count_inputs(args))
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        elapsed = time.time() - started
+        engine.close()
+    stats = engine.stats
+    _summary_table(stats, elapsed, engine.collector.spending)
+    print(f"outputs in {config.out_dir}/ (manifest.jsonl, attempts.csv, summary.json)")
+    if interrupted:
+        print("interrupted: run `oafetch run` again with the same --out to resume", file=sys.stderr)
+        return 130
+    return 0

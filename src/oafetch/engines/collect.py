@@ -1,0 +1,175 @@
+"""The driver's side of a cluster run: one output directory, written by one process.
+
+:class:`Collector` holds the output directory's lock for the whole run, skips the works an
+earlier run already stored (resume), and publishes each finished shard: every stored file moves
+from the shard's staging directory to the same relative path in the output directory with
+``os.replace`` (atomic on one filesystem), *then* the shard's manifest and attempt rows are
+appended. A work is published at most once per run (by work id), so a shard run twice — its
+first worker died after finishing — adds nothing. A driver killed between the move and the row
+leaves a file no row names; the next run fetches that work again and replaces it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import shutil
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from oafetch import outcomes, outdir
+from oafetch._version import __version__
+from oafetch.config import Config
+from oafetch.engines.shards import STAGING_DIR, ShardResult
+from oafetch.lock import DirLock
+from oafetch.manifest import ATTEMPTS_HEADER, ManifestWriter, load_prior
+from oafetch.results import DownloadResult
+from oafetch.runstats import RunStats
+from oafetch.telemetry.merge import SHARDS_DIR, merge_stores
+from oafetch.works import InputLine
+
+log = logging.getLogger("oafetch")
+
+#: Where each shard's telemetry store is kept (``oafetch telemetry merge`` combines them).
+TELEMETRY_SHARDS = SHARDS_DIR
+
+
+class Collector:
+    """Publishes shards into ``config.out_dir``; ``close()`` writes ``summary.json``."""
+
+    def __init__(self, config: Config, run_id: str, *, resume: bool = True) -> None:
+        self.config = config
+        self.run_id = run_id
+        self.out_dir = outdir.resolve(config.out_dir)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        outdir.check_layout(self.out_dir)
+        self._lock = DirLock(self.out_dir)
+        self._lock.acquire()
+        try:
+            # a dead driver's shards: nothing in them was published, so nothing is lost
+            shutil.rmtree(self.out_dir / STAGING_DIR, ignore_errors=True)
+            self.prior = load_prior(self.out_dir / "manifest.jsonl") if resume else {}
+            self.manifest = ManifestWriter(self.out_dir / "manifest.jsonl")
+            self._attempts = outdir.open_append(self.out_dir / "attempts.csv", newline="")
+            if os.fstat(self._attempts.fileno()).st_size == 0:
+                outdir.append_whole(self._attempts.fileno(), (ATTEMPTS_HEADER + "\n").encode())
+        except BaseException:
+            self._lock.release()
+            raise
+        self.stats = RunStats(run_id)
+        self.published: set[str] = set()
+        self.spending: dict[str, dict[str, Any]] = {}
+        self.shards_published = 0
+        self.resumed: list[DownloadResult] = []  # resumed works not yet handed to the caller
+        self.nodes: Counter[str] = Counter()  # node → shards it ran (published)
+        self._closed = False
+
+    def pending(self, lines: Iterator[InputLine]) -> Iterator[InputLine]:
+        """The lines still to do; works an earlier run stored (file intact) count as resumed."""
+        for line in lines:
+            work = line.work
+            if work is not None and (done := self._resumed(line)) is not None:
+                self.stats.add(done)
+                self.published.add(work.work_id)
+                self.resumed.append(done)
+                continue
+            yield line
+
+    def take_resumed(self) -> list[DownloadResult]:
+        """The works found stored since the last call (results like the others)."""
+        taken, self.resumed = self.resumed, []
+        return taken
+
+    def _resumed(self, line: InputLine) -> DownloadResult | None:
+        assert line.work is not None
+        return outcomes.resumed(self.prior.get(line.work.work_id), self.out_dir, line.work)
+
+    def publish(self, shard: ShardResult) -> list[DownloadResult]:
+        """Move a finished shard's files into place, then append its rows; return its results."""
+        staging = Path(shard.staging)
+        rows = {str(r.get("work_id")): r for r in shard.manifest_rows}
+        fresh: list[DownloadResult] = []
+        for result in shard.results:
+            if result.work_id in self.published:
+                continue  # already published in this run (a shard done twice)
+            row = rows.get(result.work_id)
+            relpath = row.get("path") if row else None
+            if relpath:
+                target = self.out_dir / relpath
+                target.parent.mkdir(parents=True, exist_ok=True)
+                source = staging / relpath
+                if source.exists():
+                    os.replace(source, target)
+                result = dataclasses.replace(result, path=target)
+            if row is not None:
+                self.manifest.write(row)
+            self.published.add(result.work_id)
+            self.stats.add(result)
+            fresh.append(result)
+        if shard.attempt_lines:
+            outdir.append_whole(self._attempts.fileno(), "".join(shard.attempt_lines).encode())
+        self._keep_telemetry(staging, shard.index)
+        for source, spent in shard.spending.items():
+            total = self.spending.setdefault(source, {"calls": 0, "usd": 0.0, "refused": 0})
+            for key in ("calls", "usd", "refused"):
+                total[key] = total.get(key, 0) + spent.get(key, 0)
+        if self.config.download.fsync:
+            self.manifest.close(fsync=True)  # durable before the staging copy goes
+            self.manifest = ManifestWriter(self.out_dir / "manifest.jsonl")
+        shutil.rmtree(staging, ignore_errors=True)
+        self.shards_published += 1
+        self.nodes[shard.node] += 1
+        return fresh
+
+    def _keep_telemetry(self, staging: Path, index: int) -> None:
+        store = staging / "telemetry.sqlite"
+        if not store.exists():
+            return
+        shards = self.out_dir / TELEMETRY_SHARDS
+        shards.mkdir(exist_ok=True)
+        os.replace(store, shards / f"{self.run_id}-{index:06d}.sqlite")
+        spans = staging / "spans.jsonl"
+        if spans.exists():
+            os.replace(spans, shards / f"{self.run_id}-{index:06d}.spans.jsonl")
+
+    def _merge_telemetry(self) -> None:
+        """One ``telemetry.sqlite`` from every shard's (telemetry never fails a run)."""
+        shards = sorted((self.out_dir / SHARDS_DIR).glob("*.sqlite"))
+        if not shards:
+            return
+        try:
+            merge_stores(shards, self.out_dir / "telemetry.sqlite", out_dir=self.out_dir)
+        except Exception as exc:
+            log.warning("telemetry shards not merged (oafetch telemetry merge retries): %s", exc)
+
+    def close(self, *, interrupted: bool = False) -> dict[str, Any]:
+        """Write ``summary.json``, drop the staging directories, release the lock."""
+        if self._closed:
+            return {}
+        self._closed = True
+        try:
+            summary = self.stats.as_dict()
+            if self.spending:
+                summary["spending"] = self.spending
+            summary["config_hash"] = self.config.config_hash
+            summary["oafetch_version"] = __version__
+            summary["engine"] = "ray"
+            summary["interrupted"] = interrupted
+            self.manifest.close(fsync=self.config.download.fsync)
+            self._attempts.flush()
+            self._attempts.close()
+            outdir.write_atomic(
+                self.out_dir,
+                outdir.SUMMARY,
+                (json.dumps(summary, indent=2, sort_keys=True) + "\n").encode(),
+                fsync=self.config.download.fsync,
+            )
+            shutil.rmtree(self.out_dir / STAGING_DIR, ignore_errors=True)
+            self._merge_telemetry()
+        finally:
+            self._lock.release()
+        return summary

@@ -1,0 +1,233 @@
+"""Run a batch on a Ray cluster: shards as Ray tasks, one rate budget per host as Ray actors.
+
+The driver (this process) reads the input, skips what the output directory already holds, cuts
+the rest into shards and submits each as a task (retried by Ray when its worker or node dies).
+Every worker's HTTP stack asks the limiter actors for send reservations; the actors are pinned
+to the driver's node, so they live exactly as long as the run. Finished shards are published by
+the driver alone (:class:`~oafetch.engines.collect.Collector`): one manifest, one attempts
+file, one ``summary.json``.
+
+``address``: ``"local"`` starts a private single-node Ray on loopback (no dashboard),
+``"auto"`` joins the cluster this machine belongs to, ``"ray://host:10001"`` a remote one. A
+process already connected to Ray (``ray.init`` done by the caller) is used as it is.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import ray
+from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, set_span_in_context
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+from oafetch.config import Config
+from oafetch.downloader import _as_lines, _take, new_run_id
+from oafetch.engines.collect import Collector
+from oafetch.engines.shards import Shard, ShardResult, make_shards, run_shard
+from oafetch.engines.shared_limiter import LimiterService, SharedRateLimiter
+from oafetch.errors import ConfigError
+from oafetch.results import DownloadResult
+from oafetch.telemetry import traces
+from oafetch.works import InputLine
+
+log = logging.getLogger("oafetch")
+
+#: Works per shard (a task): big enough that a worker's robots.txt and breaker state pay off.
+DEFAULT_SHARD_SIZE = 100
+#: Limiter actors; rate keys are spread over them by hash.
+DEFAULT_LIMITERS = 2
+#: Concurrent calls one limiter actor serves (threads; the limiter itself is lock-protected).
+LIMITER_CONCURRENCY = 64
+#: How often Ray re-runs a shard whose worker or node died.
+SHARD_RETRIES = 3
+
+
+def connect(address: str) -> bool:
+    """Connect this process to Ray; return True when this call started Ray (to shut down)."""
+    if ray.is_initialized():
+        return False
+    if address == "local":
+        ray.init(
+            address="local",  # a new instance even where `ray start` made one
+            include_dashboard=False,
+            _node_ip_address="127.0.0.1",
+            log_to_driver=False,
+            configure_logging=False,
+        )
+        return True
+    if address != "auto" and not address.startswith("ray://") and ":" not in address:
+        raise ConfigError(
+            f"--address: expected auto, local, ray://HOST:PORT or HOST:PORT (got {address!r})"
+        )
+    ray.init(address=address, log_to_driver=False, configure_logging=False)
+    return True
+
+
+def _call(actor: Any, method: str, args: tuple[Any, ...]) -> Any:
+    return ray.get(getattr(actor, method).remote(*args))
+
+
+def _run_shard_task(
+    shard: Shard,
+    config: Config,
+    out_dir: str,
+    run_id: str,
+    limiters: list[Any],
+    carrier: dict[str, str],
+    dry_run: bool,
+) -> ShardResult:
+    limiter = SharedRateLimiter(config, limiters, _call) if limiters else None
+    return run_shard(
+        shard,
+        config,
+        out_dir=out_dir,
+        run_id=run_id,
+        limiter=limiter,
+        carrier=carrier,
+        dry_run=dry_run,
+        node=ray.get_runtime_context().get_node_id(),
+    )
+
+
+def _trace_carrier() -> dict[str, str]:
+    """The driver's trace context for every shard: the caller's span, ``TRACEPARENT``, or a
+    fresh trace id, so all of a run's shards (and their works) share one trace."""
+    ctx = traces.run_parent()
+    carrier: dict[str, str] = {}
+    TraceContextTextMapPropagator().inject(carrier, context=ctx)
+    if "traceparent" not in carrier:
+        span = NonRecordingSpan(
+            SpanContext(
+                trace_id=int.from_bytes(secrets.token_bytes(16), "big") or 1,
+                span_id=int.from_bytes(secrets.token_bytes(8), "big") or 1,
+                is_remote=True,
+                trace_flags=TraceFlags(TraceFlags.SAMPLED),
+            )
+        )
+        TraceContextTextMapPropagator().inject(carrier, context=set_span_in_context(span))
+    return carrier
+
+
+class RayEngine:
+    """A batch on Ray, with the outputs and guarantees of a local run.
+
+    Args:
+        config: the run's configuration (``out_dir`` on a filesystem every node shares).
+        address: ``local``, ``auto``, ``ray://HOST:PORT`` or ``HOST:PORT`` (see module doc).
+        resume: skip works the output directory already holds, verified.
+        shard_size: works per task.
+        limiters: limiter actors (rate keys are hashed over them).
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        address: str = "auto",
+        resume: bool = True,
+        shard_size: int = DEFAULT_SHARD_SIZE,
+        limiters: int = DEFAULT_LIMITERS,
+        run_id: str | None = None,
+    ) -> None:
+        if shard_size < 1:
+            raise ConfigError(f"shard_size: must be >= 1 (got {shard_size})")
+        if limiters < 1:
+            raise ConfigError(f"limiters: must be >= 1 (got {limiters})")
+        self.config = config
+        self.run_id = run_id or new_run_id()
+        self.shard_size = shard_size
+        self._started_ray = connect(address)
+        try:
+            self.collector = Collector(config, self.run_id, resume=resume)
+        except BaseException:
+            self._shutdown_ray()
+            raise
+        self.out_dir = self.collector.out_dir
+        here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+        actor = ray.remote(LimiterService).options(
+            num_cpus=0, max_concurrency=LIMITER_CONCURRENCY, scheduling_strategy=here
+        )
+        self.limiters: list[Any] = [actor.remote(config) for _ in range(limiters)]
+        self.interrupted = False
+        self._closed = False
+
+    @property
+    def stats(self) -> Any:
+        """The run's :class:`~oafetch.runstats.RunStats` (as the driver has published it)."""
+        return self.collector.stats
+
+    def __enter__(self) -> RayEngine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def run(
+        self,
+        works: Iterable[Any],
+        *,
+        dry_run: bool = False,
+        max_works: int | None = None,
+        max_in_flight: int | None = None,
+    ) -> Iterator[DownloadResult]:
+        """Run the works on the cluster; yield each result as its shard is published."""
+        lines: Iterator[InputLine] = _as_lines(works)
+        if max_works is not None:
+            lines = _take(lines, max_works)
+        task = ray.remote(_run_shard_task).options(max_retries=SHARD_RETRIES, num_cpus=1)
+        config_ref = ray.put(self.config)
+        carrier = _trace_carrier()
+        cpus = ray.cluster_resources().get("CPU", 1)  # type: ignore[no-untyped-call]
+        limit = max_in_flight or max(2, 2 * int(cpus))
+        shards = make_shards(self.collector.pending(lines), self.shard_size)
+        running: list[Any] = []
+        try:
+            for shard in shards:
+                yield from self.collector.take_resumed()
+                while len(running) >= limit:
+                    yield from self._publish_next(running)
+                running.append(
+                    task.remote(
+                        shard,
+                        config_ref,
+                        str(self.out_dir),
+                        self.run_id,
+                        self.limiters,
+                        carrier,
+                        dry_run,
+                    )
+                )
+            yield from self.collector.take_resumed()
+            while running:
+                yield from self._publish_next(running)
+        except BaseException:
+            self.interrupted = True
+            for ref in running:
+                ray.cancel(ref, force=True)
+            raise
+
+    def _publish_next(self, running: list[Any]) -> Iterator[DownloadResult]:
+        done, _ = ray.wait(running, num_returns=1)
+        for ref in done:
+            running.remove(ref)
+            yield from self.collector.publish(ray.get(ref))
+
+    def close(self) -> dict[str, Any]:
+        """Write ``summary.json``, release the output directory, stop the limiter actors."""
+        if self._closed:
+            return {}
+        self._closed = True
+        try:
+            return self.collector.close(interrupted=self.interrupted)
+        finally:
+            for actor in self.limiters:
+                ray.kill(actor)
+            self._shutdown_ray()
+
+    def _shutdown_ray(self) -> None:
+        if self._started_ray:
+            ray.shutdown()

@@ -1,0 +1,124 @@
+"""What a shard of works is, and how any worker runs one.
+
+:func:`run_shard` is all a worker does: build a :class:`~oafetch.Downloader` over a staging
+directory of its own (``<out>/.cluster/<run_id>/<shard>-<attempt>``), hand it the cluster's rate
+limiter and the driver's trace context, stream the shard's works through the usual scheduler and
+fallback chain, and return what the driver needs to publish (:class:`ShardResult`). Nothing of a
+shard reaches the output directory until the driver has the whole result, so a worker killed
+mid-shard leaves only a staging directory to delete, never a partial file or row.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import socket
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from oafetch.config import Config
+from oafetch.http.ratelimit import RateLimiter
+from oafetch.results import DownloadResult
+from oafetch.works import InputLine
+
+#: Directory (inside the output directory) holding the shards' staging directories.
+STAGING_DIR = ".cluster"
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Works a worker runs together: ``index`` numbers it in the run (for names and order)."""
+
+    index: int
+    lines: tuple[InputLine, ...]
+
+
+@dataclass
+class ShardResult:
+    """What a worker hands back: where its staging directory is and what it did there."""
+
+    index: int
+    staging: str  # the absolute staging directory (shared filesystem)
+    node: str  # the host name of the worker that ran it
+    results: list[DownloadResult] = field(default_factory=list)
+    manifest_rows: list[dict[str, Any]] = field(default_factory=list)
+    attempt_lines: list[str] = field(default_factory=list)
+    spending: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def make_shards(lines: Iterable[InputLine], size: int) -> Iterator[Shard]:
+    """Cut the input into shards of ``size`` lines (the last one may be smaller)."""
+    batch: list[InputLine] = []
+    index = 0
+    for line in lines:
+        batch.append(line)
+        if len(batch) >= size:
+            yield Shard(index, tuple(batch))
+            index += 1
+            batch = []
+    if batch:
+        yield Shard(index, tuple(batch))
+
+
+def staging_root(out_dir: Path, run_id: str) -> Path:
+    """Where a run's shards stage their outputs."""
+    return out_dir / STAGING_DIR / run_id
+
+
+def run_shard(
+    shard: Shard,
+    config: Config,
+    *,
+    out_dir: str,
+    run_id: str,
+    limiter: RateLimiter | None,
+    carrier: Mapping[str, str],
+    dry_run: bool = False,
+    node: str | None = None,
+) -> ShardResult:
+    """Run one shard in a fresh staging directory; return its outcomes and rows."""
+    from oafetch.downloader import Downloader
+
+    attempt = secrets.token_hex(4)  # a retried shard never reuses a dead attempt's files
+    staging = staging_root(Path(out_dir), run_id) / f"{shard.index:06d}-{attempt}"
+    staging.mkdir(parents=True, exist_ok=False)
+    shard_config = config.model_copy(update={"out_dir": staging})
+    token = otel_context.attach(TraceContextTextMapPropagator().extract(dict(carrier)))
+    try:
+        with Downloader(shard_config, resume=False, run_id=run_id, limiter=limiter) as dl:
+            results = list(dl.run(shard.lines, dry_run=dry_run))
+            spending = dl.spending()
+    finally:
+        otel_context.detach(token)
+    return ShardResult(
+        index=shard.index,
+        staging=str(staging),
+        node=node or f"{socket.gethostname()}:{os.getpid()}",
+        results=results,
+        manifest_rows=list(_json_lines(staging / "manifest.jsonl")),
+        attempt_lines=_attempt_lines(staging / "attempts.csv"),
+        spending=spending,
+    )
+
+
+def _json_lines(path: Path) -> Iterator[dict[str, Any]]:
+    if not path.exists():
+        return
+    with path.open(encoding="utf-8") as fh:
+        for line in fh:
+            if line.strip():
+                yield json.loads(line)
+
+
+def _attempt_lines(path: Path) -> list[str]:
+    if not path.exists():
+        return []
+    with path.open(encoding="utf-8", newline="") as fh:
+        lines = fh.read().splitlines(keepends=True)
+    return lines[1:]  # without the header

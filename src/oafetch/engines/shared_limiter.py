@@ -1,0 +1,131 @@
+"""One rate budget per host for a whole cluster: a limiter service and its local stand-in.
+
+:class:`LimiterService` is a plain :class:`~oafetch.http.ratelimit.RateLimiter` behind methods
+that return values instead of raising (so an engine can host it in an actor or any RPC server).
+Rate keys are spread over ``N`` services by a stable hash, so one host's reservations, gate
+checks, Crawl-delay floor and Retry-After pause always live in exactly one process.
+
+:class:`SharedRateLimiter` is what each worker's HTTP stack uses in place of its own limiter: it
+has the limiter's interface and forwards every call to the owning service through ``call``
+(an engine's blocking RPC). Waits come back as durations, never as instants of the service's
+clock, so workers on other machines need no clock agreement: a slot kept past the budget
+(``RateBudgetExceeded.reserved``) is translated into the worker's own clock on the way back.
+"""
+
+from __future__ import annotations
+
+import time
+import zlib
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from oafetch.config import Config
+from oafetch.http.ratelimit import RateBudgetExceeded, RateLimiter
+from oafetch.rates import DEFAULT_RATE_GROUPS
+
+#: ``call(service, method_name, *args)`` → the method's return value (blocking).
+Call = Callable[[Any, str, tuple[Any, ...]], Any]
+
+
+class LimiterService:
+    """The rate limiter of every host whose key hashes to this service."""
+
+    def __init__(self, config: Config) -> None:
+        self._limiter = RateLimiter(
+            config.rate_policy,
+            groups={**DEFAULT_RATE_GROUPS},
+            enabled=config.politeness.enabled,
+        )
+
+    def reserve(
+        self, host: str, max_wait_s: float | None, keep: bool
+    ) -> tuple[float, float | None, float | None]:
+        """``(wait, None, None)``, or ``(wait, budget, slot_in)`` when the budget is exceeded
+        (``slot_in``: seconds until the kept slot, ``None`` if nothing was kept)."""
+        try:
+            return self._limiter.reserve(host, max_wait_s=max_wait_s, keep=keep), None, None
+        except RateBudgetExceeded as exc:
+            kept = None if exc.reserved is None else self._limiter.take(exc.reserved)
+            return exc.wait_s, max_wait_s, kept
+
+    def gate(self, host: str) -> float:
+        return self._limiter.gate(host)
+
+    def next_free_in(self, host: str) -> float:
+        return self._limiter.next_free_in(host)
+
+    def interval_s(self, host: str) -> float:
+        return self._limiter.interval_s(host)
+
+    def slow_to(self, host: str, interval_s: float) -> None:
+        self._limiter.slow_to(host, interval_s)
+
+    def pause(self, host: str, seconds: float) -> None:
+        self._limiter.pause(host, seconds)
+
+    def observe_headers(self, host: str, headers: dict[str, str]) -> None:
+        self._limiter.observe_headers(host, headers)
+
+
+def service_index(key: str, count: int) -> int:
+    """The service owning rate key ``key`` (stable across processes and runs)."""
+    return zlib.crc32(key.encode()) % count
+
+
+class SharedRateLimiter(RateLimiter):
+    """A worker's view of the cluster's limiter services (same interface as RateLimiter)."""
+
+    def __init__(
+        self,
+        config: Config,
+        services: Sequence[Any],
+        call: Call,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__(
+            config.rate_policy,
+            groups={**DEFAULT_RATE_GROUPS},
+            enabled=config.politeness.enabled,
+            clock=clock,
+        )
+        self._services = list(services)
+        self._call = call
+        self._local_clock = clock
+
+    def _owner(self, host: str) -> Any:
+        return self._services[service_index(self.key_for(host), len(self._services))]
+
+    def _ask(self, host: str, method: str, *args: Any) -> Any:
+        return self._call(self._owner(host), method, (host, *args))
+
+    def reserve(self, host: str, *, max_wait_s: float | None = None, keep: bool = False) -> float:
+        if not self._enabled:
+            return 0.0
+        wait, budget, slot_in = self._ask(host, "reserve", max_wait_s, keep)
+        if budget is None:
+            return float(wait)
+        reserved = None if slot_in is None else self._local_clock() + float(slot_in)
+        raise RateBudgetExceeded(host, float(wait), float(budget), reserved)
+
+    def gate(self, host: str) -> float:
+        return float(self._ask(host, "gate")) if self._enabled else 0.0
+
+    def next_free_in(self, host: str) -> float:
+        return float(self._ask(host, "next_free_in")) if self._enabled else 0.0
+
+    def interval_s(self, host: str) -> float:
+        return float(self._ask(host, "interval_s")) if self._enabled else 0.0
+
+    def slow_to(self, host: str, interval_s: float) -> None:
+        if interval_s > 0:
+            self._ask(host, "slow_to", interval_s)
+
+    def pause(self, host: str, seconds: float) -> None:
+        if self._enabled and seconds > 0:
+            self._ask(host, "pause", seconds)
+
+    def observe_headers(self, host: str, headers: Mapping[str, str]) -> None:
+        wanted = {k: headers.get(k) or "" for k in ("x-rate-limit-limit", "x-rate-limit-interval")}
+        if all(wanted.values()):
+            self._ask(host, "observe_headers", wanted)
