@@ -58,6 +58,11 @@ SOURCE: Final = "oafetch.source"
 OUTCOME: Final = "oafetch.outcome"
 REASON: Final = "oafetch.reason"
 STATUS: Final = "oafetch.status"
+# the policy that ordered the work's sources (configured | prior | explore | learned) and the
+# source's 1-based position in that order; requests ≈ the API call + the files it claimed
+POLICY: Final = "oafetch.policy"
+RANK: Final = "oafetch.rank"
+REQUESTS: Final = "oafetch.requests"
 
 # -- oafetch.work ----------------------------------------------------------------------------------
 RESOLVER: Final = "oafetch.resolver"
@@ -67,6 +72,10 @@ SHA256: Final = "oafetch.sha256"
 FINAL_PATH: Final = "oafetch.final_path"
 DEDUPE_ACTION: Final = "oafetch.dedupe_action"
 TTFP_MS: Final = "oafetch.ttfp_ms"
+# the order decision (also POLICY): the learning key, why, and the sources in order
+POLICY_KEY: Final = "oafetch.policy.key"
+POLICY_REASON: Final = "oafetch.policy.reason"
+POLICY_ORDER: Final = "oafetch.policy.order"
 
 # -- oafetch.run -----------------------------------------------------------------------------------
 CONFIG_HASH: Final = "oafetch.config_hash"

@@ -58,6 +58,9 @@ def schema_sql() -> str:
 ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("run_summary", "spend_calls", "INTEGER NOT NULL DEFAULT 0"),
     ("run_summary", "spend_usd", "REAL NOT NULL DEFAULT 0"),
+    ("fallback_attempts", "policy", "TEXT NOT NULL DEFAULT 'configured'"),
+    ("fallback_attempts", "rank", "INTEGER"),
+    ("fallback_attempts", "requests", "INTEGER"),
 )
 
 

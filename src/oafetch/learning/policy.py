@@ -1,0 +1,174 @@
+"""The pure decision: in which order to ask the sources for one work, and why.
+
+Input: the configured tiers (the prior), what has been learned for the work's key (per source:
+decayed attempts, successes, mean cost of an attempt) and the policy's parameters. Output: the
+tiers to run, each source's rank and a one-line reason. No I/O, no clock, no randomness.
+
+The rule, in order:
+
+1. **Too little evidence** for the key (fewer than ``min_works`` works seen): the configured
+   tiers, unchanged (policy ``prior``).
+2. **Exploration floor**: every ``explore_every``-th work of a key runs the configured tiers
+   (policy ``explore``), so every source of the first tiers is asked again and a source that
+   recovered is noticed even while another one leads.
+3. **Learned**: sources *proven* for the key (at least ``min_evidence`` attempts, success chance
+   ≥ ``lead_min_p``) are asked first, one at a time, cheapest expected cost per success first;
+   then the configured tiers, without them, each ordered by the same score. No source is ever
+   dropped: one without enough evidence keeps its configured place. A billed source never leads.
+
+Expected cost per success = mean cost of an attempt ÷ optimistic success chance, where the
+chance is the posterior mean under a prior set by the configured tier (0.5, 0.25, 0.17 …), plus
+an upper-confidence bonus that grows as evidence fades, with a floor so no score is infinite.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from oafetch.fallback_state import Tier
+
+CONFIGURED = "configured"  # resolver_order = "configured": no learning
+PRIOR = "prior"  # learned order asked, too little evidence: the configured tiers
+EXPLORE = "explore"  # the exploration floor: the configured tiers, to re-test every source
+LEARNED = "learned"  # proven sources first
+POLICIES = (CONFIGURED, PRIOR, EXPLORE, LEARNED)
+
+LEAD_TIER = "learned"
+
+
+@dataclass(frozen=True)
+class SourceEstimate:
+    """What is known of one source for one key (decayed counts: recent works weigh more)."""
+
+    attempts: float = 0.0  # attempts that told something (a success or a failure)
+    successes: float = 0.0
+    cost: float | None = None  # mean cost of one attempt (requests + seconds + billed weight)
+
+
+@dataclass(frozen=True)
+class KeyEstimate:
+    works: int = 0  # works of this key seen (not decayed)
+    sources: Mapping[str, SourceEstimate] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Params:
+    min_works: int = 3
+    min_evidence: float = 2.0
+    lead_min_p: float = 0.5
+    prior_strength: float = 1.0
+    bonus: float = 0.2
+    floor: float = 0.05
+    explore_every: int = 10
+    default_cost: float = 3.0
+
+
+@dataclass(frozen=True)
+class Scored:
+    source: str
+    p: float  # posterior mean chance of a verified file
+    p_opt: float  # optimistic chance (bonus, floor)
+    cost: float  # expected cost of an attempt
+    score: float  # expected cost per success (lower first)
+    evidence: float  # decayed attempts
+
+
+@dataclass(frozen=True)
+class Decision:
+    key: str
+    policy: str
+    reason: str
+    tiers: tuple[Tier, ...]
+    ranks: Mapping[str, int]  # source -> 1-based position in the order asked
+    lead: tuple[str, ...] = ()
+
+    @property
+    def order(self) -> tuple[str, ...]:
+        return tuple(s for t in self.tiers for s in t.sources)
+
+
+def prior_p(tier_index: int) -> float:
+    """The prior chance of a source in the ``tier_index``-th configured tier."""
+    return 0.5 / (1 + tier_index)
+
+
+def score_source(
+    source: str, tier_index: int, est: KeyEstimate, params: Params, billed: bool = False
+) -> Scored:
+    """One source's expected cost per success for a key."""
+    s = est.sources.get(source, SourceEstimate())
+    m = params.prior_strength
+    p = (s.successes + m * prior_p(tier_index)) / (s.attempts + m)
+    bonus = params.bonus * math.sqrt(math.log1p(est.works) / (1.0 + s.attempts))
+    p_opt = min(1.0, max(params.floor, p + bonus))
+    cost = s.cost if s.cost is not None else params.default_cost + (10.0 if billed else 0.0)
+    return Scored(source, p, p_opt, cost, cost / p_opt, s.attempts)
+
+
+def _ranks(tiers: Sequence[Tier]) -> dict[str, int]:
+    ranks: dict[str, int] = {}
+    for tier in tiers:
+        for source in tier.sources:
+            ranks.setdefault(source, len(ranks) + 1)
+    return ranks
+
+
+def configured(key: str, tiers: Sequence[Tier], policy: str, reason: str) -> Decision:
+    """The configured tiers as they are."""
+    return Decision(key, policy, reason, tuple(tiers), _ranks(tiers))
+
+
+def decide(
+    key: str,
+    tiers: Sequence[Tier],
+    est: KeyEstimate | None,
+    params: Params = Params(),
+    *,
+    work_no: int = 0,
+    billed: frozenset[str] = frozenset(),
+) -> Decision:
+    """The order for the ``work_no``-th work (1-based) of ``key``; see the module doc."""
+    works = est.works if est is not None else 0
+    if est is None or works < params.min_works:
+        return configured(
+            key, tiers, PRIOR, f"{works} works seen for {key} (< {params.min_works}): configured"
+        )
+    if params.explore_every > 0 and work_no > 0 and work_no % params.explore_every == 0:
+        return configured(
+            key, tiers, EXPLORE, f"exploration floor: work {work_no} of {key} asks as configured"
+        )
+    scored: dict[str, Scored] = {}
+    for index, tier in enumerate(tiers):
+        for source in tier.sources:
+            if source not in scored:
+                scored[source] = score_source(source, index, est, params, source in billed)
+    proven = sorted(
+        (
+            s
+            for s in scored.values()
+            if s.evidence >= params.min_evidence
+            and s.p >= params.lead_min_p
+            and s.source not in billed
+        ),
+        key=lambda s: (s.score, s.source),
+    )
+    if not proven:
+        best = min(scored.values(), key=lambda s: (s.score, s.source), default=None)
+        about = f" (best {best.source} p={best.p:.2f} n={best.evidence:.1f})" if best else ""
+        return configured(key, tiers, PRIOR, f"no source proven for {key}{about}: configured")
+    lead = tuple(s.source for s in proven)
+    rest: list[Tier] = []
+    for tier in tiers:
+        left = [s for s in tier.sources if s not in lead]
+        if left:
+            left.sort(key=lambda s: scored[s].score)
+            rest.append(Tier(tier.name, tuple(left), tier.parallel))
+    plan = (Tier(LEAD_TIER, lead, parallel=False), *rest)
+    top = proven[0]
+    reason = (
+        f"{top.source} first for {key}: p={top.p:.2f} n={top.evidence:.1f} "
+        f"cost/success={top.score:.2f}"
+    )
+    return Decision(key, LEARNED, reason, plan, _ranks(plan), lead)
