@@ -54,6 +54,11 @@ from oafetch.urls import canonical_url, host_of
 from oafetch.works import Work
 
 
+def _known(ids: WorkIds) -> tuple[object, ...]:
+    """What a source is told of a work: asked again only when this changed."""
+    return (ids.doi, ids.arxiv, ids.pmid, ids.pmcid, ids.openalex, ids.url, len(ids.urls))
+
+
 class Fallback:
     """Runs the tiers for one work at a time (thread-safe: many works at once).
 
@@ -195,16 +200,19 @@ class Fallback:
             while not (state.stop.is_set() or state.parked):
                 # A source that did not apply may apply once another source of the tier has
                 # learnt an id (OpenAlex tells the DOI of a PMID): run those in a second pass.
+                known = _known(state.ids)
                 sources = [
                     self.resolvers[n]
                     for n in tier.sources
                     if n in self.resolvers
                     and n not in tried
+                    and state.asked.get(n) != known  # a learned lead: again if ids grew
                     and self.resolvers[n].applies_to(work, state.ids)
                 ]
                 if not sources:
                     break
                 tried.update(r.name for r in sources)
+                state.asked.update((r.name, known) for r in sources)
                 any_source = True
                 if tier.parallel and len(sources) > 1:
                     self._run_parallel(tier, sources, state, dry_run)

@@ -188,6 +188,7 @@ class _WorkState:
     # the order decided for this work (oafetch.learning.policy.Decision) and its tiers
     decision: Any = None
     plan: list[Tier] | None = None
+    asked: dict[str, tuple[object, ...]] = field(default_factory=dict)  # source -> ids it saw
 
     def remaining(self) -> float:
         return self.deadline - time.monotonic()

@@ -8,13 +8,16 @@ The rule, in order:
 
 1. **Too little evidence** for the key (fewer than ``min_works`` works seen): the configured
    tiers, unchanged (policy ``prior``).
-2. **Exploration floor**: every ``explore_every``-th work of a key runs the configured tiers
-   (policy ``explore``), so every source of the first tiers is asked again and a source that
-   recovered is noticed even while another one leads.
+2. **No source proven** for the key: the configured tiers (policy ``prior``).
 3. **Learned**: sources *proven* for the key (at least ``min_evidence`` attempts, success chance
    ≥ ``lead_min_p``) are asked first, one at a time, cheapest expected cost per success first;
-   then the configured tiers, without them, each ordered by the same score. No source is ever
-   dropped: one without enough evidence keeps its configured place. A billed source never leads.
+   then the configured tiers, each ordered by the same score (a lead source stays in its tier:
+   it is asked again there only if the work's ids grew meanwhile). No source is ever dropped:
+   one without enough evidence keeps its configured place. A billed source never leads, nor
+   does an archive lookup (it needs the URLs that earlier sources report).
+4. **Exploration floor**: on every ``explore_every``-th work of a key, the unproven source with
+   the lowest optimistic score is asked before the proven ones (policy ``explore``), so a source
+   that failed and recovered is noticed within a bounded number of works.
 
 Expected cost per success = mean cost of an attempt ÷ optimistic success chance, where the
 chance is the posterior mean under a prior set by the configured tier (0.5, 0.25, 0.17 …), plus
@@ -36,6 +39,10 @@ LEARNED = "learned"  # proven sources first
 POLICIES = (CONFIGURED, PRIOR, EXPLORE, LEARNED)
 
 LEAD_TIER = "learned"
+
+#: Sources that never lead: an archive lookup needs the URLs earlier sources reported, so its
+#: success when asked last says nothing of its success when asked first.
+NEVER_LEAD = frozenset({"wayback"})
 
 
 @dataclass(frozen=True)
@@ -135,40 +142,49 @@ def decide(
         return configured(
             key, tiers, PRIOR, f"{works} works seen for {key} (< {params.min_works}): configured"
         )
-    if params.explore_every > 0 and work_no > 0 and work_no % params.explore_every == 0:
-        return configured(
-            key, tiers, EXPLORE, f"exploration floor: work {work_no} of {key} asks as configured"
-        )
     scored: dict[str, Scored] = {}
+    position: dict[str, int] = {}
     for index, tier in enumerate(tiers):
         for source in tier.sources:
             if source not in scored:
                 scored[source] = score_source(source, index, est, params, source in billed)
+                position[source] = len(position)
+
+    def order(s: Scored) -> tuple[float, int]:
+        return (s.score, position[s.source])
+
+    can_lead = [s for s in scored.values() if s.source not in billed | NEVER_LEAD]
     proven = sorted(
-        (
-            s
-            for s in scored.values()
-            if s.evidence >= params.min_evidence
-            and s.p >= params.lead_min_p
-            and s.source not in billed
-        ),
-        key=lambda s: (s.score, s.source),
+        (s for s in can_lead if s.evidence >= params.min_evidence and s.p >= params.lead_min_p),
+        key=order,
     )
     if not proven:
-        best = min(scored.values(), key=lambda s: (s.score, s.source), default=None)
+        best = min(scored.values(), key=order, default=None)
         about = f" (best {best.source} p={best.p:.2f} n={best.evidence:.1f})" if best else ""
         return configured(key, tiers, PRIOR, f"no source proven for {key}{about}: configured")
     lead = tuple(s.source for s in proven)
-    rest: list[Tier] = []
-    for tier in tiers:
-        left = [s for s in tier.sources if s not in lead]
-        if left:
-            left.sort(key=lambda s: scored[s].score)
-            rest.append(Tier(tier.name, tuple(left), tier.parallel))
-    plan = (Tier(LEAD_TIER, lead, parallel=False), *rest)
     top = proven[0]
+    policy = LEARNED
     reason = (
         f"{top.source} first for {key}: p={top.p:.2f} n={top.evidence:.1f} "
         f"cost/success={top.score:.2f}"
     )
-    return Decision(key, LEARNED, reason, plan, _ranks(plan), lead)
+    others = sorted((s for s in can_lead if s.source not in lead), key=order)
+    if others and params.explore_every > 0 and work_no > 0 and work_no % params.explore_every == 0:
+        # The exploration floor: the most promising unproven source is asked first, so one
+        # that failed and recovered (or was never tried alone) is noticed.
+        pick = others[0]
+        lead = (pick.source, *lead)
+        policy = EXPLORE
+        reason = (
+            f"exploration floor (work {work_no} of {key}): {pick.source} first "
+            f"(p={pick.p:.2f} n={pick.evidence:.1f}), then {top.source}"
+        )
+    # The configured tiers follow, each ordered by score; a lead source keeps its place there
+    # too (the fallback asks it again only if the work's ids grew since it was asked first).
+    rest = [
+        Tier(t.name, tuple(sorted(t.sources, key=lambda s: order(scored[s]))), t.parallel)
+        for t in tiers
+    ]
+    plan = (Tier(LEAD_TIER, lead, parallel=False), *rest)
+    return Decision(key, policy, reason, plan, _ranks(plan), lead)
