@@ -85,6 +85,7 @@ def test_no_source_is_ever_dropped() -> None:
         est(50, core=(0.5, 0.5, 1.0), hal=(1.0, 1.0, 1.0)),  # too little evidence to lead
         est(5),
     ]
+    estimates.append(KeyEstimate(50, {"core": SourceEstimate(40, 0, 1.0, silent=40)}))
     for e in estimates:
         for n in range(1, 25):
             d = decide(KEY, TIERS, e, work_no=n)
@@ -236,3 +237,22 @@ def test_default_tiers_are_a_valid_prior() -> None:
     d = decide(KEY, DEFAULT_TIERS, None)
     assert d.order[0] == "unpaywall" and d.policy == policy.PRIOR
     assert feed(Accumulator(), []) == 0
+
+
+def test_a_silent_useless_source_is_demoted_not_dropped() -> None:
+    e = KeyEstimate(
+        20,
+        {
+            "core": SourceEstimate(8, 0, 1.0, silent=8),  # never a candidate: demoted
+            "hal": SourceEstimate(8, 0, 1.0, silent=1),  # names URLs later tiers use: kept
+            "zenodo": SourceEstimate(3, 0, 1.0, silent=3),  # too little evidence: kept
+        },
+    )
+    d = decide(KEY, TIERS, e, work_no=3, billed=frozenset({"openalex_content"}))
+    assert d.policy == policy.LEARNED and "1 demoted: core" in d.reason
+    names = [t.name for t in d.tiers]
+    assert names[-2:] == [policy.DEMOTED_TIER, "paid"]
+    assert d.tiers[-2].sources == ("core",)
+    assert set(d.order) == ALL
+    repositories = next(t for t in d.tiers if t.name == "repositories")
+    assert "hal" in repositories.sources and "core" not in repositories.sources

@@ -54,6 +54,7 @@ def attempt_cost(requests: int | None, seconds: float, billed: bool, ok: bool) -
 class _Cell:
     successes: float = 0.0
     failures: float = 0.0
+    silent: float = 0.0  # failures with no candidate at all
     cost_sum: float = 0.0
     cost_n: float = 0.0
     tick: int = 0  # the key's work count when last decayed
@@ -67,6 +68,7 @@ class _Cell:
             f = decay ** (now - self.tick)
             self.successes *= f
             self.failures *= f
+            self.silent *= f
             self.cost_sum *= f
             self.cost_n *= f
             self.tick = now
@@ -132,6 +134,8 @@ class Accumulator:
                 cell.ok += 1
             else:
                 cell.failures += 1.0
+                if reason == "no-candidate":
+                    cell.silent += 1.0
             cell.cost_sum += cost
             cell.cost_n += 1.0
             cell.asked += 1
@@ -148,6 +152,7 @@ class Accumulator:
                     attempts=cell.successes + cell.failures,
                     successes=cell.successes,
                     cost=cell.cost_sum / cell.cost_n if cell.cost_n > 1e-9 else None,
+                    silent=cell.silent,
                 )
             return {
                 key: KeyEstimate(self._works.get(key, 0), per_key.get(key, {}))

@@ -15,7 +15,10 @@ The rule, in order:
    it is asked again there only if the work's ids grew meanwhile). No source is ever dropped:
    one without enough evidence keeps its configured place. A billed source never leads, nor
    does an archive lookup (it needs the URLs that earlier sources report).
-4. **Exploration floor**: on every ``explore_every``-th work of a key, the unproven source with
+4. **Demoted**: a source with at least ``demote_evidence`` attempts for the key, a success chance
+   ≤ ``demote_max_p`` and no candidate named in ≥ 90 % of them is asked after every other free
+   tier (a ``demoted`` tier before ``paid``): still asked when all else fails, never dropped.
+5. **Exploration floor**: on every ``explore_every``-th work of a key, the unproven source with
    the lowest optimistic score is asked before the proven ones (policy ``explore``), so a source
    that failed and recovered is noticed within a bounded number of works.
 
@@ -27,7 +30,7 @@ an upper-confidence bonus that grows as evidence fades, with a floor so no score
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from oafetch.fallback_state import Tier
@@ -39,6 +42,7 @@ LEARNED = "learned"  # proven sources first
 POLICIES = (CONFIGURED, PRIOR, EXPLORE, LEARNED)
 
 LEAD_TIER = "learned"
+DEMOTED_TIER = "demoted"
 
 #: Sources that never lead: an archive lookup needs the URLs earlier sources reported, so its
 #: success when asked last says nothing of its success when asked first.
@@ -52,6 +56,7 @@ class SourceEstimate:
     attempts: float = 0.0  # attempts that told something (a success or a failure)
     successes: float = 0.0
     cost: float | None = None  # mean cost of one attempt (requests + seconds + billed weight)
+    silent: float = 0.0  # failures that reported no candidate at all (nothing for later tiers)
 
 
 @dataclass(frozen=True)
@@ -70,6 +75,8 @@ class Params:
     floor: float = 0.05
     explore_every: int = 10
     default_cost: float = 3.0
+    demote_evidence: float = 5.0  # attempts before a silent, never successful source is demoted
+    demote_max_p: float = 0.1
 
 
 @dataclass(frozen=True)
@@ -80,6 +87,7 @@ class Scored:
     cost: float  # expected cost of an attempt
     score: float  # expected cost per success (lower first)
     evidence: float  # decayed attempts
+    silent: float = 0.0  # share of the attempts that reported no candidate
 
 
 @dataclass(frozen=True)
@@ -111,7 +119,8 @@ def score_source(
     bonus = params.bonus * math.sqrt(math.log1p(est.works) / (1.0 + s.attempts))
     p_opt = min(1.0, max(params.floor, p + bonus))
     cost = s.cost if s.cost is not None else params.default_cost + (10.0 if billed else 0.0)
-    return Scored(source, p, p_opt, cost, cost / p_opt, s.attempts)
+    silent = s.silent / s.attempts if s.attempts > 1e-9 else 0.0
+    return Scored(source, p, p_opt, cost, cost / p_opt, s.attempts, silent)
 
 
 def _ranks(tiers: Sequence[Tier]) -> dict[str, int]:
@@ -120,6 +129,28 @@ def _ranks(tiers: Sequence[Tier]) -> dict[str, int]:
         for source in tier.sources:
             ranks.setdefault(source, len(ranks) + 1)
     return ranks
+
+
+def _with_demoted(
+    tiers: Sequence[Tier],
+    demoted: Sequence[str],
+    billed: frozenset[str],
+    scored: Mapping[str, Scored],
+    order: Callable[[Scored], tuple[float, int]],
+) -> tuple[Tier, ...]:
+    """The configured tiers ordered by score, demoted sources moved to a tier of their own
+    just before the first tier of billed sources (else at the end)."""
+    out: list[Tier] = []
+    for t in tiers:
+        left = tuple(
+            sorted((s for s in t.sources if s not in demoted), key=lambda s: order(scored[s]))
+        )
+        if left:
+            out.append(Tier(t.name, left, t.parallel))
+    if demoted:
+        paid = next((i for i, t in enumerate(out) if set(t.sources) & billed), len(out))
+        out.insert(paid, Tier(DEMOTED_TIER, tuple(demoted)))
+    return tuple(out)
 
 
 def configured(key: str, tiers: Sequence[Tier], policy: str, reason: str) -> Decision:
@@ -158,10 +189,24 @@ def decide(
         (s for s in can_lead if s.evidence >= params.min_evidence and s.p >= params.lead_min_p),
         key=order,
     )
-    if not proven:
+    # Demoted: enough evidence that it never delivers for this key and never even names a
+    # candidate (so later sources learn nothing from it): asked after the free tiers, not dropped.
+    demoted = [
+        s.source
+        for s in sorted(scored.values(), key=order)
+        if s.evidence >= params.demote_evidence
+        and s.p <= params.demote_max_p
+        and s.silent >= 0.9
+        and s.source not in billed
+    ]
+    if not proven and not demoted:
         best = min(scored.values(), key=order, default=None)
         about = f" (best {best.source} p={best.p:.2f} n={best.evidence:.1f})" if best else ""
         return configured(key, tiers, PRIOR, f"no source proven for {key}{about}: configured")
+    if not proven:
+        plan = _with_demoted(tiers, demoted, billed, scored, order)
+        reason = f"no source proven for {key}; {len(demoted)} demoted: {', '.join(demoted)}"
+        return Decision(key, LEARNED, reason, plan, _ranks(plan))
     lead = tuple(s.source for s in proven)
     top = proven[0]
     policy = LEARNED
@@ -182,9 +227,8 @@ def decide(
         )
     # The configured tiers follow, each ordered by score; a lead source keeps its place there
     # too (the fallback asks it again only if the work's ids grew since it was asked first).
-    rest = [
-        Tier(t.name, tuple(sorted(t.sources, key=lambda s: order(scored[s]))), t.parallel)
-        for t in tiers
-    ]
+    rest = _with_demoted(tiers, [d for d in demoted if d not in lead], billed, scored, order)
     plan = (Tier(LEAD_TIER, lead, parallel=False), *rest)
+    if demoted:
+        reason += f"; {len(demoted)} demoted"
     return Decision(key, policy, reason, plan, _ranks(plan), lead)
