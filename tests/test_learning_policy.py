@@ -256,3 +256,25 @@ def test_a_silent_useless_source_is_demoted_not_dropped() -> None:
     assert set(d.order) == ALL
     repositories = next(t for t in d.tiers if t.name == "repositories")
     assert "hal" in repositories.sources and "core" not in repositories.sources
+
+
+def test_the_learner_remembers_a_decision_until_its_next_snapshot() -> None:
+    from oafetch.learning import Learner
+
+    work = parse_work("10.5555/abc")
+    configured_only = Learner("configured")
+    d = configured_only.decide(work, TIERS)
+    assert d.policy == policy.CONFIGURED and d.tiers == TIERS
+    configured_only.observe(KEY, "hal", "success", "ok", seconds=0.1, requests=2)
+    assert configured_only.acc.rows() == []  # configured: nothing learned
+
+    learner = Learner(refresh_every=100, params=Params(explore_every=4))
+    for _ in range(5):
+        learner.acc.begin_work(KEY)
+        learner.acc.observe(KEY, "hal", "success", "ok", seconds=0.1, requests=2)
+    learner.refresh()
+    first = learner.decide(work, TIERS)  # work 6
+    assert first.policy == policy.LEARNED and first.lead == ("hal",)
+    assert learner.decide(work, TIERS) is first  # work 7: the same decision, not recomputed
+    explore = learner.decide(work, TIERS)  # work 8: the exploration floor is never memoised
+    assert explore.policy == policy.EXPLORE and explore.lead[-1] == "hal"

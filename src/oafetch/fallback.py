@@ -165,7 +165,7 @@ class Fallback:
 
     def _plan(self, state: _WorkState) -> list[Tier]:
         """The tiers for this work, decided once (the learned order, or the configured one);
-        the decision and its reason go on the ``oafetch.work`` span."""
+        the decision and its reason go on the ``oafetch.work`` span (a resumed work's too)."""
         if state.plan is None:
             tiers = tiers_for(state.work, self.tiers)
             if state.list_only:  # every source is asked anyway: nothing to decide
@@ -173,16 +173,17 @@ class Fallback:
                 return tiers
             decision = self.learner.decide(state.work, tiers)
             state.decision, state.plan = decision, list(decision.tiers)
-            span = trace.get_current_span()
-            if span.is_recording():
-                span.set_attributes(
-                    {
-                        names.POLICY: decision.policy,
-                        names.POLICY_KEY: decision.key,
-                        names.POLICY_REASON: decision.reason,
-                        names.POLICY_ORDER: ",".join(decision.order),
-                    }
-                )
+        decision = state.decision
+        span = trace.get_current_span()
+        if decision is not None and span.is_recording():
+            span.set_attributes(
+                {
+                    names.POLICY: decision.policy,
+                    names.POLICY_KEY: decision.key,
+                    names.POLICY_REASON: decision.reason,
+                    names.POLICY_ORDER: ",".join(decision.order),
+                }
+            )
         return state.plan
 
     def _continue(self, state: _WorkState, dry_run: bool) -> Resolution:

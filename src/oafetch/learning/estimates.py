@@ -102,12 +102,16 @@ class Accumulator:
         self._lock = threading.Lock()
         self._works: dict[str, int] = {}
         self._cells: dict[tuple[str, str], _Cell] = {}
+        self._sources: dict[str, set[str]] = {}  # key -> sources with a cell
+        self._dirty: set[str] = set()  # keys changed since the last snapshot
+        self._snapshot: dict[str, KeyEstimate] = {}
 
     def begin_work(self, key: str) -> int:
         """Count a new work of ``key``; its 1-based number."""
         with self._lock:
             n = self._works.get(key, 0) + 1
             self._works[key] = n
+            self._dirty.add(key)
             return n
 
     def observe(
@@ -127,7 +131,11 @@ class Accumulator:
             return
         cost = attempt_cost(requests, seconds, billed, told)
         with self._lock:
-            cell = self._cells.setdefault((key, source), _Cell())
+            cell = self._cells.get((key, source))
+            if cell is None:
+                cell = self._cells[(key, source)] = _Cell()
+                self._sources.setdefault(key, set()).add(source)
+            self._dirty.add(key)
             cell.catch_up(self._works.get(key, 0), self.decay)
             if told:
                 cell.successes += 1.0
@@ -143,21 +151,27 @@ class Accumulator:
             cell.seconds.append(seconds)
 
     def snapshot(self) -> dict[str, KeyEstimate]:
-        """Immutable estimates per key (what the policy reads until the next snapshot)."""
+        """Immutable estimates per key (what the policy reads until the next snapshot). Only
+        the keys changed since the last snapshot are rebuilt: the cost follows the works done,
+        not the size of the history."""
         with self._lock:
-            per_key: dict[str, dict[str, SourceEstimate]] = {}
-            for (key, source), cell in self._cells.items():
-                cell.catch_up(self._works.get(key, 0), self.decay)
-                per_key.setdefault(key, {})[source] = SourceEstimate(
-                    attempts=cell.successes + cell.failures,
-                    successes=cell.successes,
-                    cost=cell.cost_sum / cell.cost_n if cell.cost_n > 1e-9 else None,
-                    silent=cell.silent,
-                )
-            return {
-                key: KeyEstimate(self._works.get(key, 0), per_key.get(key, {}))
-                for key in set(self._works) | set(per_key)
-            }
+            fresh = dict(self._snapshot)
+            for key in self._dirty:
+                now = self._works.get(key, 0)
+                sources: dict[str, SourceEstimate] = {}
+                for source in self._sources.get(key, ()):
+                    cell = self._cells[(key, source)]
+                    cell.catch_up(now, self.decay)
+                    sources[source] = SourceEstimate(
+                        attempts=cell.successes + cell.failures,
+                        successes=cell.successes,
+                        cost=cell.cost_sum / cell.cost_n if cell.cost_n > 1e-9 else None,
+                        silent=cell.silent,
+                    )
+                fresh[key] = KeyEstimate(now, sources)
+            self._dirty.clear()
+            self._snapshot = fresh
+            return fresh
 
     def rows(self) -> list[SourceRow]:
         """Raw figures per key x source (for the report), sorted by key then source."""

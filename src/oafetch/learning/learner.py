@@ -54,6 +54,9 @@ class Learner:
         self._lock = threading.Lock()
         self._since = 0
         self._snapshot: dict[str, KeyEstimate] = {}
+        # decisions per (key, tiers) until the next snapshot: most works of a key decide alike
+        self._decided: dict[tuple[str, tuple[Tier, ...]], Decision] = {}
+        self._generation = 0
         self.history_works = 0
 
     def load(self, paths: Iterable[Path]) -> int:
@@ -70,6 +73,8 @@ class Learner:
         snap = self.acc.snapshot()
         with self._lock:
             self._snapshot = snap
+            self._decided = {}
+            self._generation += 1
             self._since = 0
 
     def decide(self, work: Work, tiers: Sequence[Tier]) -> Decision:
@@ -78,13 +83,24 @@ class Learner:
         if self.mode == policy.CONFIGURED:
             return policy.configured(key, tiers, policy.CONFIGURED, "resolver_order = configured")
         work_no = self.acc.begin_work(key)
+        memo = (key, tuple(tiers))
         with self._lock:
             self._since += 1
             stale = self._since >= self.refresh_every
             est = self._snapshot.get(key)
+            known = self._decided.get(memo)
+            generation = self._generation
         if stale:
             self.refresh()
-        return policy.decide(key, tiers, est, self.params, work_no=work_no, billed=self.billed)
+        explore = self.params.explore_every > 0 and work_no % self.params.explore_every == 0
+        if known is not None and not explore:
+            return known
+        decision = policy.decide(key, tiers, est, self.params, work_no=work_no, billed=self.billed)
+        if decision.policy != policy.EXPLORE and not stale:
+            with self._lock:
+                if generation == self._generation:  # else: decided from an older snapshot
+                    self._decided[memo] = decision
+        return decision
 
     def observe(
         self,

@@ -184,7 +184,8 @@ def decide(
     def order(s: Scored) -> tuple[float, int]:
         return (s.score, position[s.source])
 
-    can_lead = [s for s in scored.values() if s.source not in billed | NEVER_LEAD]
+    no_lead = billed | NEVER_LEAD
+    can_lead = [s for s in scored.values() if s.source not in no_lead]
     proven = sorted(
         (s for s in can_lead if s.evidence >= params.min_evidence and s.p >= params.lead_min_p),
         key=order,
