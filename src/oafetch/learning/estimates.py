@@ -12,16 +12,19 @@ believed after a bounded number of works.
 
 from __future__ import annotations
 
-import sqlite3
 import statistics
 import threading
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from oafetch.learning.keys import key_of_work_id
 from oafetch.learning.policy import KeyEstimate, SourceEstimate
+
+if TYPE_CHECKING:  # sqlite3 is imported only when a store is read (importing oafetch stays lean)
+    import sqlite3
 
 DECAY = 0.97
 BILLED_WEIGHT = 10.0  # a billed call costs as much as this many free requests
@@ -245,6 +248,8 @@ def load_history(acc: Accumulator, path: Path, billed: frozenset[str] = frozense
     Returns:
         The number of works fed.
     """
+    import sqlite3
+
     from oafetch.telemetry.store import STORE_FILE
 
     path = Path(path).expanduser()
