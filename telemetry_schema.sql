@@ -72,7 +72,12 @@ CREATE TABLE IF NOT EXISTS fallback_attempts (
     status      TEXT,
     elapsed_ms  REAL,
     trace_id    TEXT,
-    span_id     TEXT
+    span_id     TEXT,
+    -- the order decision: configured | prior | explore | learned, and the source's 1-based
+    -- position in the work's order (NULL: not ordered, e.g. a list-only run)
+    policy      TEXT NOT NULL DEFAULT 'configured',
+    rank        INTEGER,
+    requests    INTEGER               -- the API call + the files the attempt claimed
 );
 CREATE INDEX IF NOT EXISTS fallback_attempts_run ON fallback_attempts (run_id);
 

@@ -20,6 +20,7 @@ BENCHES = [
     ("memory", ["bench_memory.py"]),
     ("analytics", ["bench_analytics.py"]),
     ("landing_parse", ["bench_landing_parse.py", "100"]),
+    ("learned_order", ["bench_learned_order.py"]),
 ]
 
 

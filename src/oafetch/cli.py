@@ -54,6 +54,19 @@ def _common(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--cache-dir", type=Path, help="HTTP cache directory (shared between runs)")
     parser.add_argument("--no-cache", action="store_true", help="do not use the HTTP cache")
+    parser.add_argument(
+        "--learn-from",
+        type=Path,
+        action="append",
+        metavar="DIR|FILE",
+        help="learn the order of sources from this earlier run (out dir or telemetry.sqlite); "
+        "repeatable",
+    )
+    parser.add_argument(
+        "--resolver-order",
+        choices=("configured", "learned"),
+        help="ask sources in the configured order, or learned from telemetry (default)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     parser.add_argument("--quiet", action="store_true", help="only warnings and the summary")
 
@@ -86,9 +99,19 @@ def load_config(args: argparse.Namespace, **extra: Any) -> Config:
         "robots": {"enabled": False} if getattr(args, "no_robots", False) else None,
         "download": {"fsync": False} if getattr(args, "no_fsync", False) else None,
         "cache": _cache_flags(args),
+        "fallback": _fallback_flags(args),
         **extra,
     }
     return Config.load(getattr(args, "config", None), **overrides)
+
+
+def _fallback_flags(args: argparse.Namespace) -> dict[str, Any] | None:
+    flags: dict[str, Any] = {}
+    if getattr(args, "learn_from", None):
+        flags["learn_from"] = list(args.learn_from)
+    if getattr(args, "resolver_order", None):
+        flags["resolver_order"] = args.resolver_order
+    return flags or None
 
 
 def _positive(text: str) -> int:

@@ -290,6 +290,12 @@ class FallbackConfig(_Frozen):
     max_attempts: int = Field(24, ge=1, le=1000)
     per_source_timeout_s: float = Field(60.0, gt=0, le=3600)
     max_rate_wait_s: float = Field(30.0, ge=0, le=86400)
+    # The order of sources per work: "configured" (the tiers as written) or "learned" (from the
+    # telemetry store: sources proven for the work's DOI prefix / host / id kind go first; the
+    # configured tiers are the prior while evidence is thin).
+    resolver_order: Literal["configured", "learned"] = "learned"
+    # Earlier runs to learn from (out dirs or telemetry.sqlite files), besides --out's own store.
+    learn_from: tuple[Path, ...] = ()
 
 
 _toml_data: ContextVar[dict[str, Any] | None] = ContextVar("oafetch_toml_data", default=None)

@@ -29,6 +29,7 @@ from oafetch.fallback import Fallback
 from oafetch.fallback_state import Resolution, WorkProgress
 from oafetch.http.client import HttpClient
 from oafetch.http.ratelimit import RateLimiter
+from oafetch.learning import learner as learning
 from oafetch.lock import DirLock
 from oafetch.manifest import AttemptRow, AttemptsWriter, ManifestWriter, PriorOutcome, load_prior
 from oafetch.resolvers.base import Resolver
@@ -174,6 +175,7 @@ class Downloader:
                 config=self.config,
                 pool=self._pool,
                 record=self._record_attempt,
+                learner=learning.for_run(self.config, resolvers, self.out_dir),
             )
             self._run_span = self.telemetry.tracer.start_span(
                 names.SPAN_RUN,

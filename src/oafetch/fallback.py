@@ -21,6 +21,7 @@ from concurrent.futures import Executor, Future, wait
 from dataclasses import replace
 
 from opentelemetry import context as otel_context
+from opentelemetry import trace
 
 from oafetch import identity, waiting
 from oafetch.config import Config
@@ -37,12 +38,14 @@ from oafetch.fallback_state import (
     WorkProgress,
     _at_hop,
     _WorkState,
+    claims_here,
     tiers_for,
     tiers_from_config,
 )
 from oafetch.http.client import HttpClient
 from oafetch.http.ratelimit import RateBudgetExceeded
 from oafetch.identity import IdentityVerdict
+from oafetch.learning import Learner
 from oafetch.resolvers.base import Candidate, Resolver, WorkIds
 from oafetch.resolvers.landing_page import followable_links
 from oafetch.storage import Storage
@@ -50,6 +53,11 @@ from oafetch.telemetry import names
 from oafetch.tokens import FallbackOutcome, Identity, Kind, Outcome, Reason, Role, Status
 from oafetch.urls import canonical_url, host_of, redact_url
 from oafetch.works import Work
+
+
+def _known(ids: WorkIds) -> tuple[object, ...]:
+    """What a source is told of a work: asked again only when this changed."""
+    return (ids.doi, ids.arxiv, ids.pmid, ids.pmcid, ids.openalex, ids.url, len(ids.urls))
 
 
 class Fallback:
@@ -72,6 +80,7 @@ class Fallback:
         pool: Executor,
         record: RecordAttempt | None = None,
         tiers: Sequence[Tier] | None = None,
+        learner: Learner | None = None,
     ) -> None:
         self.resolvers = dict(resolvers)
         self.http = http
@@ -86,6 +95,8 @@ class Fallback:
         self._fetched: OrderedDict[str, BodyOutcome] = OrderedDict()
         self._fetched_lock = threading.Lock()
         self.max_deferrals = config.politeness.max_deferrals
+        # Decides the order of sources per work (configured tiers, or learned from telemetry).
+        self.learner = learner or Learner(config.fallback.resolver_order)
 
     # -- the chain ------------------------------------------------------------------------------
     def resolve(
@@ -148,12 +159,37 @@ class Fallback:
             last = state.failures[-1][0] if len(state.failures) > failures else Reason.NO_CANDIDATE
             return FallbackOutcome.NO_PDF, last, Status.DOWNLOAD_ERROR
 
-        outcome = self._as_attempt(tier, candidate.source, host_of(candidate.url), run)
+        outcome = self._as_attempt(
+            tier, candidate.source, host_of(candidate.url), run, state, api_call=False
+        )
         return outcome is FallbackOutcome.SUCCESS
+
+    def _plan(self, state: _WorkState) -> list[Tier]:
+        """The tiers for this work, decided once (the learned order, or the configured one);
+        the decision and its reason go on the ``oafetch.work`` span (a resumed work's too)."""
+        if state.plan is None:
+            tiers = tiers_for(state.work, self.tiers)
+            if state.list_only:  # every source is asked anyway: nothing to decide
+                state.plan = tiers
+                return tiers
+            decision = self.learner.decide(state.work, tiers)
+            state.decision, state.plan = decision, list(decision.tiers)
+        decision = state.decision
+        span = trace.get_current_span()
+        if decision is not None and span.is_recording():
+            span.set_attributes(
+                {
+                    names.POLICY: decision.policy,
+                    names.POLICY_KEY: decision.key,
+                    names.POLICY_REASON: decision.reason,
+                    names.POLICY_ORDER: ",".join(decision.order),
+                }
+            )
+        return state.plan
 
     def _continue(self, state: _WorkState, dry_run: bool) -> Resolution:
         work = state.work
-        tiers = tiers_for(work, self.tiers)
+        tiers = self._plan(state)
         any_source = bool(state.candidates or state.failures)
         while state.next_tier < len(tiers):
             tier = tiers[state.next_tier]
@@ -166,16 +202,19 @@ class Fallback:
             while not (state.stop.is_set() or state.parked):
                 # A source that did not apply may apply once another source of the tier has
                 # learnt an id (OpenAlex tells the DOI of a PMID): run those in a second pass.
+                known = _known(state.ids)
                 sources = [
                     self.resolvers[n]
                     for n in tier.sources
                     if n in self.resolvers
                     and n not in tried
+                    and state.asked.get(n) != known  # a learned lead: again if ids grew
                     and self.resolvers[n].applies_to(work, state.ids)
                 ]
                 if not sources:
                     break
                 tried.update(r.name for r in sources)
+                state.asked.update((r.name, known) for r in sources)
                 any_source = True
                 if tier.parallel and len(sources) > 1:
                     self._run_parallel(tier, sources, state, dry_run)
@@ -229,6 +268,7 @@ class Fallback:
             resolver.name,
             resolver.api_host,
             lambda: self._attempt(resolver, state, dry_run),
+            state,
         )
 
     def _as_attempt(
@@ -237,16 +277,38 @@ class Fallback:
         source: str,
         host: str,
         run: Callable[[], tuple[FallbackOutcome, Reason, str]],
+        state: _WorkState | None = None,
+        *,
+        api_call: bool = True,
     ) -> FallbackOutcome:
         """Run one attempt of ``source`` inside its ``oafetch.attempt`` span (one
-        ``fallback_attempts`` row) and count it; return its outcome."""
+        ``fallback_attempts`` row) and count it; return its outcome. The learner is told how
+        it went (requests ≈ the source's API call + the files it claimed)."""
         telemetry = self.http.telemetry
-        attrs = {names.TIER: tier, names.SOURCE: source, names.HOST: host}
+        attrs: dict[str, str | int] = {names.TIER: tier, names.SOURCE: source, names.HOST: host}
+        decision = state.decision if state is not None else None
+        if decision is not None:
+            attrs[names.POLICY] = decision.policy
+            if source in decision.ranks:
+                attrs[names.RANK] = decision.ranks[source]
+        claims, started = claims_here(), time.monotonic()
         with telemetry.tracer.start_as_current_span(names.SPAN_ATTEMPT, attributes=attrs) as span:
             outcome, reason, status = run()
+            asked = api_call and status != "skipped"  # "skipped": a gate stopped it first
+            requests = claims_here() - claims + (1 if asked else 0)
             span.set_attribute(names.OUTCOME, outcome)
             span.set_attribute(names.REASON, reason)
             span.set_attribute(names.STATUS, status)
+            span.set_attribute(names.REQUESTS, requests)
+        if decision is not None:
+            self.learner.observe(
+                decision.key,
+                source,
+                str(outcome),
+                str(reason),
+                seconds=time.monotonic() - started,
+                requests=requests,
+            )
         if telemetry.enabled:
             telemetry.instruments.fallback_attempts.add(1, {"source": source, "outcome": outcome})
         return outcome

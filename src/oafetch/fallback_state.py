@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from oafetch.config import FallbackConfig
 from oafetch.download import BodyOutcome
@@ -166,6 +167,15 @@ class Resolution:
         return min((t for _, t, _ in self.parked.parked), default=0.0) if self.parked else 0.0
 
 
+# Files claimed by the current thread (an attempt's requests = its API call + these).
+CLAIMS = threading.local()
+
+
+def claims_here() -> int:
+    """How many files this thread has claimed so far."""
+    return int(getattr(CLAIMS, "n", 0))
+
+
 @dataclass
 class _WorkState:
     work: Work
@@ -189,6 +199,10 @@ class _WorkState:
     defer_after_s: float | None = None  # None: wait in place (single fetch), else park
     list_only: bool = False  # ask every source, download nothing
     quarantined: list[tuple[IdentityVerdict, str]] = field(default_factory=list)
+    # the order decided for this work (oafetch.learning.policy.Decision) and its tiers
+    decision: Any = None
+    plan: list[Tier] | None = None
+    asked: dict[str, tuple[object, ...]] = field(default_factory=dict)  # source -> ids it saw
 
     def remaining(self) -> float:
         return self.deadline - time.monotonic()
@@ -204,6 +218,7 @@ class _WorkState:
                 return False
             self.seen.add(key)
             self.downloads += 1
+            CLAIMS.n = getattr(CLAIMS, "n", 0) + 1
             return True
 
     def unclaim(self, url: str) -> None:

@@ -103,6 +103,22 @@ _FLAG_ODDS = (
 )
 
 
+#: Corpus profiles (see `Corpus`).
+PROFILES = ("default", "by_publisher")
+
+#: The "by_publisher" profile: publisher N's works all behave as entry N-1 (cycled), so each
+#: DOI prefix has its own best source: Europe PMC, HAL, PMC, the publisher's PDF that the
+#: direct APIs list, the Wayback Machine, CORE.
+BY_PUBLISHER: tuple[tuple[Behaviour, str], ...] = (
+    (Behaviour.REPOSITORY_ONLY, "europe_pmc"),
+    (Behaviour.REPOSITORY_ONLY, "hal"),
+    (Behaviour.REPOSITORY_ONLY, "pmc"),
+    (Behaviour.DIRECT_OA, "meta"),
+    (Behaviour.ARCHIVE_ONLY, ""),
+    (Behaviour.REPOSITORY_ONLY, "core"),
+)
+
+
 class Corpus:
     """A deterministic corpus of works with known behaviours.
 
@@ -115,6 +131,10 @@ class Corpus:
             obtainable for a client whose size cap is at least this (oafetch's default cap is
             512 MiB); see `SandboxWork.obtainable_within`.
         mix: behaviour -> weight (defaults to `behaviours.DEFAULT_MIX`).
+        profile: ``"default"``, or ``"by_publisher"``: works go round-robin to the publishers
+            and each publisher's works share one behaviour (`BY_PUBLISHER`), so which source
+            holds a copy depends on the DOI prefix; every identifier is a bare DOI and `mix`
+            is not used. The learned resolver order is measured on it.
 
     Raises:
         ValueError: a bad argument, naming it.
@@ -129,6 +149,7 @@ class Corpus:
         pdf_size_range: tuple[int, int] = (20_000, 400_000),
         oversized_bytes: int = 60 * MIB,
         mix: Mapping[Behaviour | str, float] | None = None,
+        profile: str = "default",
     ) -> None:
         if n_works < 1:
             raise ValueError(f"n_works: must be >= 1 (got {n_works})")
@@ -137,7 +158,10 @@ class Corpus:
             raise ValueError(f"pdf_size_range: need 1000 <= min <= max (got {pdf_size_range})")
         if oversized_bytes < 1_000:
             raise ValueError(f"oversized_bytes: must be >= 1000 (got {oversized_bytes})")
+        if profile not in PROFILES:
+            raise ValueError(f"profile: must be one of {', '.join(PROFILES)} (got {profile!r})")
         self.seed = seed
+        self.profile = profile
         self.n_works = n_works
         self.pdf_size_range = (low, high)
         self.oversized_bytes = oversized_bytes
@@ -154,6 +178,8 @@ class Corpus:
     # ---- generation -------------------------------------------------------------------
 
     def _generate(self) -> list[SandboxWork]:
+        if self.profile == "by_publisher":
+            return self._generate_by_publisher()
         rng = random.Random(f"sandbox-corpus-{self.seed}")
         behaviours = allocate(self.n_works, self.mix, rng)
         draw = ids.UniqueDraw(rng)
@@ -165,6 +191,16 @@ class Corpus:
             seen[behaviour] += 1
             wrng = random.Random(f"sandbox-work-{self.seed}-{index}")
             works.append(self._make_work(index, behaviour, variant, wrng, draw))
+        return works
+
+    def _generate_by_publisher(self) -> list[SandboxWork]:
+        draw = ids.UniqueDraw(random.Random(f"sandbox-corpus-{self.seed}-by-publisher"))
+        works: list[SandboxWork] = []
+        for index in range(self.n_works):
+            publisher = self.publishers[index % len(self.publishers)]
+            behaviour, variant = BY_PUBLISHER[(publisher.number - 1) % len(BY_PUBLISHER)]
+            wrng = random.Random(f"sandbox-work-{self.seed}-{index}-by-publisher")
+            works.append(self._make_work(index, behaviour, variant, wrng, draw, publisher))
         return works
 
     def _repo_of(self, behaviour: Behaviour, variant: str) -> str:
@@ -190,6 +226,7 @@ class Corpus:
         variant: str,
         wrng: random.Random,
         draw: ids.UniqueDraw,
+        forced: Publisher | None = None,
     ) -> SandboxWork:
         year = wrng.randrange(1995, 2025)
         slug = f"sbx-{index:05d}"
@@ -217,10 +254,10 @@ class Corpus:
             guid = draw.draw(lambda r: "".join(r.choice(alnum) for _ in range(5)))
             repo_ids.update(osf=guid, osf_file=draw.draw(lambda r: f"{r.getrandbits(96):024x}"))
             doi = f"10.31234/osf.io/{guid}"
-        elif arxiv_primary:
+        elif arxiv_primary and forced is None:
             doi = f"10.48550/arXiv.{arxiv_id}"
         else:
-            publisher = self._pick_publisher(behaviour, variant, wrng)
+            publisher = forced or self._pick_publisher(behaviour, variant, wrng)
             pub_no = publisher.number
             doi = draw.draw(lambda r: ids.publisher_doi(r, pub_no, index, year))
         if repo == HAL:
@@ -237,6 +274,8 @@ class Corpus:
         identifier, alias = self._identifier(
             doi, arxiv_id, arxiv_primary, pmcid, pmid, openalex_id, wrng, draw
         )
+        if forced is not None:  # a profile: the DOI as users mostly write it
+            identifier, alias, arxiv_primary = doi, None, False
         ident = Identity(index, slug, doi, publisher, arxiv_id, pmcid, repo_ids, year)
         plan = plan_work(ident, behaviour, variant, wrng)
         flags = frozenset(name for name, odds in _FLAG_ODDS if wrng.random() < odds)

@@ -1,4 +1,4 @@
-"""The ``oafetch telemetry`` command group: ``slo``, ``query``, ``export``, ``serve``.
+"""The ``oafetch telemetry`` command group: ``slo``, ``sources``, ``query``, ``export``, ``serve``.
 
 ``register(subparsers)`` adds the group to the main ``oafetch`` parser; ``main(argv)`` is the same
 group as a standalone parser (tests call it in-process). Every subcommand stores its handler as
@@ -81,6 +81,15 @@ def _add_commands(parser: argparse.ArgumentParser) -> None:
         help=f"rows shown by --format table (default {DEFAULT_MAX_ROWS}; csv and json print all)",
     )
     p.set_defaults(func=cmd_query)
+
+    p = commands.add_parser(
+        "sources",
+        help="sources x key: success rate, median time, requests per success, learned order",
+    )
+    _db_argument(p)
+    p.add_argument("--key", default="", help="only keys containing this (e.g. 10.1371)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=cmd_sources)
 
     p = commands.add_parser("export", help="write every table to Parquet (ZSTD)")
     _db_argument(p)
@@ -220,6 +229,25 @@ def _print_slo(report: slo.SloReport, db_path: Path) -> None:
         console.print(
             f"[green]PASS[/]: every SLI met ({na} n/a)" if na else "[green]PASS[/]: every SLI met"
         )
+
+
+# -- sources ------------------------------------------------------------------------------------
+
+
+def cmd_sources(args: argparse.Namespace) -> int:
+    """``sources``: per key, each source's record and the learned order's next decision."""
+    from oafetch.learning import report
+
+    try:
+        with contextlib.closing(store.open_readonly(args.db)) as conn:
+            reports = report.source_report(conn, key_filter=args.key)
+    except StoreError as exc:
+        return _usage_error("sources", str(exc))
+    if args.json:
+        print(json.dumps(report.to_json(reports), indent=1))
+    else:
+        report.print_report(reports)
+    return EXIT_OK
 
 
 # -- query ------------------------------------------------------------------------------------

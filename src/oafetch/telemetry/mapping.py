@@ -65,7 +65,7 @@ COLUMNS: Mapping[str, tuple[str, ...]] = {
     ),
     FALLBACK_ATTEMPTS: (
         "run_id", "ts", "work_id", "artifact_id", "tier", "source", "host", "outcome",
-        "reason", "status", "elapsed_ms", "trace_id", "span_id",
+        "reason", "status", "elapsed_ms", "trace_id", "span_id", "policy", "rank", "requests",
     ),
     DOWNLOADS: (
         "run_id", "ts", "work_id", "artifact_id", "resolver", "outcome", "reason",
@@ -305,6 +305,9 @@ def _fallback_row(
         "elapsed_ms": elapsed_ms,
         "trace_id": trace_id,
         "span_id": span_id,
+        "policy": attrs.get(names.POLICY) or "configured",
+        "rank": attrs.get(names.RANK),
+        "requests": attrs.get(names.REQUESTS),
     }
 
 

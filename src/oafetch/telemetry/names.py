@@ -58,6 +58,11 @@ SOURCE: Final = "oafetch.source"
 OUTCOME: Final = "oafetch.outcome"
 REASON: Final = "oafetch.reason"
 STATUS: Final = "oafetch.status"
+# the policy that ordered the work's sources (configured | prior | explore | learned) and the
+# source's 1-based position in that order; requests ≈ the API call + the files it claimed
+POLICY: Final = "oafetch.policy"
+RANK: Final = "oafetch.rank"
+REQUESTS: Final = "oafetch.requests"
 
 # -- oafetch.work ----------------------------------------------------------------------------------
 RESOLVER: Final = "oafetch.resolver"
@@ -71,6 +76,10 @@ IDENTITY: Final = "oafetch.identity"
 IDENTITY_SCORE: Final = "oafetch.identity.score"
 IDENTITY_EVIDENCE: Final = "oafetch.identity.evidence"
 QUARANTINED: Final = "oafetch.quarantined"
+# the order decision (also POLICY): the learning key, why, and the sources in order
+POLICY_KEY: Final = "oafetch.policy.key"
+POLICY_REASON: Final = "oafetch.policy.reason"
+POLICY_ORDER: Final = "oafetch.policy.order"
 
 # -- oafetch.run -----------------------------------------------------------------------------------
 CONFIG_HASH: Final = "oafetch.config_hash"

@@ -63,6 +63,9 @@ ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("downloads", "identity_evidence", "TEXT"),
     ("downloads", "quarantined", "INTEGER NOT NULL DEFAULT 0"),
     ("run_summary", "identity_mismatch_per_1k", "REAL"),
+    ("fallback_attempts", "policy", "TEXT NOT NULL DEFAULT 'configured'"),
+    ("fallback_attempts", "rank", "INTEGER"),
+    ("fallback_attempts", "requests", "INTEGER"),
 )
 
 

@@ -1,0 +1,136 @@
+"""The run's learner: the fallback asks it for each work's order and tells it each attempt.
+
+It holds the accumulator (history loaded at start + this run's attempts) and a snapshot of its
+estimates, rebuilt every ``refresh_every`` works, so the decision is a dictionary look-up and
+a little arithmetic: nothing on the download path waits for a store.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from oafetch.fallback_state import Tier
+from oafetch.learning import policy
+from oafetch.learning.estimates import Accumulator, load_history
+from oafetch.learning.keys import work_key
+from oafetch.learning.policy import Decision, KeyEstimate, Params
+from oafetch.works import Work
+
+if TYPE_CHECKING:
+    from oafetch.config import Config
+    from oafetch.resolvers.base import Resolver
+
+log = logging.getLogger(__name__)
+
+
+class Learner:
+    """Decides the order of sources per work (``mode`` ``configured`` or ``learned``).
+
+    Args:
+        mode: ``configured`` (always the configured tiers) or ``learned``.
+        billed: sources that bill their calls (never lead; weighted in costs).
+        refresh_every: works between two snapshots of the estimates.
+        params: the policy's parameters.
+    """
+
+    def __init__(
+        self,
+        mode: str = policy.LEARNED,
+        *,
+        billed: Iterable[str] = (),
+        refresh_every: int = 5,
+        params: Params | None = None,
+        accumulator: Accumulator | None = None,
+    ) -> None:
+        self.mode = mode
+        self.billed = frozenset(billed)
+        self.refresh_every = max(1, refresh_every)
+        self.params = params or Params()
+        self.acc = accumulator or Accumulator()
+        self._lock = threading.Lock()
+        self._since = 0
+        self._snapshot: dict[str, KeyEstimate] = {}
+        # decisions per (key, tiers) until the next snapshot: most works of a key decide alike
+        self._decided: dict[tuple[str, tuple[Tier, ...]], Decision] = {}
+        self._generation = 0
+        self.history_works = 0
+
+    def load(self, paths: Iterable[Path]) -> int:
+        """Feed the attempts of these stores (out dirs or files); the works fed. Call at start."""
+        for path in paths:
+            try:
+                self.history_works += load_history(self.acc, path, self.billed)
+            except Exception as exc:  # a foreign file must not stop the run
+                log.warning("could not learn from %s: %s", path, exc)
+        self.refresh()
+        return self.history_works
+
+    def refresh(self) -> None:
+        snap = self.acc.snapshot()
+        with self._lock:
+            self._snapshot = snap
+            self._decided = {}
+            self._generation += 1
+            self._since = 0
+
+    def decide(self, work: Work, tiers: Sequence[Tier]) -> Decision:
+        """The order for ``work`` (counts it as a new work of its key)."""
+        key = work_key(work)
+        if self.mode == policy.CONFIGURED:
+            return policy.configured(key, tiers, policy.CONFIGURED, "resolver_order = configured")
+        work_no = self.acc.begin_work(key)
+        memo = (key, tuple(tiers))
+        with self._lock:
+            self._since += 1
+            stale = self._since >= self.refresh_every
+            est = self._snapshot.get(key)
+            known = self._decided.get(memo)
+            generation = self._generation
+        if stale:
+            self.refresh()
+        explore = self.params.explore_every > 0 and work_no % self.params.explore_every == 0
+        if known is not None and not explore:
+            return known
+        decision = policy.decide(key, tiers, est, self.params, work_no=work_no, billed=self.billed)
+        if decision.policy != policy.EXPLORE and not stale:
+            with self._lock:
+                if generation == self._generation:  # else: decided from an older snapshot
+                    self._decided[memo] = decision
+        return decision
+
+    def observe(
+        self,
+        key: str,
+        source: str,
+        outcome: str,
+        reason: str,
+        *,
+        seconds: float,
+        requests: int | None,
+    ) -> None:
+        """One attempt of ``source`` for a work of ``key`` ended."""
+        if self.mode == policy.CONFIGURED:
+            return
+        self.acc.observe(
+            key,
+            source,
+            outcome,
+            reason,
+            seconds=seconds,
+            requests=requests,
+            billed=source in self.billed,
+        )
+
+
+def for_run(config: Config, resolvers: Mapping[str, Resolver], out_dir: Path) -> Learner:
+    """The learner of a run: its mode from ``fallback.resolver_order``; in ``learned`` mode
+    primed with the out dir's own store and every ``fallback.learn_from`` store."""
+    billed = [name for name, r in resolvers.items() if r.spending() is not None]
+    learner = Learner(config.fallback.resolver_order, billed=billed)
+    if learner.mode == policy.LEARNED:
+        learner.load([out_dir, *config.fallback.learn_from])
+    return learner
