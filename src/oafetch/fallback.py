@@ -21,15 +21,12 @@ from concurrent.futures import Executor, Future, wait
 from dataclasses import replace
 
 from opentelemetry import context as otel_context
-from opentelemetry import trace
 
-from oafetch import identity, waiting
+from oafetch import waiting
 from oafetch.config import Config
 from oafetch.download import BodyOutcome, RecordAttempt, download
 from oafetch.errors import FetchError
 from oafetch.fallback_state import (
-    _REASON_RANK,
-    _SOFT,
     DIRECT,
     MAX_REMEMBERED_URLS,
     RESUME_LEAD_S,
@@ -39,19 +36,19 @@ from oafetch.fallback_state import (
     _at_hop,
     _WorkState,
     claims_here,
-    tiers_for,
     tiers_from_config,
+    verdict,
 )
 from oafetch.http.client import HttpClient
 from oafetch.http.ratelimit import RateBudgetExceeded
-from oafetch.identity import IdentityVerdict
+from oafetch.identity_gate import identify
 from oafetch.learning import Learner
 from oafetch.resolvers.base import Candidate, Resolver, WorkIds
 from oafetch.resolvers.landing_page import followable_links
 from oafetch.storage import Storage
 from oafetch.telemetry import names
-from oafetch.tokens import FallbackOutcome, Identity, Kind, Outcome, Reason, Role, Status
-from oafetch.urls import canonical_url, host_of, redact_url
+from oafetch.tokens import FallbackOutcome, Reason, Role, Status
+from oafetch.urls import canonical_url, host_of
 from oafetch.works import Work
 
 
@@ -164,32 +161,9 @@ class Fallback:
         )
         return outcome is FallbackOutcome.SUCCESS
 
-    def _plan(self, state: _WorkState) -> list[Tier]:
-        """The tiers for this work, decided once (the learned order, or the configured one);
-        the decision and its reason go on the ``oafetch.work`` span (a resumed work's too)."""
-        if state.plan is None:
-            tiers = tiers_for(state.work, self.tiers)
-            if state.list_only:  # every source is asked anyway: nothing to decide
-                state.plan = tiers
-                return tiers
-            decision = self.learner.decide(state.work, tiers)
-            state.decision, state.plan = decision, list(decision.tiers)
-        decision = state.decision
-        span = trace.get_current_span()
-        if decision is not None and span.is_recording():
-            span.set_attributes(
-                {
-                    names.POLICY: decision.policy,
-                    names.POLICY_KEY: decision.key,
-                    names.POLICY_REASON: decision.reason,
-                    names.POLICY_ORDER: ",".join(decision.order),
-                }
-            )
-        return state.plan
-
     def _continue(self, state: _WorkState, dry_run: bool) -> Resolution:
         work = state.work
-        tiers = self._plan(state)
+        tiers = self.learner.plan(state, self.tiers)
         any_source = bool(state.candidates or state.failures)
         while state.next_tier < len(tiers):
             tier = tiers[state.next_tier]
@@ -417,55 +391,10 @@ class Fallback:
     def _identify(
         self, body: BodyOutcome, candidate: Candidate, state: _WorkState
     ) -> BodyOutcome | None:
-        """Check that a stored PDF is the work (:mod:`oafetch.identity`); ``None`` when it was
-        quarantined instead (the chain then goes on to the next candidate)."""
-        stored = body.stored
-        mode = self.config.download.identity
-        if stored is None or mode == "off" or body.verdict.kind is not Kind.PDF:
-            why = "identity = off" if mode == "off" else "not a PDF"
-            return replace(body, identity=IdentityVerdict(Identity.OFF, None, why))
-        ids = state.ids
-        verdict = identity.check(
-            stored.path, identity.Expected(title=ids.title, doi=ids.doi, author=ids.author)
+        """Check that a stored PDF is the work; ``None`` when it was quarantined instead."""
+        return identify(
+            body, candidate, state, config=self.config, storage=self.storage, http=self.http
         )
-        telemetry = self.http.telemetry
-        if telemetry.enabled:
-            telemetry.instruments.identity_checks.add(1, {"identity": str(verdict.identity)})
-        refused = verdict.identity is Identity.MISMATCH or (
-            mode == "require" and verdict.identity is Identity.UNKNOWN
-        )
-        if not refused:
-            return replace(body, identity=verdict)
-        reason = (
-            Reason.IDENTITY_MISMATCH
-            if verdict.identity is Identity.MISMATCH
-            else Reason.IDENTITY_UNKNOWN
-        )
-        evidence = {
-            "work_id": state.work.work_id,
-            "reason": str(reason),
-            "identity": str(verdict.identity),
-            "identity_score": verdict.score,
-            "evidence": verdict.evidence,
-            "expected": {"title": ids.title, "doi": ids.doi, "author": ids.author},
-            "source": candidate.source,
-            "url": redact_url(body.url),
-            "sha256": body.sha256,
-            "bytes": body.size,
-            "found": verdict.details,
-            "ts": time.time(),
-        }
-        where = f"{candidate.source}: {host_of(body.url)}"
-        try:
-            rel = self.storage.quarantine(
-                stored, work_id=state.work.work_id, sha256=body.sha256, evidence=evidence
-            )
-        except FetchError as exc:
-            state.fail(exc.reason, f"{where}: {exc}")
-            return None
-        state.quarantine(verdict, rel)
-        state.fail(reason, f"{where}: {verdict.evidence} (moved to {rel})")
-        return None
 
     def _reuse(
         self, earlier: BodyOutcome, candidate: Candidate, state: _WorkState
@@ -570,77 +499,6 @@ class Fallback:
 
     # -- the verdict ----------------------------------------------------------------------------
     def _conclude(self, state: _WorkState, any_source: bool, dry_run: bool) -> Resolution:
-        resolution = self._verdict(state, any_source, dry_run)
+        resolution = verdict(state, any_source, dry_run)
         resolution.quarantined = list(state.quarantined)
         return resolution
-
-    def _verdict(self, state: _WorkState, any_source: bool, dry_run: bool) -> Resolution:
-        if state.winner is None and state.parked and not state.stop.is_set():
-            host = host_of(state.parked[0][0].url)
-            return Resolution(
-                Outcome.SKIP,
-                Reason.RATE_BUDGET,
-                f"waiting for {host}",
-                candidates=state.candidates,
-                downloads=state.downloads,
-                parked=state,
-            )
-        if state.winner is not None:
-            body, candidate = state.winner
-            return Resolution(
-                Outcome.SUCCESS, Reason.OK, "ok", body, candidate, state.candidates, state.downloads
-            )
-        if dry_run and state.candidates:
-            first = state.candidates[0]
-            return Resolution(
-                Outcome.SKIP,
-                Reason.OK,
-                "dry run: candidate found",
-                None,
-                first,
-                state.candidates,
-                0,
-            )
-        if not any_source:
-            return Resolution(
-                Outcome.SKIP,
-                Reason.NO_CANDIDATE,
-                "no enabled source applies to this identifier",
-                candidates=[],
-            )
-        reasons = [r for r, _ in state.failures]
-        for reason in _REASON_RANK:
-            if reason in reasons:
-                message = next(m for r, m in state.failures if r is reason)
-                # Sources a gate skipped may still hold a copy: a skip, to retry later. A copy
-                # the spending cap refused is one too, however far the chain got to it.
-                soft = reason in _SOFT and (not state.candidates or reason is Reason.SPEND_CAP)
-                return Resolution(
-                    Outcome.SKIP if soft else Outcome.ERROR,
-                    reason,
-                    message,
-                    None,
-                    None,
-                    state.candidates,
-                    state.downloads,
-                )
-        hard = [(r, m) for r, m in state.failures if r is not Reason.NO_CANDIDATE]
-        if hard:  # a failure the ranking does not list (bad-input, no-credential …)
-            return Resolution(
-                Outcome.ERROR,
-                hard[0][0],
-                hard[0][1],
-                None,
-                None,
-                state.candidates,
-                state.downloads,
-            )
-        return Resolution(
-            Outcome.SKIP,
-            Reason.NO_CANDIDATE,
-            "no source reported an open-access copy",
-            None,
-            None,
-            state.candidates,
-            state.downloads,
-        )

@@ -249,3 +249,76 @@ class _WorkState:
 
 
 WorkProgress = _WorkState  # what a parked work carries until it is resumed
+
+
+def verdict(state: _WorkState, any_source: bool, dry_run: bool) -> Resolution:
+    """What a work's attempts come to: parked, won, a dry run's find, or its worst failure."""
+    if state.winner is None and state.parked and not state.stop.is_set():
+        host = host_of(state.parked[0][0].url)
+        return Resolution(
+            Outcome.SKIP,
+            Reason.RATE_BUDGET,
+            f"waiting for {host}",
+            candidates=state.candidates,
+            downloads=state.downloads,
+            parked=state,
+        )
+    if state.winner is not None:
+        body, candidate = state.winner
+        return Resolution(
+            Outcome.SUCCESS, Reason.OK, "ok", body, candidate, state.candidates, state.downloads
+        )
+    if dry_run and state.candidates:
+        first = state.candidates[0]
+        return Resolution(
+            Outcome.SKIP,
+            Reason.OK,
+            "dry run: candidate found",
+            None,
+            first,
+            state.candidates,
+            0,
+        )
+    if not any_source:
+        return Resolution(
+            Outcome.SKIP,
+            Reason.NO_CANDIDATE,
+            "no enabled source applies to this identifier",
+            candidates=[],
+        )
+    reasons = [r for r, _ in state.failures]
+    for reason in _REASON_RANK:
+        if reason in reasons:
+            message = next(m for r, m in state.failures if r is reason)
+            # Sources a gate skipped may still hold a copy: a skip, to retry later. A copy
+            # the spending cap refused is one too, however far the chain got to it.
+            soft = reason in _SOFT and (not state.candidates or reason is Reason.SPEND_CAP)
+            return Resolution(
+                Outcome.SKIP if soft else Outcome.ERROR,
+                reason,
+                message,
+                None,
+                None,
+                state.candidates,
+                state.downloads,
+            )
+    hard = [(r, m) for r, m in state.failures if r is not Reason.NO_CANDIDATE]
+    if hard:  # a failure the ranking does not list (bad-input, no-credential …)
+        return Resolution(
+            Outcome.ERROR,
+            hard[0][0],
+            hard[0][1],
+            None,
+            None,
+            state.candidates,
+            state.downloads,
+        )
+    return Resolution(
+        Outcome.SKIP,
+        Reason.NO_CANDIDATE,
+        "no source reported an open-access copy",
+        None,
+        None,
+        state.candidates,
+        state.downloads,
+    )

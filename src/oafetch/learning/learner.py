@@ -13,11 +13,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from oafetch.fallback_state import Tier
+from opentelemetry import trace
+
+from oafetch.fallback_state import Tier, _WorkState, tiers_for
 from oafetch.learning import policy
 from oafetch.learning.estimates import Accumulator, load_history
 from oafetch.learning.keys import work_key
 from oafetch.learning.policy import Decision, KeyEstimate, Params
+from oafetch.telemetry import names
 from oafetch.works import Work
 
 if TYPE_CHECKING:
@@ -76,6 +79,30 @@ class Learner:
             self._decided = {}
             self._generation += 1
             self._since = 0
+
+    def plan(self, state: _WorkState, configured: Sequence[Tier]) -> list[Tier]:
+        """The tiers for ``state``'s work, decided once (learned, or as configured); the
+        decision and its reason go on the current (``oafetch.work``) span, a resumed work's too.
+        """
+        if state.plan is None:
+            tiers = tiers_for(state.work, configured)
+            if state.list_only:  # every source is asked anyway: nothing to decide
+                state.plan = tiers
+                return tiers
+            decision = self.decide(state.work, tiers)
+            state.decision, state.plan = decision, list(decision.tiers)
+        decision = state.decision
+        span = trace.get_current_span()
+        if decision is not None and span.is_recording():
+            span.set_attributes(
+                {
+                    names.POLICY: decision.policy,
+                    names.POLICY_KEY: decision.key,
+                    names.POLICY_REASON: decision.reason,
+                    names.POLICY_ORDER: ",".join(decision.order),
+                }
+            )
+        return state.plan
 
     def decide(self, work: Work, tiers: Sequence[Tier]) -> Decision:
         """The order for ``work`` (counts it as a new work of its key)."""
