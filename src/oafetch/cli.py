@@ -52,6 +52,11 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-fsync", action="store_true", help="skip fsync before publishing files"
     )
+    parser.add_argument(
+        "--verify-stored",
+        action="store_true",
+        help="on resume, re-hash files earlier runs stored (default: check existence and size)",
+    )
     parser.add_argument("--cache-dir", type=Path, help="HTTP cache directory (shared between runs)")
     parser.add_argument("--no-cache", action="store_true", help="do not use the HTTP cache")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -64,6 +69,15 @@ def _cache_flags(args: argparse.Namespace) -> dict[str, Any] | None:
         flags["enabled"] = False
     if getattr(args, "cache_dir", None) is not None:
         flags["dir"] = args.cache_dir
+    return flags or None
+
+
+def _download_flags(args: argparse.Namespace) -> dict[str, Any] | None:
+    flags: dict[str, Any] = {}
+    if getattr(args, "no_fsync", False):
+        flags["fsync"] = False
+    if getattr(args, "verify_stored", False):
+        flags["verify_stored"] = True
     return flags or None
 
 
@@ -84,7 +98,7 @@ def load_config(args: argparse.Namespace, **extra: Any) -> Config:
         "workers": getattr(args, "workers", None),
         "telemetry": telemetry or None,
         "robots": {"enabled": False} if getattr(args, "no_robots", False) else None,
-        "download": {"fsync": False} if getattr(args, "no_fsync", False) else None,
+        "download": _download_flags(args),
         "cache": _cache_flags(args),
         **extra,
     }

@@ -115,6 +115,9 @@ class DownloadConfig(_Frozen):
     # byte now and then); the body also ends by ``fallback.total_budget_s``, if that is sooner.
     max_body_s: float = Field(600.0, gt=0, le=86400)
     content_addressed: bool = False  # store as <sha256[:2]>/<sha256>.pdf instead of by work id
+    # Resume: re-hash each file an earlier run stored before trusting it (default: its
+    # existence and size are checked; hashing reads every stored byte again).
+    verify_stored: bool = False
 
     @field_validator("accept")
     @classmethod

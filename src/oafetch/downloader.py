@@ -29,11 +29,12 @@ from oafetch.fallback import Fallback
 from oafetch.fallback_state import WorkProgress
 from oafetch.http.client import HttpClient
 from oafetch.lock import DirLock
-from oafetch.manifest import AttemptRow, AttemptsWriter, ManifestWriter, PriorOutcome, load_prior
+from oafetch.manifest import AttemptRow, AttemptsWriter, ManifestWriter, PriorOutcome
 from oafetch.resolvers.base import Resolver
 from oafetch.resolvers.registry import build_resolvers, check_tiers, resolver_classes
 from oafetch.results import DownloadResult
 from oafetch.runstats import RunStats
+from oafetch.state import StateStore
 from oafetch.storage import Storage
 from oafetch.telemetry import names, traces
 from oafetch.telemetry.context import identity
@@ -144,19 +145,17 @@ class Downloader:
                 cancel=self.cancel,
                 secrets=secrets_,
             )
+            self.resume = resume
+            # resume and dedupe look-ups, indexed on disk (memory stays flat at any scale)
+            self.state = StateStore(self.out_dir)
             self.storage = Storage(
                 self.out_dir,
                 fsync=self.config.download.fsync,
                 content_addressed=self.config.download.content_addressed,
+                index=self.state,
             )
             self.storage.prepare()
-            self.prior: dict[str, PriorOutcome] = (
-                load_prior(self.out_dir / "manifest.jsonl") if resume else {}
-            )
-            for prior in self.prior.values():
-                if prior.outcome == Outcome.SUCCESS and prior.sha256 and prior.path:
-                    self.storage.remember(prior.sha256, prior.path)
-            self.manifest = ManifestWriter(self.out_dir / "manifest.jsonl")
+            self.manifest = ManifestWriter(self.out_dir / "manifest.jsonl", index=self.state)
             self.attempts = AttemptsWriter(self.out_dir / "attempts.csv", self.run_id)
             self.stats = RunStats(self.run_id)
             self._pool = ThreadPoolExecutor(
@@ -180,6 +179,9 @@ class Downloader:
                 },
             )
         except BaseException:
+            state = getattr(self, "state", None)
+            if state is not None:
+                state.close(manifest_complete=False)
             self._lock.release()
             raise
 
@@ -210,6 +212,7 @@ class Downloader:
             self.http.close()
             self.storage.sync()
             self.manifest.close(fsync=self.config.download.fsync)
+            self.state.close()
             self.attempts.close(fsync=self.config.download.fsync)
             if self._session is not None:
                 self._session.flush()
@@ -336,12 +339,15 @@ class Downloader:
         self.stats.add(result)
         return result
 
-    def _resumed(self, work: Work) -> DownloadResult | None:
-        return outcomes.resumed(self.prior.get(work.work_id), self.out_dir, work)
+    def prior(self, work_id: str) -> PriorOutcome | None:
+        """What an earlier run in the output directory stored for ``work_id`` (resume), or None."""
+        return self.state.prior(work_id) if self.resume else None
 
-    def _record_resumed(self, result: DownloadResult, work: Work, links: list[Link]) -> None:
-        prior = self.prior.get(work.work_id)
-        outcomes.record_resumed(self.telemetry, result, work, prior.path if prior else None, links)
+    def _resumed(self, work: Work) -> tuple[DownloadResult, str | None] | None:
+        prior = self.prior(work.work_id)
+        verify = self.config.download.verify_stored
+        result = outcomes.resumed(prior, self.out_dir, work, verify=verify)
+        return None if result is None or prior is None else (result, prior.path)
 
     def _process(
         self,
@@ -353,8 +359,9 @@ class Downloader:
     ) -> DownloadResult | Parked:
         work, line = item.work, item.line
         assert work is not None
-        if parked is None and (resumed := self._resumed(work)) is not None:
-            self._record_resumed(resumed, work, links)
+        if parked is None and (found := self._resumed(work)) is not None:
+            resumed, relpath = found
+            outcomes.record_resumed(self.telemetry, resumed, work, relpath, links)
             return resumed
         tracer = self.telemetry.tracer
         started = parked.started if parked else time.perf_counter()
