@@ -216,3 +216,34 @@ def test_one_url_for_two_works_is_fetched_once_and_indexed_for_both(
         blobs = conn.execute("SELECT count(*) FROM blobs").fetchone()[0]
     assert urls == [server.url("/same.pdf"), server.url("/same.pdf?copy=1")]
     assert blobs == 1, "identical bytes are one blob"
+
+
+def test_crash_recovery_reads_the_manifest_only_from_the_last_clean_close(
+    server: Loopback, make_config: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from oafetch.telemetry import recovery
+
+    _serve(server, {"/a.pdf": pdf_bytes(3000, seed=1)})
+    config = make_config(telemetry={"enabled": True, "jsonl": False})
+    with Downloader(config) as dl:
+        assert dl.fetch(server.url("/a.pdf")).ok
+    manifest = config.out_dir / "manifest.jsonl"
+    clean = manifest.stat().st_size
+    with manifest.open("a") as fh:  # a row a killed run wrote before its downloads row
+        fh.write(_row("doi:10.1/killed", run_id="killed-run", path="pdf/a.pdf"))
+    offsets: list[int] = []
+    real = recovery.read_manifest
+
+    def spy(path: Path, *, offset: int = 0) -> Any:
+        offsets.append(offset)
+        return real(path, offset=offset)
+
+    monkeypatch.setattr(recovery, "read_manifest", spy)
+    with Downloader(config):
+        pass
+    assert offsets == [clean], "only the rows after the last clean close are read"
+    with sqlite3.connect(config.out_dir / "telemetry.sqlite") as conn:
+        found = conn.execute(
+            "SELECT dedupe_action FROM downloads WHERE work_id = 'doi:10.1/killed'"
+        ).fetchall()
+    assert found == [("recovered",)]

@@ -111,6 +111,9 @@ class Downloader:
         # Set when outputs cannot be written (a full disk): the batch stops, resumable.
         self.disk_error: str | None = None
         try:
+            self.resume = resume
+            # resume and dedupe look-ups, indexed on disk (memory stays flat at any scale)
+            self.state = StateStore(self.out_dir)
             self._session: Any = None
             if telemetry is None and self.config.telemetry.enabled:
                 from oafetch.telemetry.recovery import recover_downloads
@@ -118,7 +121,9 @@ class Downloader:
 
                 if self.config.telemetry.sqlite:  # a killed run's last rows, from the manifest
                     recover_downloads(
-                        self.out_dir / "telemetry.sqlite", self.out_dir / "manifest.jsonl"
+                        self.out_dir / "telemetry.sqlite",
+                        self.out_dir / "manifest.jsonl",
+                        offset=self.state.telemetry_offset(),
                     )
 
                 self._session = TelemetrySession.start(self.config.telemetry, self.out_dir)
@@ -145,9 +150,6 @@ class Downloader:
                 cancel=self.cancel,
                 secrets=secrets_,
             )
-            self.resume = resume
-            # resume and dedupe look-ups, indexed on disk (memory stays flat at any scale)
-            self.state = StateStore(self.out_dir)
             self.storage = Storage(
                 self.out_dir,
                 fsync=self.config.download.fsync,
@@ -212,11 +214,13 @@ class Downloader:
             self.http.close()
             self.storage.sync()
             self.manifest.close(fsync=self.config.download.fsync)
-            self.state.close()
             self.attempts.close(fsync=self.config.download.fsync)
+            telemetry_complete = False
             if self._session is not None:
                 self._session.flush()
                 summary["spans_dropped"] = self._session.spans_dropped
+                telemetry_complete = self.config.telemetry.sqlite and not summary["spans_dropped"]
+            self.state.close(telemetry_complete=telemetry_complete)
             summary["config_hash"] = self.config.config_hash
             summary["oafetch_version"] = __version__
             outdir.write_atomic(
@@ -228,6 +232,7 @@ class Downloader:
         finally:
             if self._session is not None:
                 self._session.shutdown()
+            self.state.close(manifest_complete=False)  # a no-op after the close above
             self._lock.release()
         return summary
 

@@ -9,7 +9,9 @@ directory, so memory stays flat whatever the number of works:
   bytes, content type, resolver, URL); a later failure never hides a stored file;
 * ``blobs``: sha256 → the first file stored with those bytes;
 * ``meta``: how far into ``manifest.jsonl`` the index has read (offset, the file's identity
-  and the bytes just before the offset).
+  and the bytes just before the offset), and how far the telemetry store's ``downloads`` table
+  is known to hold every stored work (set when a run with the store closes cleanly; the crash
+  recovery of :mod:`oafetch.telemetry.recovery` reads the manifest from there).
 
 The manifest stays the record: the index is derived from it and can always be rebuilt. At open,
 rows the index has not read yet (appended by a run that was killed, or an older oafetch) are
@@ -114,6 +116,23 @@ class StateStore:
             tail = fh.read(size - start)
         return f"{info.st_dev}:{info.st_ino}", size, format(zlib.crc32(tail), "08x")
 
+    def _valid(self, offset: str | None, crc: str | None, file: str | None) -> int:
+        """``offset`` if the manifest still holds, unchanged, the bytes it was taken after."""
+        if not offset:
+            return 0
+        try:
+            size = os.stat(self.manifest).st_size
+            at = int(offset)
+            return at if at <= size and self._identity(at) == (file, at, crc) else 0
+        except (OSError, ValueError):
+            return 0
+
+    def telemetry_offset(self) -> int:
+        """The manifest byte before which every stored work is in ``downloads`` (else 0)."""
+        with self._lock:
+            meta = self._meta()
+        return self._valid(meta.get("tel_offset"), meta.get("tel_crc"), meta.get("file"))
+
     def _catch_up(self) -> int:
         """Index the manifest rows not read yet; return how many rows were read."""
         try:
@@ -121,16 +140,9 @@ class StateStore:
         except FileNotFoundError:
             size = 0
         meta = self._meta()
-        start = 0
-        if size and meta.get("offset"):
-            offset = int(meta["offset"])
-            if offset <= size and self._identity(offset) == (
-                meta.get("file"),
-                offset,
-                meta.get("crc"),
-            ):
-                start = offset
+        start = self._valid(meta.get("offset"), meta.get("crc"), meta.get("file")) if size else 0
         if start == 0:
+            self._conn.execute("DELETE FROM meta")
             self._conn.execute("DELETE FROM works")
             self._conn.execute("DELETE FROM blobs")
         read = 0
@@ -156,15 +168,15 @@ class StateStore:
                     self._conn.execute(_PUT_BLOB, (values[2], values[1]))
         return read
 
-    def _mark(self, size: int) -> None:
+    def _mark(self, size: int, *, telemetry: bool = False) -> None:
         if not size:
             self._conn.execute("DELETE FROM meta")
             return
         file, offset, crc = self._identity(size)
-        self._conn.executemany(
-            "INSERT OR REPLACE INTO meta VALUES (?, ?)",
-            [("file", file), ("offset", str(offset)), ("crc", crc)],
-        )
+        marks = [("file", file), ("offset", str(offset)), ("crc", crc)]
+        if telemetry:
+            marks += [("tel_offset", str(offset)), ("tel_crc", crc)]
+        self._conn.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", marks)
 
     # -- look-ups -------------------------------------------------------------------------------
     def prior(self, work_id: str) -> PriorOutcome | None:
@@ -224,16 +236,18 @@ class StateStore:
         self._conn.execute("COMMIT")
         self._conn.execute("BEGIN")
 
-    def close(self, *, manifest_complete: bool = True) -> None:
+    def close(self, *, manifest_complete: bool = True, telemetry_complete: bool = False) -> None:
         """Commit; with ``manifest_complete`` (every row written and flushed) mark the whole
-        manifest as read, so the next open reads nothing back."""
+        manifest as read, so the next open reads nothing back; with ``telemetry_complete`` (the
+        telemetry store received every row of the run) mark it as in ``downloads`` too."""
         with self._lock:
             if self._conn is None:
                 return
             try:
                 if manifest_complete:
                     with contextlib.suppress(FileNotFoundError):
-                        self._mark(os.stat(self.manifest).st_size)
+                        size = os.stat(self.manifest).st_size
+                        self._mark(size, telemetry=telemetry_complete)
                 self._conn.execute("COMMIT")
             except sqlite3.Error as exc:  # a full disk: the next open rebuilds from the manifest
                 log.warning("state index not saved: %s", exc)
