@@ -247,3 +247,38 @@ def test_crash_recovery_reads_the_manifest_only_from_the_last_clean_close(
             "SELECT dedupe_action FROM downloads WHERE work_id = 'doi:10.1/killed'"
         ).fetchall()
     assert found == [("recovered",)]
+
+
+def test_temp_names_count_and_concurrent_publishes_of_one_body_store_it_once(
+    tmp_path: Path,
+) -> None:
+    import hashlib
+    import re
+    from concurrent.futures import ThreadPoolExecutor
+
+    from oafetch.storage import Storage
+    from oafetch.tokens import Kind
+
+    storage = Storage(tmp_path / "out", fsync=False)
+    storage.prepare()
+    body = pdf_bytes(2000, seed=5)
+    sha = hashlib.sha256(body).hexdigest()
+
+    def one(i: int) -> tuple[str, DedupeAction]:
+        temp, fh = storage.open_temp(f"doi:10.1/w{i}")
+        with fh:
+            fh.write(body)
+        stored = storage.publish(temp, work_id=f"doi:10.1/w{i}", kind=Kind.PDF, sha256=sha)
+        return temp.name, stored.dedupe
+
+    with ThreadPoolExecutor(8) as pool:
+        done = list(pool.map(one, range(40)))
+    serials = sorted(
+        int(re.fullmatch(r".*\.part-[0-9a-f]+-([0-9a-f]+)", n)[1], 16) for n, _ in done
+    )  # type: ignore[index]
+    # one counter for body and link temps: 40 bodies and 39 links use 1 … 79
+    assert len(set(serials)) == 40 and serials[-1] <= 79, "temp names are a per-run counter"
+    actions = [a for _, a in done]
+    assert actions.count(DedupeAction.STORED) == 1 and actions.count(DedupeAction.LINKED) == 39
+    files = list((tmp_path / "out" / "pdf").glob("*.pdf"))
+    assert len(files) == 40 and len({f.stat().st_ino for f in files}) == 1

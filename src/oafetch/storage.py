@@ -140,11 +140,6 @@ class Storage:
             finally:
                 os.close(folder)
 
-    def remember(self, sha256: str, relpath: str) -> None:
-        """Index a file stored by an earlier run (resume), for dedupe."""
-        if outdir.is_regular(self.root, relpath):
-            self.index.add_blob(sha256, relpath)
-
     def _temp_suffix(self) -> str:
         return f"{self._pid:x}-{next(self._serial):x}"
 
