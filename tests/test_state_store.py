@@ -108,6 +108,7 @@ def test_rows_recorded_during_a_run_are_found_before_the_run_closes(tmp_path: Pa
     store = StateStore(tmp_path)
     try:
         store.record(json.loads(_row("doi:10.1/z", sha256="c" * 64)))
+        store.add_blob("c" * 64, "pdf/z.pdf")
         store.record(json.loads(_row("doi:10.1/y", "error")))
         store.add_blob("d" * 64, "pdf/d.pdf")
         assert store.prior("doi:10.1/z") is not None and store.prior("doi:10.1/y") is None

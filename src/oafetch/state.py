@@ -220,10 +220,8 @@ class StateStore:
         values = _work_row(row)
         if values is None:
             return
-        with self._lock:
+        with self._lock:  # its blob was indexed when the file was published
             self._conn.execute(_PUT_WORK, values)
-            if values[2]:
-                self._conn.execute(_PUT_BLOB, (values[2], values[1]))
             self._tick()
 
     def _tick(self) -> None:
