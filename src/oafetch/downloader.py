@@ -34,7 +34,6 @@ from oafetch.resolvers.base import Resolver
 from oafetch.resolvers.registry import build_resolvers, check_tiers, resolver_classes
 from oafetch.results import DownloadResult
 from oafetch.runstats import RunStats
-from oafetch.state import StateStore
 from oafetch.storage import Storage
 from oafetch.telemetry import names, traces
 from oafetch.telemetry.context import identity
@@ -111,6 +110,8 @@ class Downloader:
         # Set when outputs cannot be written (a full disk): the batch stops, resumable.
         self.disk_error: str | None = None
         try:
+            from oafetch.state import StateStore  # sqlite3: loaded when a run starts, not on import
+
             self.resume = resume
             # resume and dedupe look-ups, indexed on disk (memory stays flat at any scale)
             self.state = StateStore(self.out_dir)
