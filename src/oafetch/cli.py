@@ -52,6 +52,11 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-fsync", action="store_true", help="skip fsync before publishing files"
     )
+    parser.add_argument(
+        "--verify-stored",
+        action="store_true",
+        help="on resume, re-hash files earlier runs stored (default: check existence and size)",
+    )
     parser.add_argument("--cache-dir", type=Path, help="HTTP cache directory (shared between runs)")
     parser.add_argument("--no-cache", action="store_true", help="do not use the HTTP cache")
     parser.add_argument(
@@ -80,6 +85,15 @@ def _cache_flags(args: argparse.Namespace) -> dict[str, Any] | None:
     return flags or None
 
 
+def _download_flags(args: argparse.Namespace) -> dict[str, Any] | None:
+    flags: dict[str, Any] = {}
+    if getattr(args, "no_fsync", False):
+        flags["fsync"] = False
+    if getattr(args, "verify_stored", False):
+        flags["verify_stored"] = True
+    return flags or None
+
+
 def load_config(args: argparse.Namespace, **extra: Any) -> Config:
     """The config file + env + the flags that were given (flags win)."""
     telemetry: dict[str, Any] = {}
@@ -97,7 +111,7 @@ def load_config(args: argparse.Namespace, **extra: Any) -> Config:
         "workers": getattr(args, "workers", None),
         "telemetry": telemetry or None,
         "robots": {"enabled": False} if getattr(args, "no_robots", False) else None,
-        "download": {"fsync": False} if getattr(args, "no_fsync", False) else None,
+        "download": _download_flags(args),
         "cache": _cache_flags(args),
         "fallback": _fallback_flags(args),
         **extra,

@@ -120,6 +120,10 @@ class DownloadConfig(_Frozen):
     # shown to be the work is quarantined too (identity-unknown); "off": not read.
     identity: Literal["check", "require", "off"] = "check"
 
+    # Resume: re-hash each file an earlier run stored before trusting it (default: its
+    # existence and size are checked; hashing reads every stored byte again).
+    verify_stored: bool = False
+
     @field_validator("accept")
     @classmethod
     def _accept(cls, value: tuple[str, ...]) -> tuple[str, ...]:

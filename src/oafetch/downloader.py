@@ -31,7 +31,7 @@ from oafetch.http.client import HttpClient
 from oafetch.http.ratelimit import RateLimiter
 from oafetch.learning import learner as learning
 from oafetch.lock import DirLock
-from oafetch.manifest import AttemptRow, AttemptsWriter, ManifestWriter, PriorOutcome, load_prior
+from oafetch.manifest import AttemptRow, AttemptsWriter, ManifestWriter, PriorOutcome
 from oafetch.resolvers.base import Resolver
 from oafetch.resolvers.registry import build_resolvers, check_tiers, resolver_classes
 from oafetch.results import DownloadResult
@@ -115,6 +115,11 @@ class Downloader:
         # Set when outputs cannot be written (a full disk): the batch stops, resumable.
         self.disk_error: str | None = None
         try:
+            from oafetch.state import StateStore  # sqlite3: loaded when a run starts, not on import
+
+            self.resume = resume
+            # resume and dedupe look-ups, indexed on disk (memory stays flat at any scale)
+            self.state = StateStore(self.out_dir)
             self._session: Any = None
             if telemetry is None and self.config.telemetry.enabled:
                 from oafetch.telemetry.recovery import recover_downloads
@@ -122,7 +127,9 @@ class Downloader:
 
                 if self.config.telemetry.sqlite:  # a killed run's last rows, from the manifest
                     recover_downloads(
-                        self.out_dir / "telemetry.sqlite", self.out_dir / "manifest.jsonl"
+                        self.out_dir / "telemetry.sqlite",
+                        self.out_dir / "manifest.jsonl",
+                        offset=self.state.telemetry_offset(),
                     )
 
                 self._session = TelemetrySession.start(self.config.telemetry, self.out_dir)
@@ -154,15 +161,10 @@ class Downloader:
                 self.out_dir,
                 fsync=self.config.download.fsync,
                 content_addressed=self.config.download.content_addressed,
+                index=self.state,
             )
             self.storage.prepare()
-            self.prior: dict[str, PriorOutcome] = (
-                load_prior(self.out_dir / "manifest.jsonl") if resume else {}
-            )
-            for prior in self.prior.values():
-                if prior.outcome == Outcome.SUCCESS and prior.sha256 and prior.path:
-                    self.storage.remember(prior.sha256, prior.path)
-            self.manifest = ManifestWriter(self.out_dir / "manifest.jsonl")
+            self.manifest = ManifestWriter(self.out_dir / "manifest.jsonl", index=self.state)
             self.attempts = AttemptsWriter(self.out_dir / "attempts.csv", self.run_id)
             self.stats = RunStats(self.run_id)
             self._pool = ThreadPoolExecutor(
@@ -187,6 +189,9 @@ class Downloader:
                 },
             )
         except BaseException:
+            state = getattr(self, "state", None)
+            if state is not None:
+                state.close(manifest_complete=False)
             self._lock.release()
             raise
 
@@ -218,9 +223,12 @@ class Downloader:
             self.storage.sync()
             self.manifest.close(fsync=self.config.download.fsync)
             self.attempts.close(fsync=self.config.download.fsync)
+            telemetry_complete = False
             if self._session is not None:
                 self._session.flush()
                 summary["spans_dropped"] = self._session.spans_dropped
+                telemetry_complete = self.config.telemetry.sqlite and not summary["spans_dropped"]
+            self.state.close(telemetry_complete=telemetry_complete)
             summary["config_hash"] = self.config.config_hash
             summary["oafetch_version"] = __version__
             outdir.write_atomic(
@@ -232,6 +240,7 @@ class Downloader:
         finally:
             if self._session is not None:
                 self._session.shutdown()
+            self.state.close(manifest_complete=False)  # a no-op after the close above
             self._lock.release()
         return summary
 
@@ -343,12 +352,15 @@ class Downloader:
         self.stats.add(result)
         return result
 
-    def _resumed(self, work: Work) -> DownloadResult | None:
-        return outcomes.resumed(self.prior.get(work.work_id), self.out_dir, work)
+    def prior(self, work_id: str) -> PriorOutcome | None:
+        """What an earlier run in the output directory stored for ``work_id`` (resume), or None."""
+        return self.state.prior(work_id) if self.resume else None
 
-    def _record_resumed(self, result: DownloadResult, work: Work, links: list[Link]) -> None:
-        prior = self.prior.get(work.work_id)
-        outcomes.record_resumed(self.telemetry, result, work, prior.path if prior else None, links)
+    def _resumed(self, work: Work) -> tuple[DownloadResult, str | None] | None:
+        prior = self.prior(work.work_id)
+        verify = self.config.download.verify_stored
+        result = outcomes.resumed(prior, self.out_dir, work, verify=verify)
+        return None if result is None or prior is None else (result, prior.path)
 
     def _process(
         self,
@@ -360,8 +372,9 @@ class Downloader:
     ) -> DownloadResult | Parked:
         work, line = item.work, item.line
         assert work is not None
-        if parked is None and (resumed := self._resumed(work)) is not None:
-            self._record_resumed(resumed, work, links)
+        if parked is None and (found := self._resumed(work)) is not None:
+            resumed, relpath = found
+            outcomes.record_resumed(self.telemetry, resumed, work, relpath, links)
             return resumed
         tracer = self.telemetry.tracer
         started = parked.started if parked else time.perf_counter()

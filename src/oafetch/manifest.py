@@ -18,10 +18,9 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from oafetch import outdir
-from oafetch.tokens import Outcome
 from oafetch.urls import redact_url
 
 log = logging.getLogger(__name__)
@@ -109,12 +108,18 @@ class _Appender:
             self._fh.close()
 
 
-class ManifestWriter(_Appender):
-    """Appends manifest rows; ``write`` is thread-safe."""
+class RowIndex(Protocol):
+    def record(self, row: dict[str, Any]) -> None: ...
 
-    def __init__(self, path: Path) -> None:
+
+class ManifestWriter(_Appender):
+    """Appends manifest rows; ``write`` is thread-safe. ``index`` (the state store) sees each
+    row once it is written."""
+
+    def __init__(self, path: Path, index: RowIndex | None = None) -> None:
         _repair_torn_tail(path)
         super().__init__(path)
+        self.index = index
 
     def write(self, row: dict[str, Any]) -> None:
         clean = {k: row.get(k) for k in MANIFEST_FIELDS if k in row or k in ("ts",)}
@@ -122,6 +127,8 @@ class ManifestWriter(_Appender):
         if clean.get("url"):
             clean["url"] = redact_url(str(clean["url"]))
         self.write_line(json.dumps(clean, ensure_ascii=False, separators=(",", ":")) + "\n")
+        if self.index is not None:
+            self.index.record(clean)
 
 
 class AttemptsWriter(_Appender):
@@ -182,12 +189,19 @@ class PriorOutcome:
     row: dict[str, Any]
 
 
-def read_manifest(path: Path) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:
-    """Yield ``(line_no, row, error)`` per line; a bad line yields an error, never raises."""
+def read_manifest(
+    path: Path, *, offset: int = 0
+) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:
+    """Yield ``(line_no, row, error)`` per line; a bad line yields an error, never raises.
+
+    ``offset``: start at this byte (a line start); line numbers then count from there.
+    """
     if not path.exists():
         return
-    with path.open("r", encoding="utf-8", errors="replace") as fh:
-        for number, text in enumerate(fh, start=1):
+    with path.open("rb") as fh:
+        fh.seek(offset)
+        for number, raw in enumerate(fh, start=1):
+            text = raw.decode("utf-8", errors="replace")
             if not text.strip():
                 continue
             try:
@@ -222,26 +236,3 @@ def _row_problem(row: dict[str, Any]) -> str | None:
     ):
         return f"path {relpath!r:.80} leaves the output directory"
     return None
-
-
-def load_prior(path: Path) -> dict[str, PriorOutcome]:
-    """The latest recorded outcome of each work in ``manifest.jsonl`` (bad lines reported)."""
-    prior: dict[str, PriorOutcome] = {}
-    for _, row, error in read_manifest(path):
-        if error:
-            log.warning("%s", error)
-            continue
-        assert row is not None
-        if row.get("dry_run"):
-            continue
-        previous = prior.get(row["work_id"])
-        if (
-            previous
-            and previous.outcome == Outcome.SUCCESS
-            and row.get("outcome") != Outcome.SUCCESS
-        ):
-            continue  # a later failure never hides a stored file
-        prior[row["work_id"]] = PriorOutcome(
-            outcome=str(row.get("outcome")), path=row.get("path"), sha256=row.get("sha256"), row=row
-        )
-    return prior

@@ -60,15 +60,18 @@ def count(telemetry: Telemetry, result: DownloadResult) -> None:
         telemetry.instruments.download_size.record(result.bytes)
 
 
-def resumed(prior: PriorOutcome | None, out_dir: Path, work: Work) -> DownloadResult | None:
-    """The result of a work an earlier run stored and whose file is still intact, else None."""
+def resumed(
+    prior: PriorOutcome | None, out_dir: Path, work: Work, *, verify: bool = False
+) -> DownloadResult | None:
+    """The result of a work an earlier run stored and whose file is still there with its size
+    (and, with ``verify``, its sha256), else None."""
     if prior is None or prior.outcome != Outcome.SUCCESS or not prior.path:
         return None
     path = out_dir / prior.path
     expected = prior.row.get("bytes")
     if not path.is_file() or (expected is not None and path.stat().st_size != expected):
         return None
-    if prior.sha256 and sha256_file(path) != prior.sha256:  # changed since: fetch again
+    if verify and prior.sha256 and sha256_file(path) != prior.sha256:  # changed since: fetch again
         log.warning("%s: %s no longer matches its sha256; fetching again", work.work_id, path)
         return None
     row = prior.row

@@ -3,7 +3,7 @@
 Under ``--out`` oafetch writes only the names below: the content folders ``pdf/ html/ xml/
 other/`` (and their temp files), ``quarantine/`` (files that proved not to be their work),
 ``.oafetch.lock``, ``manifest.jsonl``, ``attempts.csv``, ``spans.jsonl``, ``telemetry.sqlite``
-with its journals, and ``summary.json``. ``--out`` itself
+and ``state.sqlite`` with their journals, and ``summary.json``. ``--out`` itself
 may be a symbolic link the user made: it is resolved once, when a run starts (:func:`resolve`).
 A link *inside* it would let whoever planted it redirect oafetch's writes, truncations and
 temp-file clean-up to any file the user can write, so:
@@ -40,6 +40,7 @@ MANIFEST = "manifest.jsonl"
 ATTEMPTS = "attempts.csv"
 SPANS = "spans.jsonl"
 SQLITE = "telemetry.sqlite"
+STATE = "state.sqlite"  # the resume/dedupe index (oafetch.state)
 SQLITE_JOURNALS = ("-wal", "-shm", "-journal")
 SUMMARY = "summary.json"
 SUMMARY_TEMP = f".{SUMMARY}.tmp"
@@ -53,6 +54,8 @@ FILES = (
     SPANS,
     SQLITE,
     *(SQLITE + suffix for suffix in SQLITE_JOURNALS),
+    STATE,
+    *(STATE + suffix for suffix in SQLITE_JOURNALS),
     SUMMARY,
     SUMMARY_TEMP,
 )
@@ -262,6 +265,13 @@ def check_sqlite(path: Path) -> None:
     if found:
         raise OutputDirError("; ".join(found) + f"; {_ADVICE}")
     os.close(open_fd(path.parent, path.name, os.O_RDWR | os.O_CREAT))
+
+
+def unlink(root: Path, rel: str | PurePosixPath) -> None:
+    """Remove ``root/rel`` (a link there is removed, never followed); a missing file is fine."""
+    rel = PurePosixPath(rel)
+    with directory(root, rel.parent) as parent, contextlib.suppress(FileNotFoundError):
+        os.unlink(rel.name, dir_fd=parent)
 
 
 def is_regular(root: Path, rel: str | PurePosixPath) -> bool:

@@ -1,12 +1,15 @@
 """Where verified bodies go: ``pdf/ html/ xml/`` under the output dir, atomically, deduplicated.
 
-A body is streamed into a temp file *beside* its target (``.<name>.part-<rand>``; never at a final
+A body is streamed into a temp file *beside* its target (``.<name>.part-<pid>-<n>``, a counter:
+unique within the run, and the output directory's lock excludes other runs; never at a final
 path), fsynced when durability is on, then published with ``os.replace`` — so a reader (or a
 ``kill -9``) never sees half a file at a final path. File names come from the work id through
 :func:`safe_name` (sanitised, length-capped, with a hash suffix so two ids never share a file);
 nothing from the network (``Content-Disposition``, URL paths) names a file. Identical bytes are
 stored once: a second work with the same sha256 gets a hard link (or a manifest reference where
-links are impossible). A stored file that proves not to be its work is moved to
+links are impossible). Which file holds which bytes is asked of an index (``state.sqlite``,
+:class:`oafetch.state.StateStore`, in a run; a dict otherwise), under a lock per sha256 stripe,
+not one lock for every publish.
 ``quarantine/`` with a JSON evidence file beside it (:meth:`Storage.quarantine`).
 """
 
@@ -16,15 +19,15 @@ import contextlib
 import errno
 import fnmatch
 import hashlib
+import itertools
 import json
 import os
 import re
-import secrets
 import stat
 import threading
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 from oafetch import outdir
 from oafetch.errors import FetchError
@@ -60,6 +63,36 @@ def disk_error(exc: OSError, path: Path) -> FetchError:
     return FetchError(Reason.DISK_ERROR, f"cannot write {path}: {label}")
 
 
+class BlobIndex(Protocol):
+    """sha256 → the relative path of the first file stored with those bytes."""
+
+    def blob(self, sha256: str) -> str | None: ...
+
+    def add_blob(self, sha256: str, relpath: str) -> None: ...
+
+    def forget_blob(self, sha256: str, relpath: str) -> None: ...
+
+
+class MemoryBlobs:
+    """A :class:`BlobIndex` in a dict (a :class:`Storage` used without a state store)."""
+
+    def __init__(self) -> None:
+        self._paths: dict[str, str] = {}
+
+    def blob(self, sha256: str) -> str | None:
+        return self._paths.get(sha256)
+
+    def add_blob(self, sha256: str, relpath: str) -> None:
+        self._paths.setdefault(sha256, relpath)
+
+    def forget_blob(self, sha256: str, relpath: str) -> None:
+        if self._paths.get(sha256) == relpath:
+            del self._paths[sha256]
+
+
+_STRIPES = 64  # publishes of different bytes rarely share a lock
+
+
 @dataclass(frozen=True)
 class Stored:
     path: Path  # absolute final path
@@ -70,13 +103,23 @@ class Stored:
 class Storage:
     """The output directory's files. Thread-safe."""
 
-    def __init__(self, root: Path, *, fsync: bool = True, content_addressed: bool = False) -> None:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        fsync: bool = True,
+        content_addressed: bool = False,
+        index: BlobIndex | None = None,
+    ) -> None:
         self.root = root
         self.fsync = fsync
         self.content_addressed = content_addressed
-        self._lock = threading.Lock()
-        self._by_sha: dict[str, Path] = {}
+        self.index: BlobIndex = index if index is not None else MemoryBlobs()
+        self._lock = threading.Lock()  # the set of unsynced directories
+        self._stripes = tuple(threading.Lock() for _ in range(_STRIPES))
         self._unsynced: set[Path] = set()  # directories with renames not yet fsynced
+        self._serial = itertools.count(1)  # temp names (next() is atomic under the GIL)
+        self._pid = os.getpid()
 
     def prepare(self) -> None:
         """Create the layout; remove temp files a killed run left behind.
@@ -105,11 +148,8 @@ class Storage:
             finally:
                 os.close(folder)
 
-    def remember(self, sha256: str, relpath: str) -> None:
-        """Index a file stored by an earlier run (resume), for dedupe."""
-        if outdir.is_regular(self.root, relpath):
-            with self._lock:
-                self._by_sha.setdefault(sha256, self.root / relpath)
+    def _temp_suffix(self) -> str:
+        return f"{self._pid:x}-{next(self._serial):x}"
 
     def target(self, work_id: str, kind: Kind, sha256: str | None = None) -> Path:
         folder = self.root / _DIRS[kind]
@@ -119,7 +159,7 @@ class Storage:
 
     def open_temp(self, work_id: str) -> tuple[Path, BinaryIO]:
         """A new temp file in the output dir for ``work_id``'s body (caller must close it)."""
-        path = self.root / "pdf" / f".{safe_name(work_id)}.part-{secrets.token_hex(4)}"
+        path = self.root / "pdf" / f".{safe_name(work_id)}.part-{self._temp_suffix()}"
         try:
             with outdir.directory(self.root, "pdf", create=True) as folder:
                 fd = os.open(path.name, _NEW_FILE, 0o644, dir_fd=folder)
@@ -132,7 +172,8 @@ class Storage:
 
         Each file's bytes are fsynced before its rename; the renames themselves become durable
         here. A crash in between can lose a rename, never expose half a file — and resume
-        re-checks every recorded file (existence, size, sha256) before trusting it.
+        re-checks every recorded file (existence and size; its sha256 too with
+        ``download.verify_stored``) before trusting it.
         """
         with self._lock:
             pending, self._unsynced = self._unsynced, set()
@@ -158,9 +199,10 @@ class Storage:
             with (
                 outdir.directory(self.root, self._rel(temp.parent)) as source,
                 outdir.directory(self.root, self._rel(final.parent), create=True) as dest,
-                self._lock,
+                self._stripes[int(sha256[:8], 16) % _STRIPES],
             ):
-                existing = self._by_sha.get(sha256)
+                known = self.index.blob(sha256)
+                existing = self.root / known if known else None
                 if (
                     existing is not None
                     and existing != final
@@ -175,12 +217,13 @@ class Storage:
                     )
                 if _sha256_at(dest, final.name) == sha256:
                     self.discard(temp)
-                    self._by_sha.setdefault(sha256, final)
+                    self.index.add_blob(sha256, self._rel(final))
                     return Stored(final, self._rel(final), DedupeAction.KEPT)
                 os.replace(temp.name, final.name, src_dir_fd=source, dst_dir_fd=dest)
-                self._by_sha.setdefault(sha256, final)
+                self.index.add_blob(sha256, self._rel(final))
                 if self.fsync:
-                    self._unsynced.add(final.parent)
+                    with self._lock:
+                        self._unsynced.add(final.parent)
         except OSError as exc:
             self.discard(temp)
             raise disk_error(exc, final) from exc
@@ -198,8 +241,7 @@ class Storage:
             return Stored(final, self._rel(final), DedupeAction.KEPT)
         try:
             os.close(outdir.open_dir(self.root, self._rel(final.parent), create=True))
-            with self._lock:
-                action = self._link(stored.path, final)
+            action = self._link(stored.path, final)
         except OSError as exc:
             raise disk_error(exc, final) from exc
         chosen = final if action is DedupeAction.LINKED else stored.path
@@ -230,13 +272,12 @@ class Storage:
             with (
                 outdir.directory(self.root, self._rel(stored.path.parent)) as source,
                 outdir.directory(self.root, outdir.QUARANTINE, create=True) as dest,
-                self._lock,
+                self._stripes[int(sha256[:8], 16) % _STRIPES],
             ):
                 name = PurePosixPath(rel).name
                 if own:
                     os.replace(stored.path.name, name, src_dir_fd=source, dst_dir_fd=dest)
-                    if self._by_sha.get(sha256) == stored.path:
-                        del self._by_sha[sha256]
+                    self.index.forget_blob(sha256, stored.relpath)
                 else:
                     with contextlib.suppress(FileExistsError):
                         os.link(
@@ -258,7 +299,7 @@ class Storage:
 
     def _link(self, existing: Path, final: Path) -> DedupeAction:
         """Hard-link ``existing`` at ``final`` (through a temp name and a rename)."""
-        tmp = f".{final.name}.link-{secrets.token_hex(4)}"
+        tmp = f".{final.name}.link-{self._temp_suffix()}"
         try:
             with (
                 outdir.directory(self.root, self._rel(existing.parent)) as source,

@@ -24,6 +24,7 @@ import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import cached_property
 from pathlib import Path
 from typing import IO, Any
 from urllib.parse import unquote, urlsplit
@@ -47,7 +48,8 @@ class Work:
     """One work to fetch: its identifier kind and normalised value.
 
     ``work_id`` (``doi:10.1038/nature12373``, ``arxiv:2101.00001v2`` …) is stable and unique;
-    ``artifact_id`` is a short hash of it, used in file names and telemetry.
+    ``artifact_id`` is a short hash of it, used in file names and telemetry. Both are computed
+    once per work (the URL redaction and the hash are not free on a hot path).
     """
 
     kind: IdKind
@@ -55,13 +57,13 @@ class Work:
     raw: str = field(default="", compare=False)
     line: int | None = field(default=None, compare=False)
 
-    @property
+    @cached_property
     def work_id(self) -> str:
         if self.kind is IdKind.URL:  # a URL may carry a key; ids are written everywhere
             return f"url:{redact_url(self.value).strip()}"
         return f"{self.kind}:{self.value}"
 
-    @property
+    @cached_property
     def artifact_id(self) -> str:
         return hashlib.sha256(self.work_id.encode()).hexdigest()[:12]
 

@@ -26,7 +26,7 @@ from oafetch._version import __version__
 from oafetch.config import Config
 from oafetch.engines.shards import STAGING_DIR, ShardResult
 from oafetch.lock import DirLock
-from oafetch.manifest import ATTEMPTS_HEADER, ManifestWriter, load_prior
+from oafetch.manifest import ATTEMPTS_HEADER, ManifestWriter
 from oafetch.results import DownloadResult
 from oafetch.runstats import RunStats
 from oafetch.telemetry.merge import SHARDS_DIR, merge_stores
@@ -52,12 +52,17 @@ class Collector:
         try:
             # a dead driver's shards: nothing in them was published, so nothing is lost
             shutil.rmtree(self.out_dir / STAGING_DIR, ignore_errors=True)
-            self.prior = load_prior(self.out_dir / "manifest.jsonl") if resume else {}
-            self.manifest = ManifestWriter(self.out_dir / "manifest.jsonl")
+            from oafetch.state import StateStore  # sqlite3: loaded when a run starts
+
+            self.resume = resume
+            self.state = StateStore(self.out_dir)  # the manifest's index: resume and dedupe
+            self.manifest = ManifestWriter(self.out_dir / "manifest.jsonl", index=self.state)
             self._attempts = outdir.open_append(self.out_dir / "attempts.csv", newline="")
             if os.fstat(self._attempts.fileno()).st_size == 0:
                 outdir.append_whole(self._attempts.fileno(), (ATTEMPTS_HEADER + "\n").encode())
         except BaseException:
+            if hasattr(self, "state"):
+                self.state.close(manifest_complete=False)
             self._lock.release()
             raise
         self.stats = RunStats(run_id)
@@ -86,7 +91,9 @@ class Collector:
 
     def _resumed(self, line: InputLine) -> DownloadResult | None:
         assert line.work is not None
-        return outcomes.resumed(self.prior.get(line.work.work_id), self.out_dir, line.work)
+        prior = self.state.prior(line.work.work_id) if self.resume else None
+        verify = self.config.download.verify_stored
+        return outcomes.resumed(prior, self.out_dir, line.work, verify=verify)
 
     def publish(self, shard: ShardResult) -> list[DownloadResult]:
         """Move a finished shard's files into place, then append its rows; return its results."""
@@ -104,6 +111,8 @@ class Collector:
                 source = staging / relpath
                 if source.exists():
                     os.replace(source, target)
+                if row is not None and row.get("sha256") and target.is_file():
+                    self.state.add_blob(str(row["sha256"]), str(relpath))
                 result = dataclasses.replace(result, path=target)
             if row is not None:
                 self.manifest.write(row)
@@ -119,7 +128,7 @@ class Collector:
                 total[key] = total.get(key, 0) + spent.get(key, 0)
         if self.config.download.fsync:
             self.manifest.close(fsync=True)  # durable before the staging copy goes
-            self.manifest = ManifestWriter(self.out_dir / "manifest.jsonl")
+            self.manifest = ManifestWriter(self.out_dir / "manifest.jsonl", index=self.state)
         shutil.rmtree(staging, ignore_errors=True)
         self.shards_published += 1
         self.nodes[shard.node] += 1
@@ -160,6 +169,7 @@ class Collector:
             summary["engine"] = "ray"
             summary["interrupted"] = interrupted
             self.manifest.close(fsync=self.config.download.fsync)
+            self.state.close()
             self._attempts.flush()
             self._attempts.close()
             outdir.write_atomic(
@@ -171,5 +181,6 @@ class Collector:
             shutil.rmtree(self.out_dir / STAGING_DIR, ignore_errors=True)
             self._merge_telemetry()
         finally:
+            self.state.close(manifest_complete=False)  # a no-op after the close above
             self._lock.release()
         return summary

@@ -9,7 +9,8 @@ store lacks, marked ``dedupe_action = 'recovered'`` (everything else from the ma
 run, ts, ids, resolver, bytes, sha256, path, trace id), so the two stores agree again.
 
 Runs before the telemetry session opens the database (no writer thread yet); streams the
-manifest through a temporary table, so memory stays flat for any manifest size.
+manifest through a temporary table, so memory stays flat for any manifest size, and reads it
+only from where the last clean close left it (:meth:`oafetch.state.StateStore.telemetry_offset`).
 """
 
 from __future__ import annotations
@@ -44,8 +45,8 @@ _COLUMNS = (
 )
 
 
-def _stored_rows(manifest: Path) -> Iterator[tuple[Any, ...]]:
-    for _, row, _ in read_manifest(manifest):
+def _stored_rows(manifest: Path, offset: int = 0) -> Iterator[tuple[Any, ...]]:
+    for _, row, _ in read_manifest(manifest, offset=offset):
         if row is None or row.get("outcome") != "success" or row.get("dry_run"):
             continue
         run_id, work_id = row.get("run_id"), row.get("work_id")
@@ -67,8 +68,11 @@ def _stored_rows(manifest: Path) -> Iterator[tuple[Any, ...]]:
         )
 
 
-def recover_downloads(db_path: Path, manifest: Path) -> int:
+def recover_downloads(db_path: Path, manifest: Path, *, offset: int = 0) -> int:
     """Insert the manifest's stored works that ``downloads`` lacks; return how many.
+
+    ``offset``: the manifest's rows before this byte are known to be in the store (the state
+    index records it when a run with the store closes cleanly), so only the rest is read.
 
     Never raises: a store that cannot be opened or written is logged and left as it is (the
     manifest stays the record of outcomes).
@@ -89,7 +93,7 @@ def recover_downloads(db_path: Path, manifest: Path) -> int:
             + ", PRIMARY KEY (run_id, work_id)) WITHOUT ROWID"
         )
         marks = ", ".join("?" * len(_COLUMNS))
-        rows = _stored_rows(manifest)
+        rows = _stored_rows(manifest, offset)
         while batch := [r for _, r in zip(range(_BATCH), rows, strict=False)]:
             conn.executemany(f"INSERT OR REPLACE INTO manifest_stored VALUES ({marks})", batch)
         conn.execute("BEGIN IMMEDIATE")
