@@ -26,9 +26,10 @@ from oafetch import outcomes, outdir
 from oafetch._version import __version__
 from oafetch.config import Config
 from oafetch.fallback import Fallback
-from oafetch.fallback_state import Resolution, WorkProgress
+from oafetch.fallback_state import WorkProgress
 from oafetch.http.client import HttpClient
 from oafetch.http.ratelimit import RateLimiter
+from oafetch.identity_gate import identity_fields
 from oafetch.learning import learner as learning
 from oafetch.lock import DirLock
 from oafetch.manifest import AttemptRow, AttemptsWriter, ManifestWriter, PriorOutcome
@@ -42,7 +43,7 @@ from oafetch.telemetry.context import identity
 from oafetch.telemetry.runtime import Telemetry
 from oafetch.tokens import Outcome, Reason
 from oafetch.urls import redact_url
-from oafetch.works import InputLine, Work, as_works, parse_work
+from oafetch.works import InputLine, Work, as_lines, as_works, take
 
 log = logging.getLogger("oafetch")
 
@@ -432,7 +433,7 @@ class Downloader:
                 license=cand.license if cand else None,
                 host_type=cand.host_type if cand else None,
                 retracted=resolution.retracted,
-                **_identity_fields(resolution),
+                **identity_fields(resolution),
                 line=line,
                 input=redact_url(work.raw) if work.raw else None,
             )
@@ -489,9 +490,9 @@ class Downloader:
         """
         from oafetch.scheduler import Scheduler
 
-        lines = _as_lines(works)
+        lines = as_lines(works)
         if max_works is not None:
-            lines = _take(lines, max_works)
+            lines = take(lines, max_works)
         scheduler = Scheduler(
             self, workers=self.config.workers, defer_after_s=self.config.politeness.defer_after_s
         )
@@ -502,42 +503,7 @@ class Downloader:
             self.list_only = False
 
 
-def _as_lines(items: Iterable[Any]) -> Iterator[InputLine]:
-    for number, item in enumerate(items, start=1):
-        if isinstance(item, InputLine):
-            yield item
-        elif isinstance(item, Work):
-            yield InputLine(number, item)
-        else:
-            yield _line(number, str(item))
-
-
-def _line(number: int, text: str) -> InputLine:
-    try:
-        return InputLine(number, parse_work(text, line=number))
-    except Exception as exc:
-        return InputLine(number, None, str(exc))
-
-
-def _take(lines: Iterator[InputLine], limit: int) -> Iterator[InputLine]:
-    for count, line in enumerate(lines):
-        if count >= limit:
-            return
-        yield line
-
-
 def _scrub(text: str, secrets_: tuple[str, ...]) -> str:
     from oafetch.urls import scrub
 
     return scrub(text, secrets_)
-
-
-def _identity_fields(resolution: Resolution) -> dict[str, Any]:
-    """The identity check's fields of a work's result (see :class:`DownloadResult`)."""
-    verdict = resolution.identity
-    return {
-        "identity": str(verdict.identity) if verdict else None,
-        "identity_score": verdict.score if verdict else None,
-        "identity_evidence": verdict.evidence if verdict else None,
-        "quarantined": tuple(rel for _, rel in resolution.quarantined),
-    }

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
+from typing import Any
 
 from oafetch import identity
 from oafetch.config import Config
 from oafetch.download import BodyOutcome
 from oafetch.errors import FetchError
-from oafetch.fallback_state import _WorkState
+from oafetch.fallback_state import Resolution, _WorkState
 from oafetch.http.client import HttpClient
 from oafetch.identity import IdentityVerdict
 from oafetch.resolvers.base import Candidate
@@ -81,3 +82,14 @@ def identify(
     state.quarantine(verdict, rel)
     state.fail(reason, f"{where}: {verdict.evidence} (moved to {rel})")
     return None
+
+
+def identity_fields(resolution: Resolution) -> dict[str, Any]:
+    """The identity check's fields of a work's result (see :class:`DownloadResult`)."""
+    verdict = resolution.identity
+    return {
+        "identity": str(verdict.identity) if verdict else None,
+        "identity_score": verdict.score if verdict else None,
+        "identity_evidence": verdict.evidence if verdict else None,
+        "quarantined": tuple(rel for _, rel in resolution.quarantined),
+    }

@@ -431,3 +431,29 @@ def as_works(items: Iterable[str | Work]) -> Iterator[InputLine]:
             yield InputLine(number, item)
         else:
             yield _parse(number, str(item))
+
+
+def as_lines(items: Iterable[Any]) -> Iterator[InputLine]:
+    """Input lines from strings, :class:`Work` objects or :class:`InputLine` items (streamed)."""
+    for number, item in enumerate(items, start=1):
+        if isinstance(item, InputLine):
+            yield item
+        elif isinstance(item, Work):
+            yield InputLine(number, item)
+        else:
+            yield _line(number, str(item))
+
+
+def _line(number: int, text: str) -> InputLine:
+    try:
+        return InputLine(number, parse_work(text, line=number))
+    except Exception as exc:
+        return InputLine(number, None, str(exc))
+
+
+def take(lines: Iterator[InputLine], limit: int) -> Iterator[InputLine]:
+    """The first ``limit`` lines."""
+    for count, line in enumerate(lines):
+        if count >= limit:
+            return
+        yield line

@@ -25,14 +25,14 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from oafetch.config import Config
-from oafetch.downloader import _as_lines, _take, new_run_id
+from oafetch.downloader import new_run_id
 from oafetch.engines.collect import Collector
 from oafetch.engines.shards import Shard, ShardResult, make_shards, run_shard
 from oafetch.engines.shared_limiter import LimiterService, SharedRateLimiter
 from oafetch.errors import ConfigError
 from oafetch.results import DownloadResult
 from oafetch.telemetry import traces
-from oafetch.works import InputLine
+from oafetch.works import InputLine, as_lines, take
 
 log = logging.getLogger("oafetch")
 
@@ -175,9 +175,9 @@ class RayEngine:
         max_in_flight: int | None = None,
     ) -> Iterator[DownloadResult]:
         """Run the works on the cluster; yield each result as its shard is published."""
-        lines: Iterator[InputLine] = _as_lines(works)
+        lines: Iterator[InputLine] = as_lines(works)
         if max_works is not None:
-            lines = _take(lines, max_works)
+            lines = take(lines, max_works)
         task = ray.remote(_run_shard_task).options(max_retries=SHARD_RETRIES, num_cpus=1)
         config_ref = ray.put(self.config)
         carrier = _trace_carrier()
