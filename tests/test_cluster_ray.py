@@ -34,6 +34,7 @@ from oafetch.demo import demo_config
 from oafetch.engines.ray_engine import RayEngine
 from oafetch.engines.shards import STAGING_DIR
 from oafetch.sandbox import Corpus, Sandbox
+from oafetch.sandbox.model import Behaviour
 from oafetch.works import parse_work
 
 RATES = {
@@ -141,10 +142,14 @@ def test_batch_on_three_nodes_is_stored_once_and_polite(
     assert runs == 1 and traces == len(identifiers)
     # the sandbox's own ceiling for yield; no cache in this run; a loaded 2-core machine
     obtainable = sum(1 for i in identifiers if sandbox.expected(i).expected_obtainable)
+    # the sandbox serves its wrong_pdf works another article's PDF on purpose: each of those
+    # quarantines what the sources name (one file per distinct wrong URL, at most 4 sources)
+    wrong = sum(1 for w in sandbox.works[:150] if w.behaviour is Behaviour.WRONG_PDF)
     targets = tmp_path / "slo.toml"
     targets.write_text(
         f"[slo]\nyield_pct_min = {100 * obtainable / len(identifiers) - 0.01:.2f}\n"
         "cache_hit_pct_min = 0\nttfp_p50_ms_max = 120000\nttfp_p95_ms_max = 120000\n"
+        f"identity_mismatch_per_1k_max = {1000 * 4 * wrong / len(identifiers) + 0.01:.2f}\n"
     )
     slo = ["slo", "--db", str(out / "telemetry.sqlite"), "--targets", str(targets)]
     assert telemetry_main(slo) == 0
