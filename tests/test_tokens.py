@@ -71,6 +71,7 @@ def test_reasons_are_pinned() -> None:
         "spend-cap",
         "identity-mismatch",
         "identity-unknown",
+        "retracted",
     ]
 
 

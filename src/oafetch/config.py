@@ -119,6 +119,9 @@ class DownloadConfig(_Frozen):
     # quarantined (identity-mismatch) and the chain goes on; "require": one that cannot be
     # shown to be the work is quarantined too (identity-unknown); "off": not read.
     identity: Literal["check", "require", "off"] = "check"
+    # Refuse works a source marks retracted (reason ``retracted``); off: they are stored and
+    # flagged ``retracted: true`` in the manifest.
+    skip_retracted: bool = False
 
     @field_validator("accept")
     @classmethod

@@ -279,6 +279,10 @@ class Fallback:
         state.ids.note_urls([c.url for c in found])
         if not found:
             return FallbackOutcome.NO_PDF, Reason.NO_CANDIDATE, Status.HTTP_200
+        if self.config.download.skip_retracted and any(c.retracted for c in found):
+            state.fail(Reason.RETRACTED, f"{resolver.name}: the work is marked retracted")
+            state.stop.set()  # no source's copy is fetched once one says so
+            return FallbackOutcome.SKIPPED, Reason.RETRACTED, Status.HTTP_200
         if dry_run:
             if not state.list_only:  # a dry run stops at the first source with a candidate
                 state.stop.set()
@@ -552,7 +556,9 @@ class Fallback:
                 message = next(m for r, m in state.failures if r is reason)
                 # Sources a gate skipped may still hold a copy: a skip, to retry later. A copy
                 # the spending cap refused is one too, however far the chain got to it.
-                soft = reason in _SOFT and (not state.candidates or reason is Reason.SPEND_CAP)
+                soft = reason in _SOFT and (
+                    not state.candidates or reason in (Reason.SPEND_CAP, Reason.RETRACTED)
+                )
                 return Resolution(
                     Outcome.SKIP if soft else Outcome.ERROR,
                     reason,

@@ -52,6 +52,7 @@ DEFAULT_TIERS: tuple[Tier, ...] = (
 
 # Which failure best explains a work that found candidates but stored nothing (most telling first).
 _REASON_RANK = (
+    Reason.RETRACTED,
     Reason.IDENTITY_MISMATCH,
     Reason.IDENTITY_UNKNOWN,
     Reason.BOT_CHALLENGE,
@@ -99,6 +100,7 @@ _SOFT = frozenset(
         Reason.BUDGET,
         Reason.SPEND_CAP,
         Reason.CANCELLED,
+        Reason.RETRACTED,
     }
 )
 
@@ -155,8 +157,9 @@ class Resolution:
 
     @property
     def retracted(self) -> bool | None:
-        """Whether a source marked the work retracted (PMC's OA service): ``True`` if any
-        candidate says so, ``False`` if some say it is not, ``None`` if no source said."""
+        """Whether a source marked the work retracted (OpenAlex, PMC's OA service, a Crossref
+        ``updated-by`` notice): ``True`` if any candidate says so, ``False`` if some say it is
+        not, ``None`` if no source said."""
         said = [c.retracted for c in self.candidates if c.retracted is not None]
         return any(said) if said else None
 

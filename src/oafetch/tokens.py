@@ -78,6 +78,9 @@ class Reason(StrEnum):
     # ``identity = "require"``: the PDF could not be shown to be the work (no text layer, no
     # title or DOI to compare with, an uncertain title): quarantined, not stored as the work.
     IDENTITY_UNKNOWN = "identity-unknown"
+    # ``skip_retracted = true``: a source marks the work retracted (OpenAlex ``is_retracted``,
+    # PMC's ``retracted="yes"``, a Crossref ``updated-by`` retraction): refused, nothing stored.
+    RETRACTED = "retracted"
 
 
 @unique
