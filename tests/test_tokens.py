@@ -72,6 +72,7 @@ def test_reasons_are_pinned() -> None:
         "identity-mismatch",
         "identity-unknown",
         "retracted",
+        "license",
     ]
 
 

@@ -33,6 +33,7 @@ from pydantic_settings import (
 )
 
 from oafetch._version import __version__
+from oafetch.candidate_policy import ANY, allowed_licenses
 from oafetch.envsource import EnvSource
 from oafetch.errors import ConfigError
 from oafetch.rates import DEFAULT_RATES, RatePolicy, parse_rate
@@ -122,6 +123,23 @@ class DownloadConfig(_Frozen):
     # Refuse works a source marks retracted (reason ``retracted``); off: they are stored and
     # flagged ``retracted: true`` in the manifest.
     skip_retracted: bool = False
+    # Licences a candidate may carry: "any" (default), or a list such as ["cc-by", "cc-by-sa",
+    # "cc0", "public-domain"] (any spelling: URLs, "CC BY 4.0" …); others are refused
+    # (reason ``license``), and so are candidates whose source states no licence.
+    licenses: str | tuple[str, ...] = ANY
+
+    @field_validator("licenses")
+    @classmethod
+    def _licenses(cls, value: str | tuple[str, ...]) -> str | tuple[str, ...]:
+        slugs = allowed_licenses(value)
+        if slugs is None:
+            return ANY
+        return tuple(sorted(slugs))
+
+    @property
+    def accepted_licenses(self) -> frozenset[str] | None:
+        """The accepted licence slugs; ``None`` when every licence is accepted."""
+        return None if self.licenses == ANY else frozenset(self.licenses)
 
     @field_validator("accept")
     @classmethod

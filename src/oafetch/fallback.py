@@ -23,6 +23,7 @@ from dataclasses import replace
 from opentelemetry import context as otel_context
 
 from oafetch import identity, waiting
+from oafetch.candidate_policy import license_refusal
 from oafetch.config import Config
 from oafetch.download import BodyOutcome, RecordAttempt, download
 from oafetch.errors import FetchError
@@ -289,9 +290,17 @@ class Fallback:
             return FallbackOutcome.SUCCESS, Reason.OK, Status.HTTP_200
         last: Reason = Reason.NO_CANDIDATE
         parked_before = len(state.parked)
+        accepted = self.config.download.accepted_licenses
         for candidate in found:
             if state.stop.is_set() or state.remaining() <= 0:
                 break
+            refusal = (
+                None if candidate.source == DIRECT else license_refusal(candidate.license, accepted)
+            )
+            if refusal is not None:
+                state.fail(Reason.LICENSE, f"{redact_url(candidate.url)}: {refusal}")
+                last = Reason.LICENSE
+                continue
             body = self._try(candidate, state, depth=0)
             if body is not None:
                 return (
@@ -557,7 +566,8 @@ class Fallback:
                 # Sources a gate skipped may still hold a copy: a skip, to retry later. A copy
                 # the spending cap refused is one too, however far the chain got to it.
                 soft = reason in _SOFT and (
-                    not state.candidates or reason in (Reason.SPEND_CAP, Reason.RETRACTED)
+                    not state.candidates
+                    or reason in (Reason.SPEND_CAP, Reason.RETRACTED, Reason.LICENSE)
                 )
                 return Resolution(
                     Outcome.SKIP if soft else Outcome.ERROR,

@@ -55,6 +55,7 @@ _REASON_RANK = (
     Reason.RETRACTED,
     Reason.IDENTITY_MISMATCH,
     Reason.IDENTITY_UNKNOWN,
+    Reason.LICENSE,
     Reason.BOT_CHALLENGE,
     Reason.NOT_PDF,
     Reason.TRUNCATED,
@@ -101,6 +102,7 @@ _SOFT = frozenset(
         Reason.SPEND_CAP,
         Reason.CANCELLED,
         Reason.RETRACTED,
+        Reason.LICENSE,
     }
 )
 

@@ -81,6 +81,9 @@ class Reason(StrEnum):
     # ``skip_retracted = true``: a source marks the work retracted (OpenAlex ``is_retracted``,
     # PMC's ``retracted="yes"``, a Crossref ``updated-by`` retraction): refused, nothing stored.
     RETRACTED = "retracted"
+    # ``licenses = [...]``: the candidate's licence (or its lack of one) is not on the list:
+    # not fetched.
+    LICENSE = "license"
 
 
 @unique
