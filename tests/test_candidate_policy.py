@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -120,7 +121,9 @@ PDF_PUBLISHER = pdf_bytes(seed=1)
 PDF_REPOSITORY = pdf_bytes(seed=2)
 
 
-def run(server: HTTPServer, tmp_path: Path, licenses: Any) -> tuple[Any, list[str]]:
+def run(
+    server: HTTPServer, tmp_path: Path, licenses: Any, telemetry: bool = False
+) -> tuple[Any, list[str]]:
     """PeerJ's recorded OpenAlex record with two file locations on loopback: the publisher's
     under ``publisher-specific-oa`` first, a repository's under ``cc-by`` second."""
     asked: list[str] = []
@@ -152,7 +155,7 @@ def run(server: HTTPServer, tmp_path: Path, licenses: Any) -> tuple[Any, list[st
         politeness={"enabled": False},
         robots={"enabled": False},
         cache={"enabled": False},
-        telemetry={"enabled": False},
+        telemetry={"enabled": telemetry},
         download={"fsync": False, "identity": "off", "licenses": licenses},
         resolvers={"openalex": {"base_url": f"{base}/openalex"}},
         fallback={"tiers": [{"name": "direct", "sources": ["openalex"]}]},
@@ -178,7 +181,7 @@ def test_any_licence_takes_the_first_file(httpserver: HTTPServer, tmp_path: Path
 def test_a_licence_list_skips_other_licences_to_an_accepted_file(
     httpserver: HTTPServer, tmp_path: Path
 ) -> None:
-    result, fetched = run(httpserver, tmp_path, ["CC BY 4.0", "cc0"])
+    result, fetched = run(httpserver, tmp_path, ["CC BY 4.0", "cc0"], telemetry=True)
     assert result.outcome is Outcome.SUCCESS
     assert fetched == ["/files/repository.pdf"]  # the publisher's file is never asked for
     row = manifest_row(tmp_path)
@@ -188,6 +191,11 @@ def test_a_licence_list_skips_other_licences_to_an_accepted_file(
         "repository",
     )
     assert (tmp_path / "out" / row["path"]).read_bytes() == PDF_REPOSITORY
+    with sqlite3.connect(tmp_path / "out" / "telemetry.sqlite") as conn:
+        stored = conn.execute(
+            "SELECT outcome, version, license, host_type, retracted FROM downloads"
+        ).fetchall()
+    assert stored == [("success", "submittedVersion", "cc-by", "repository", None)]
 
 
 def test_no_accepted_licence_is_a_license_skip(httpserver: HTTPServer, tmp_path: Path) -> None:

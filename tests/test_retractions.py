@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -144,7 +145,7 @@ def run(server: HTTPServer, tmp_path: Path, skip_retracted: bool) -> tuple[Any, 
         politeness={"enabled": False},
         robots={"enabled": False},
         cache={"enabled": False},
-        telemetry={"enabled": False},
+        telemetry={"enabled": True},
         download={"fsync": False, "identity": "off", "skip_retracted": skip_retracted},
         resolvers={"openalex": {"base_url": f"{base}/openalex"}},
         fallback={"tiers": [{"name": "direct", "sources": ["openalex"]}]},
@@ -175,6 +176,9 @@ def test_skip_retracted_refuses_the_work_before_any_file_is_fetched(
     httpserver: HTTPServer, tmp_path: Path
 ) -> None:
     result, asked = run(httpserver, tmp_path, skip_retracted=True)
+    with sqlite3.connect(tmp_path / "out" / "telemetry.sqlite") as conn:
+        stored = conn.execute("SELECT outcome, reason, retracted FROM downloads").fetchall()
+    assert stored == [("skip", "retracted", 1)]
     assert (result.outcome, result.reason) == (Outcome.SKIP, Reason.RETRACTED)
     assert "/files/peerj-4375.pdf" not in asked
     row = manifest_row(tmp_path)

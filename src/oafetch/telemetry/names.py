@@ -71,6 +71,10 @@ IDENTITY: Final = "oafetch.identity"
 IDENTITY_SCORE: Final = "oafetch.identity.score"
 IDENTITY_EVIDENCE: Final = "oafetch.identity.evidence"
 QUARANTINED: Final = "oafetch.quarantined"
+FILE_VERSION: Final = "oafetch.file.version"  # the stored file's version, as its source said
+FILE_LICENSE: Final = "oafetch.file.license"  # … its licence
+FILE_HOST_TYPE: Final = "oafetch.file.host_type"  # … publisher | repository | archive
+RETRACTED: Final = "oafetch.retracted"  # a source marks the work retracted
 
 # -- oafetch.run -----------------------------------------------------------------------------------
 CONFIG_HASH: Final = "oafetch.config_hash"

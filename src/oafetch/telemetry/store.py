@@ -63,6 +63,10 @@ ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("downloads", "identity_evidence", "TEXT"),
     ("downloads", "quarantined", "INTEGER NOT NULL DEFAULT 0"),
     ("run_summary", "identity_mismatch_per_1k", "REAL"),
+    ("downloads", "version", "TEXT"),
+    ("downloads", "license", "TEXT"),
+    ("downloads", "host_type", "TEXT"),
+    ("downloads", "retracted", "INTEGER"),
 )
 
 
