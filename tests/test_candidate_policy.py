@@ -19,6 +19,8 @@ from loopback import pdf_bytes
 from oafetch import Config, Downloader
 from oafetch.candidate_policy import allowed_licenses, license_refusal, normalise_license
 from oafetch.errors import ConfigError
+from oafetch.results import DownloadResult
+from oafetch.runstats import RunStats
 from oafetch.tokens import Outcome, Reason
 from test_openalex_real import PEERJ_WORK
 
@@ -196,6 +198,9 @@ def test_a_licence_list_skips_other_licences_to_an_accepted_file(
             "SELECT outcome, version, license, host_type, retracted FROM downloads"
         ).fetchall()
     assert stored == [("success", "submittedVersion", "cc-by", "repository", None)]
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["stored_by_version"] == {"submittedVersion": {"cc-by": 1}}
+    assert summary["retracted"] == 0
 
 
 def test_no_accepted_licence_is_a_license_skip(httpserver: HTTPServer, tmp_path: Path) -> None:
@@ -205,3 +210,30 @@ def test_no_accepted_licence_is_a_license_skip(httpserver: HTTPServer, tmp_path:
     row = manifest_row(tmp_path)
     assert (row["outcome"], row["reason"]) == ("skip", "license")
     assert not list((tmp_path / "out").rglob("*.pdf"))
+
+
+def test_the_run_summary_counts_stored_works_by_version_then_licence() -> None:
+    stats = RunStats("r")
+    said = [
+        ("publishedVersion", "http://creativecommons.org/licenses/by/4.0/", True),
+        ("publishedVersion", "cc-by", None),
+        ("publishedVersion", None, None),
+        ("submittedVersion", "CC BY-SA", None),
+        (None, None, None),
+    ]
+    for i, (version, license, retracted) in enumerate(said):
+        stats.add(
+            DownloadResult(
+                f"doi:10.1/{i}", Outcome.SUCCESS, Reason.OK, "", version=version,
+                license=license, retracted=retracted,
+            )
+        )  # fmt: skip
+    stats.add(DownloadResult("doi:10.1/x", Outcome.SKIP, Reason.RETRACTED, "", retracted=True))
+    data = stats.as_dict()
+    assert data["stored_by_version"] == {
+        "publishedVersion": {"cc-by": 2, "unknown": 1},
+        "submittedVersion": {"cc-by-sa": 1},
+        "unknown": {"unknown": 1},
+    }
+    assert list(data["stored_by_version"]) == ["publishedVersion", "submittedVersion", "unknown"]
+    assert data["retracted"] == 2
