@@ -48,6 +48,11 @@ REAL = Path(__file__).parent / "fixtures" / "real" / "api"
         ("CC BY-NC-SA 3.0", "cc-by-nc-sa"),
         ("https://creativecommons.org/licenses/by-nc-sa/3.0/igo/", "cc-by-nc-sa"),
         ("CC0", "cc0"),
+        # Semantic Scholar's openAccessPdf.license
+        ("CCBY", "cc-by"),
+        ("CCBYNC", "cc-by-nc"),
+        ("CCBYNCSA", "cc-by-nc-sa"),
+        ("CCBYND", "cc-by-nd"),
         ("CC0 1.0", "cc0"),
         ("https://creativecommons.org/publicdomain/zero/1.0/", "cc0"),
         ("https://creativecommons.org/publicdomain/mark/1.0/", "public-domain"),

@@ -5,8 +5,9 @@ Sources state a location's licence in many forms: Unpaywall and OpenAlex slugs (
 (``https://openalex.org/licenses/cc-by``), Crossref's licence URLs
 (``http://creativecommons.org/licenses/by/4.0/``,
 ``https://creativecommons.org/publicdomain/zero/1.0/``), PMC's ``CC BY``, repositories'
-``CC-BY-4.0`` or ``CC BY-NC-SA 3.0``. :func:`normalise_license` maps them all to one slug, so
-``licenses = ["cc-by"]`` means the same whichever source spoke. Pure functions, no I/O.
+``CC-BY-4.0`` or ``CC BY-NC-SA 3.0``, Semantic Scholar's ``CCBY``/``CCBYNC``.
+:func:`normalise_license` maps them all to one slug, so ``licenses = ["cc-by"]`` means the
+same whichever source spoke. Pure functions, no I/O.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ ANY = "any"
 
 _CC_PARTS = ("by", "sa", "nc", "nd")
 _PUBLIC_DOMAIN = {"public-domain", "publicdomain", "pd", "pdm", "public-domain-mark"}
+_COMPACT_CC = re.compile(r"cc(by)(nc)?(nd|sa)?")
 _VERSION_TAIL = re.compile(r"-(?:\d+(?:\.\d+)*|igo)(?:-[a-z]{2})?$")
 
 
@@ -64,6 +66,8 @@ def _from_url(url: str) -> str:
 
 def _creative_commons(text: str) -> str | None:
     """``cc-by``, ``cc-by-4.0``, ``cc-by-nc-sa-3.0-igo`` … → ``cc-by[-…]``; ``None`` if not CC."""
+    if (compact := _COMPACT_CC.fullmatch(text)) is not None:  # Semantic Scholar: CCBYNCSA
+        return "cc-" + "-".join(p for p in compact.groups() if p)
     if not text.startswith("cc-"):
         return None
     text = _VERSION_TAIL.sub("", text)
