@@ -1,4 +1,4 @@
-"""Which candidates a run accepts by licence: one spelling for every licence a source states.
+"""Which candidates a run accepts by licence, and in which order it tries them by version.
 
 Sources state a location's licence in many forms: Unpaywall and OpenAlex slugs (``cc-by``,
 ``cc-by-nc-nd``, ``public-domain``, ``other-oa``), OpenAlex ``license_id`` URLs
@@ -13,8 +13,11 @@ same whichever source spoke. Pure functions, no I/O.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
+from typing import TypeVar
 from urllib.parse import urlsplit
+
+T = TypeVar("T")
 
 #: ``licenses`` value that accepts every candidate, whatever its licence (the default).
 ANY = "any"
@@ -109,3 +112,59 @@ def license_refusal(license: str | None, allowed: frozenset[str] | None) -> str 
     if slug not in allowed:
         return f"licence {slug} not accepted"
     return None
+
+
+#: The versions a source may name for a location, best first.
+VERSIONS = ("publishedVersion", "acceptedVersion", "submittedVersion")
+_VERSION_WORDS = {
+    "publishedversion": VERSIONS[0],
+    "published": VERSIONS[0],
+    "vor": VERSIONS[0],
+    "acceptedversion": VERSIONS[1],
+    "accepted": VERSIONS[1],
+    "am": VERSIONS[1],
+    "aam": VERSIONS[1],
+    "submittedversion": VERSIONS[2],
+    "submitted": VERSIONS[2],
+    "preprint": VERSIONS[2],
+}
+
+
+def normalise_version(value: str | None) -> str | None:
+    """``publishedVersion``, ``acceptedVersion`` or ``submittedVersion`` for any spelling of
+    them (Crossref's ``vor``/``am``, ``Published``, ``preprint``); ``None`` if none of them."""
+    if value is None:
+        return None
+    return _VERSION_WORDS.get(re.sub(r"[\s_-]+", "", value).lower())
+
+
+def preferred_versions(value: Iterable[str]) -> tuple[str, ...]:
+    """The ``prefer`` setting in canonical spelling, best first (empty: no preference).
+
+    Raises:
+        ValueError: an entry that names no version, or a version listed twice.
+    """
+    out: list[str] = []
+    for entry in value:
+        version = normalise_version(entry)
+        if version is None:
+            raise ValueError(f"{entry!r} is not a version (one of {', '.join(VERSIONS)})")
+        if version in out:
+            raise ValueError(f"{version} is listed twice")
+        out.append(version)
+    return tuple(out)
+
+
+def version_rank(version: str | None, prefer: Sequence[str]) -> int:
+    """Where a version stands in ``prefer`` (0 best); versions not listed, and candidates
+    whose source names none, come after every listed one."""
+    canonical = normalise_version(version)
+    return prefer.index(canonical) if canonical in prefer else len(prefer)
+
+
+def order_by_version(
+    items: Iterable[T], prefer: Sequence[str], version: Callable[[T], str | None]
+) -> list[T]:
+    """``items`` in the order of ``prefer`` by ``version(item)``; ties keep their order (the
+    tiers' order, then each source's own), so the preference only moves better versions up."""
+    return sorted(items, key=lambda item: version_rank(version(item), prefer))

@@ -33,7 +33,7 @@ from pydantic_settings import (
 )
 
 from oafetch._version import __version__
-from oafetch.candidate_policy import ANY, allowed_licenses
+from oafetch.candidate_policy import ANY, allowed_licenses, preferred_versions
 from oafetch.envsource import EnvSource
 from oafetch.errors import ConfigError
 from oafetch.rates import DEFAULT_RATES, RatePolicy, parse_rate
@@ -127,6 +127,15 @@ class DownloadConfig(_Frozen):
     # "cc0", "public-domain"] (any spelling: URLs, "CC BY 4.0" …); others are refused
     # (reason ``license``), and so are candidates whose source states no licence.
     licenses: str | tuple[str, ...] = ANY
+    # Versions best first, e.g. ["publishedVersion", "acceptedVersion", "submittedVersion"]:
+    # every source of the racing tiers is asked first, then their candidates are tried in this
+    # order (unlisted and unknown versions last). Empty (default): the first verified copy wins.
+    prefer: tuple[str, ...] = ()
+
+    @field_validator("prefer")
+    @classmethod
+    def _prefer(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return preferred_versions(value)
 
     @field_validator("licenses")
     @classmethod

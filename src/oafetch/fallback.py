@@ -23,7 +23,7 @@ from dataclasses import replace
 from opentelemetry import context as otel_context
 
 from oafetch import identity, waiting
-from oafetch.candidate_policy import license_refusal
+from oafetch.candidate_policy import license_refusal, order_by_version
 from oafetch.config import Config
 from oafetch.download import BodyOutcome, RecordAttempt, download
 from oafetch.errors import FetchError
@@ -134,8 +134,8 @@ class Fallback:
         state: _WorkState,
         slot: tuple[str, float] | None,
     ) -> bool:
-        """Download a parked candidate as an attempt of its source (so ``fallback_attempts``
-        records how it ended); True when it won the work."""
+        """Download a parked (or version-ordered) candidate as an attempt of its source (so
+        ``fallback_attempts`` records how it ended); True when it won the work."""
 
         def run() -> tuple[FallbackOutcome, Reason, str]:
             failures = len(state.failures)
@@ -153,9 +153,15 @@ class Fallback:
         return outcome is FallbackOutcome.SUCCESS
 
     def _continue(self, state: _WorkState, dry_run: bool) -> Resolution:
-        work = state.work
-        tiers = tiers_for(work, self.tiers)
+        tiers = tiers_for(state.work, self.tiers)
         any_source = bool(state.candidates or state.failures)
+        prefer = self.config.download.prefer
+        if prefer and not dry_run and state.ordered is None:
+            any_source = self._gather(state, tiers, prefer) or any_source
+        if state.ordered:
+            self._try_ordered(state)
+            if state.stop.is_set() or state.parked:
+                return self._conclude(state, any_source, dry_run)
         while state.next_tier < len(tiers):
             tier = tiers[state.next_tier]
             state.next_tier += 1
@@ -163,31 +169,77 @@ class Fallback:
             if state.remaining() <= 0:
                 state.fail(Reason.BUDGET, f"total budget of {self.policy.total_budget_s:g}s used")
                 break
-            tried: set[str] = set()
-            while not (state.stop.is_set() or state.parked):
-                # A source that did not apply may apply once another source of the tier has
-                # learnt an id (OpenAlex tells the DOI of a PMID): run those in a second pass.
-                sources = [
-                    self.resolvers[n]
-                    for n in tier.sources
-                    if n in self.resolvers
-                    and n not in tried
-                    and self.resolvers[n].applies_to(work, state.ids)
-                ]
-                if not sources:
-                    break
-                tried.update(r.name for r in sources)
-                any_source = True
-                if tier.parallel and len(sources) > 1:
-                    self._run_parallel(tier, sources, state, dry_run)
-                else:
-                    for resolver in sources:
-                        self._run_source(tier, resolver, state, dry_run)
-                        if state.stop.is_set():
-                            break
+            any_source = self._run_tier(tier, state, dry_run) or any_source
             if state.stop.is_set() or state.parked:
                 break
         return self._conclude(state, any_source, dry_run)
+
+    def _run_tier(self, tier: Tier, state: _WorkState, dry_run: bool) -> bool:
+        """Ask the tier's sources that apply; True if any did."""
+        tried: set[str] = set()
+        while not (state.stop.is_set() or state.parked):
+            # A source that did not apply may apply once another source of the tier has
+            # learnt an id (OpenAlex tells the DOI of a PMID): run those in a second pass.
+            sources = [
+                self.resolvers[n]
+                for n in tier.sources
+                if n in self.resolvers
+                and n not in tried
+                and self.resolvers[n].applies_to(state.work, state.ids)
+            ]
+            if not sources:
+                break
+            tried.update(r.name for r in sources)
+            if tier.parallel and len(sources) > 1:
+                self._run_parallel(tier, sources, state, dry_run)
+            else:
+                for resolver in sources:
+                    self._run_source(tier, resolver, state, dry_run)
+                    if state.stop.is_set():
+                        break
+        return bool(tried)
+
+    def _gather(self, state: _WorkState, tiers: Sequence[Tier], prefer: Sequence[str]) -> bool:
+        """``prefer``: ask every source of the leading parallel tiers for its candidates
+        (downloading none), then queue them best version first; True if any source applied."""
+        any_source = False
+        tier_of: dict[str, str] = {}
+        state.gathering = True
+        try:
+            while state.next_tier < len(tiers) and tiers[state.next_tier].parallel:
+                tier = tiers[state.next_tier]
+                state.next_tier += 1
+                state.tier_name = tier.name
+                tier_of.update((source, tier.name) for source in tier.sources)
+                any_source = self._run_tier(tier, state, dry_run=True) or any_source
+                if state.stop.is_set():  # a source marked the work retracted
+                    break
+        finally:
+            state.gathering = False
+        found = [(c, tier_of.get(c.source, state.tier_name)) for c in state.candidates]
+        state.ordered = order_by_version(found, prefer, lambda item: item[0].version)
+        return any_source
+
+    def _try_ordered(self, state: _WorkState) -> None:
+        """Try the queued candidates in version order, each as an attempt of its source."""
+        assert state.ordered is not None
+        while state.ordered and not (state.stop.is_set() or state.parked):
+            if state.remaining() <= 0:
+                break
+            candidate, tier = state.ordered.pop(0)
+            if self._refused(candidate, state):
+                continue
+            if self._resume_one(tier, candidate, state, None):
+                break
+
+    def _refused(self, candidate: Candidate, state: _WorkState) -> bool:
+        """The ``licenses`` setting refuses ``candidate`` (the failure is recorded)."""
+        if candidate.source == DIRECT:  # a URL the user gave is the user's choice
+            return False
+        refusal = license_refusal(candidate.license, self.config.download.accepted_licenses)
+        if refusal is not None:
+            state.fail(Reason.LICENSE, f"{redact_url(candidate.url)}: {refusal}")
+        return refusal is not None
 
     def _run_parallel(
         self, tier: Tier, sources: list[Resolver], state: _WorkState, dry_run: bool
@@ -284,21 +336,18 @@ class Fallback:
             state.fail(Reason.RETRACTED, f"{resolver.name}: the work is marked retracted")
             state.stop.set()  # no source's copy is fetched once one says so
             return FallbackOutcome.SKIPPED, Reason.RETRACTED, Status.HTTP_200
+        if state.gathering:  # its candidates are tried later, in version order
+            return FallbackOutcome.SKIPPED, Reason.OK, Status.HTTP_200
         if dry_run:
             if not state.list_only:  # a dry run stops at the first source with a candidate
                 state.stop.set()
             return FallbackOutcome.SUCCESS, Reason.OK, Status.HTTP_200
         last: Reason = Reason.NO_CANDIDATE
         parked_before = len(state.parked)
-        accepted = self.config.download.accepted_licenses
         for candidate in found:
             if state.stop.is_set() or state.remaining() <= 0:
                 break
-            refusal = (
-                None if candidate.source == DIRECT else license_refusal(candidate.license, accepted)
-            )
-            if refusal is not None:
-                state.fail(Reason.LICENSE, f"{redact_url(candidate.url)}: {refusal}")
+            if self._refused(candidate, state):
                 last = Reason.LICENSE
                 continue
             body = self._try(candidate, state, depth=0)

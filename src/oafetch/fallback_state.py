@@ -193,6 +193,10 @@ class _WorkState:
     deferrals: int = 0
     defer_after_s: float | None = None  # None: wait in place (single fetch), else park
     list_only: bool = False  # ask every source, download nothing
+    # ``prefer``: the racing tiers' candidates in version order with their tier, tried one by
+    # one before the later tiers (None: not gathered); ``gathering`` while they are asked.
+    ordered: list[tuple[Candidate, str]] | None = None
+    gathering: bool = False
     quarantined: list[tuple[IdentityVerdict, str]] = field(default_factory=list)
 
     def remaining(self) -> float:
