@@ -73,6 +73,7 @@ def test_reasons_are_pinned() -> None:
         "identity-unknown",
         "retracted",
         "license",
+        "tdm-reserved",
     ]
 
 

@@ -131,6 +131,10 @@ class DownloadConfig(_Frozen):
     # every source of the racing tiers is asked first, then their candidates are tried in this
     # order (unlisted and unknown versions last). Empty (default): the first verified copy wins.
     prefer: tuple[str, ...] = ()
+    # A text-and-data-mining purpose (TDMRep): files whose rightsholder reserves TDM rights
+    # (``tdm-reservation: 1`` header, the origin's /.well-known/tdmrep.json, a landing page's
+    # meta) are not stored (reason ``tdm-reserved``). Off: those declarations are not read.
+    tdm: bool = False
 
     @field_validator("prefer")
     @classmethod

@@ -412,6 +412,7 @@ class Downloader:
                 license=cand.license if cand else None,
                 host_type=cand.host_type if cand else None,
                 retracted=resolution.retracted,
+                tdm_policy=resolution.tdm_policy,
                 **_identity_fields(resolution),
                 line=line,
                 input=redact_url(work.raw) if work.raw else None,

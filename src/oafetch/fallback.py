@@ -41,8 +41,10 @@ from oafetch.fallback_state import (
     tiers_for,
     tiers_from_config,
 )
+from oafetch.http import tdmrep
 from oafetch.http.client import HttpClient
 from oafetch.http.ratelimit import RateBudgetExceeded
+from oafetch.http.tdmrep import TdmReserved
 from oafetch.identity import IdentityVerdict
 from oafetch.resolvers.base import Candidate, Resolver, WorkIds
 from oafetch.resolvers.landing_page import followable_links
@@ -535,6 +537,8 @@ class Fallback:
                 else:
                     state.park(candidate, time.monotonic() + wait_s, None)
                 return None
+            if isinstance(exc, TdmReserved) and exc.policy:
+                state.tdm_policy = state.tdm_policy or redact_url(exc.policy)
             state.fail(exc.reason, f"{candidate.source}: {exc}")
             return None
         return body
@@ -544,6 +548,13 @@ class Fallback:
     ) -> BodyOutcome | None:
         """An HTML page instead of a file: try the PDF links it announces, else record why not."""
         links: list[str] = []
+        if body.html is not None and self.config.download.tdm:
+            said = tdmrep.from_html(body.html)
+            if said.reserved:  # the page reserves TDM rights on the work it presents
+                state.tdm_policy = state.tdm_policy or (said.policy and redact_url(said.policy))
+                where = f"{candidate.source}: {redact_url(body.url)}"
+                state.fail(Reason.TDM_RESERVED, f"{where}: TDM rights reserved by the page's meta")
+                return None
         if body.html is not None and body.verdict.reason is not Reason.BOT_CHALLENGE and depth < 2:
             links = followable_links(body.html, body.url, state.ids)
             for link in links:
@@ -572,6 +583,7 @@ class Fallback:
     def _conclude(self, state: _WorkState, any_source: bool, dry_run: bool) -> Resolution:
         resolution = self._verdict(state, any_source, dry_run)
         resolution.quarantined = list(state.quarantined)
+        resolution.tdm_policy = state.tdm_policy
         return resolution
 
     def _verdict(self, state: _WorkState, any_source: bool, dry_run: bool) -> Resolution:
@@ -616,7 +628,8 @@ class Fallback:
                 # the spending cap refused is one too, however far the chain got to it.
                 soft = reason in _SOFT and (
                     not state.candidates
-                    or reason in (Reason.SPEND_CAP, Reason.RETRACTED, Reason.LICENSE)
+                    or reason
+                    in (Reason.SPEND_CAP, Reason.RETRACTED, Reason.LICENSE, Reason.TDM_RESERVED)
                 )
                 return Resolution(
                     Outcome.SKIP if soft else Outcome.ERROR,

@@ -53,6 +53,7 @@ DEFAULT_TIERS: tuple[Tier, ...] = (
 # Which failure best explains a work that found candidates but stored nothing (most telling first).
 _REASON_RANK = (
     Reason.RETRACTED,
+    Reason.TDM_RESERVED,
     Reason.IDENTITY_MISMATCH,
     Reason.IDENTITY_UNKNOWN,
     Reason.LICENSE,
@@ -103,6 +104,7 @@ _SOFT = frozenset(
         Reason.CANCELLED,
         Reason.RETRACTED,
         Reason.LICENSE,
+        Reason.TDM_RESERVED,
     }
 )
 
@@ -148,6 +150,8 @@ class Resolution:
     parked: WorkProgress | None = None  # set when the work waits for a host: resume it later
     # files this work's chain quarantined (not the work): their identity verdict and path
     quarantined: list[tuple[IdentityVerdict, str]] = field(default_factory=list)
+    # ``tdm = true``: the policy URL of a copy whose rightsholder reserved TDM rights
+    tdm_policy: str | None = None
 
     @property
     def identity(self) -> IdentityVerdict | None:
@@ -198,6 +202,7 @@ class _WorkState:
     ordered: list[tuple[Candidate, str]] | None = None
     gathering: bool = False
     quarantined: list[tuple[IdentityVerdict, str]] = field(default_factory=list)
+    tdm_policy: str | None = None  # the policy URL of a TDM-reserved copy, if it named one
 
     def remaining(self) -> float:
         return self.deadline - time.monotonic()

@@ -84,6 +84,9 @@ class Reason(StrEnum):
     # ``licenses = [...]``: the candidate's licence (or its lack of one) is not on the list:
     # not fetched.
     LICENSE = "license"
+    # ``tdm = true``: the rightsholder reserves text-and-data-mining rights on the file or its
+    # landing page (TDMRep: ``tdm-reservation: 1`` header, ``/.well-known/tdmrep.json``, meta).
+    TDM_RESERVED = "tdm-reserved"
 
 
 @unique
