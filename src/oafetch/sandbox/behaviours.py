@@ -92,8 +92,17 @@ VARIANTS: Mapping[Behaviour, tuple[str, ...]] = MappingProxyType(
         Behaviour.FLAPPING: ("2", "1", "3"),
         # What the publisher's PDF link serves, "+<repo>": where the work's own PDF is.
         Behaviour.WRONG_PDF: ("other+hal", "supplement+core", "other", "notice+hal"),
+        # How the publisher reserves TDM rights: the PDF's response headers, a rule of its
+        # /.well-known/tdmrep.json, or the landing page's meta (the PDF only linked from there).
+        Behaviour.TDM_RESERVED: ("header", "well_known", "meta"),
     }
 )
+
+#: The reason a client that honours TDM reservations (``tdm = true``) reports for these
+#: behaviours; with reservations not read they are obtainable like any other work.
+TDM_REASON: Mapping[Behaviour, str] = MappingProxyType({Behaviour.TDM_RESERVED: "tdm-reserved"})
+#: Where a reserving publisher says how to ask for a TDM licence.
+TDM_POLICY_PATH = "/tdm/policy.json"
 
 #: The oafetch reason token a correct client reports for a work it cannot obtain.
 UNOBTAINABLE_REASON: Mapping[Behaviour, str] = MappingProxyType(
@@ -440,6 +449,13 @@ def plan_work(ident: Identity, behaviour: Behaviour, variant: str, rng: random.R
         p.publisher(mode, {UNPAYWALL, OPENALEX, CROSSREF}, Mode.OK, LinkStyle.META, {LANDING})
         if repo:
             p.repository(repo, set())
+    elif behaviour is Behaviour.TDM_RESERVED:
+        if variant == "meta":  # only the reserving page links the PDF
+            p.publisher(Mode.OK, set(), Mode.OK, LinkStyle.META, {LANDING, UNPAYWALL, OPENALEX})
+        else:
+            p.publisher(
+                Mode.OK, {UNPAYWALL, OPENALEX, CROSSREF}, Mode.OK, LinkStyle.META, {LANDING}
+            )
     elif behaviour is Behaviour.CHALLENGE:
         kind, _, repo = variant.partition("+")
         mode = Mode.CHALLENGE if kind == "cf403" else Mode.CAPTCHA_PDF

@@ -32,6 +32,9 @@ class Behaviour(enum.StrEnum):
     OVERSIZED = "oversized"
     ROBOTS_DISALLOWED = "robots_disallowed"
     WRONG_PDF = "wrong_pdf"  # the publisher's PDF link serves another document
+    # Not in the default mix (its outcome depends on ``tdm``): the publisher reserves TDM
+    # rights on the work's PDF (header, its tdmrep.json) or landing page (meta).
+    TDM_RESERVED = "tdm_reserved"
 
 
 class Mode(enum.StrEnum):
