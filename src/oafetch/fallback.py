@@ -157,9 +157,12 @@ class Fallback:
     def _continue(self, state: _WorkState, dry_run: bool) -> Resolution:
         tiers = tiers_for(state.work, self.tiers)
         any_source = bool(state.candidates or state.failures)
-        prefer = self.config.download.prefer
-        if prefer and not dry_run and state.ordered is None:
-            any_source = self._gather(state, tiers, prefer) or any_source
+        policy = self.config.download
+        # A preference, or refusing retracted works, hears every racing source before a file
+        # is fetched: the best version wins, and no copy is stored before a source says
+        # "retracted".
+        if (policy.prefer or policy.skip_retracted) and not dry_run and state.ordered is None:
+            any_source = self._gather(state, tiers, policy.prefer) or any_source
         if state.ordered:
             self._try_ordered(state)
             if state.stop.is_set() or state.parked:
@@ -218,8 +221,11 @@ class Fallback:
                     break
         finally:
             state.gathering = False
-        found = [(c, tier_of.get(c.source, state.tier_name)) for c in state.candidates]
-        state.ordered = order_by_version(found, prefer, lambda item: item[0].version)
+        # ties in the tiers' order of sources (not the order the parallel answers came in)
+        place = {source: i for i, source in enumerate(tier_of)}
+        found = sorted(state.candidates, key=lambda c: place.get(c.source, len(place)))
+        queue = [(c, tier_of.get(c.source, state.tier_name)) for c in found]
+        state.ordered = order_by_version(queue, prefer, lambda item: item[0].version)
         return any_source
 
     def _try_ordered(self, state: _WorkState) -> None:
