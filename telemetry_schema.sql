@@ -101,7 +101,11 @@ CREATE TABLE IF NOT EXISTS downloads (
     identity          TEXT,           -- match | mismatch | unknown | off (NULL: no PDF checked)
     identity_score    REAL,           -- title score 0-100 of the identity check
     identity_evidence TEXT,           -- short account of the identity verdict
-    quarantined       INTEGER NOT NULL DEFAULT 0  -- files moved to quarantine/ for this work
+    quarantined       INTEGER NOT NULL DEFAULT 0, -- files moved to quarantine/ for this work
+    version           TEXT,           -- the stored file's version (publishedVersion …), as said
+    license           TEXT,           -- its licence, as its source said
+    host_type         TEXT,           -- publisher | repository | archive
+    retracted         INTEGER         -- 1: a source marks the work retracted, 0: not; NULL: unsaid
 );
 CREATE INDEX IF NOT EXISTS downloads_run ON downloads (run_id);
 

@@ -71,6 +71,9 @@ def test_reasons_are_pinned() -> None:
         "spend-cap",
         "identity-mismatch",
         "identity-unknown",
+        "retracted",
+        "license",
+        "tdm-reserved",
     ]
 
 

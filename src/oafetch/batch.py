@@ -82,6 +82,12 @@ def _summary_table(
     if verdicts or identity["quarantined"]:
         table.add_row("identity of stored PDFs", verdicts or "-")
         table.add_row("  quarantined (not the work)", str(identity["quarantined"]))
+    for version, licenses in data["stored_by_version"].items():
+        table.add_row(f"stored {version}", str(sum(licenses.values())))
+        for license, count in licenses.items():
+            table.add_row(f"  licence {license}", str(count))
+    if data["retracted"]:
+        table.add_row("retracted (a source says)", str(data["retracted"]))
     table.add_row("yield", f"{data['yield_pct']:.1f} %")
     table.add_row("bytes stored", f"{data['bytes_stored'] / 1e6:.1f} MB")
     table.add_row("time", f"{elapsed:.1f} s")

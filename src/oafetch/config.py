@@ -33,6 +33,7 @@ from pydantic_settings import (
 )
 
 from oafetch._version import __version__
+from oafetch.candidate_policy import ANY, allowed_licenses, preferred_versions
 from oafetch.envsource import EnvSource
 from oafetch.errors import ConfigError
 from oafetch.rates import DEFAULT_RATES, RatePolicy, parse_rate
@@ -119,6 +120,39 @@ class DownloadConfig(_Frozen):
     # quarantined (identity-mismatch) and the chain goes on; "require": one that cannot be
     # shown to be the work is quarantined too (identity-unknown); "off": not read.
     identity: Literal["check", "require", "off"] = "check"
+    # Refuse works a source marks retracted (reason ``retracted``); off: they are stored and
+    # flagged ``retracted: true`` in the manifest.
+    skip_retracted: bool = False
+    # Licences a candidate may carry: "any" (default), or a list such as ["cc-by", "cc-by-sa",
+    # "cc0", "public-domain"] (any spelling: URLs, "CC BY 4.0" …); others are refused
+    # (reason ``license``), and so are candidates whose source states no licence.
+    licenses: str | tuple[str, ...] = ANY
+    # Versions best first, e.g. ["publishedVersion", "acceptedVersion", "submittedVersion"]:
+    # every source of the racing tiers is asked first, then their candidates are tried in this
+    # order (unlisted and unknown versions last). Empty (default): the first verified copy wins.
+    prefer: tuple[str, ...] = ()
+    # A text-and-data-mining purpose (TDMRep): files whose rightsholder reserves TDM rights
+    # (``tdm-reservation: 1`` header, the origin's /.well-known/tdmrep.json, a landing page's
+    # meta) are not stored (reason ``tdm-reserved``). Off: those declarations are not read.
+    tdm: bool = False
+
+    @field_validator("prefer")
+    @classmethod
+    def _prefer(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return preferred_versions(value)
+
+    @field_validator("licenses")
+    @classmethod
+    def _licenses(cls, value: str | tuple[str, ...]) -> str | tuple[str, ...]:
+        slugs = allowed_licenses(value)
+        if slugs is None:
+            return ANY
+        return tuple(sorted(slugs))
+
+    @property
+    def accepted_licenses(self) -> frozenset[str] | None:
+        """The accepted licence slugs; ``None`` when every licence is accepted."""
+        return None if self.licenses == ANY else frozenset(self.licenses)
 
     # Resume: re-hash each file an earlier run stored before trusting it (default: its
     # existence and size are checked; hashing reads every stored byte again).

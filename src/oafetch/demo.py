@@ -19,6 +19,7 @@ from oafetch.config import Config
 from oafetch.downloader import Downloader
 from oafetch.errors import OutputDirError
 from oafetch.results import DownloadResult
+from oafetch.runstats import RunStats, version_table
 from oafetch.tokens import Outcome
 from oafetch.works import parse_work
 
@@ -77,6 +78,21 @@ def identity_line(
     )
 
 
+def version_line(results: list[DownloadResult]) -> str:
+    """The version/licence line of the demo summary: stored works by version, then licence."""
+    stats = RunStats("demo")
+    for result in results:
+        stats.add(result)
+    parts = [
+        f"{sum(licenses.values())} {version} ("
+        + ", ".join(f"{n} {lic}" for lic, n in licenses.items())
+        + ")"
+        for version, licenses in version_table(stats.versions).items()
+    ]
+    retracted = f"; {stats.retracted} retracted" if stats.retracted else ""
+    return "versions: " + ("; ".join(parts) or "none stored") + retracted
+
+
 def run_demo(args: argparse.Namespace) -> int:
     from oafetch.sandbox import Corpus, Sandbox
 
@@ -105,6 +121,7 @@ def run_demo(args: argparse.Namespace) -> int:
         f"{correct} byte-identical to the source, in {elapsed:.1f}s"
     )
     print(identity_line(results, works, by_id, out))
+    print(version_line(results))
     for result in ok[:5]:
         print(f"  {result.work_id:<40} → {result.path}")
     if len(ok) > 5:

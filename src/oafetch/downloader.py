@@ -434,6 +434,7 @@ class Downloader:
                 host_type=cand.host_type if cand else None,
                 retracted=resolution.retracted,
                 **identity_fields(resolution),
+                tdm_policy=resolution.tdm_policy,
                 line=line,
                 input=redact_url(work.raw) if work.raw else None,
             )

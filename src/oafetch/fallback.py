@@ -22,7 +22,7 @@ from dataclasses import replace
 
 from opentelemetry import context as otel_context
 
-from oafetch import waiting
+from oafetch import fallback_policy, waiting
 from oafetch.config import Config
 from oafetch.download import BodyOutcome, RecordAttempt, download
 from oafetch.errors import FetchError
@@ -41,6 +41,7 @@ from oafetch.fallback_state import (
 )
 from oafetch.http.client import HttpClient
 from oafetch.http.ratelimit import RateBudgetExceeded
+from oafetch.http.tdmrep import TdmReserved
 from oafetch.identity_gate import identify
 from oafetch.learning import Learner
 from oafetch.resolvers.base import Candidate, Resolver, WorkIds
@@ -48,7 +49,7 @@ from oafetch.resolvers.landing_page import followable_links
 from oafetch.storage import Storage
 from oafetch.telemetry import names
 from oafetch.tokens import FallbackOutcome, Reason, Role, Status
-from oafetch.urls import canonical_url, host_of
+from oafetch.urls import canonical_url, host_of, redact_url
 from oafetch.works import Work
 
 
@@ -162,9 +163,20 @@ class Fallback:
         return outcome is FallbackOutcome.SUCCESS
 
     def _continue(self, state: _WorkState, dry_run: bool) -> Resolution:
-        work = state.work
         tiers = self.learner.plan(state, self.tiers)
         any_source = bool(state.candidates or state.failures)
+        policy = self.config.download
+        # A preference, or refusing retracted works, hears every racing source before a file
+        # is fetched: the best version wins, and no copy is stored before a source says
+        # "retracted".
+        if (policy.prefer or policy.skip_retracted) and not dry_run and state.ordered is None:
+            gathered = fallback_policy.gather(state, tiers, policy.prefer, self._run_tier)
+            any_source = gathered or any_source
+        if state.ordered:
+            try_one = lambda t, c, s: self._resume_one(t, c, s, None)  # noqa: E731
+            fallback_policy.try_ordered(state, policy.accepted_licenses, try_one)
+            if state.stop.is_set() or state.parked:
+                return self._conclude(state, any_source, dry_run)
         while state.next_tier < len(tiers):
             tier = tiers[state.next_tier]
             state.next_tier += 1
@@ -172,34 +184,38 @@ class Fallback:
             if state.remaining() <= 0:
                 state.fail(Reason.BUDGET, f"total budget of {self.policy.total_budget_s:g}s used")
                 break
-            tried: set[str] = set()
-            while not (state.stop.is_set() or state.parked):
-                # A source that did not apply may apply once another source of the tier has
-                # learnt an id (OpenAlex tells the DOI of a PMID): run those in a second pass.
-                known = _known(state.ids)
-                sources = [
-                    self.resolvers[n]
-                    for n in tier.sources
-                    if n in self.resolvers
-                    and n not in tried
-                    and state.asked.get(n) != known  # a learned lead: again if ids grew
-                    and self.resolvers[n].applies_to(work, state.ids)
-                ]
-                if not sources:
-                    break
-                tried.update(r.name for r in sources)
-                state.asked.update((r.name, known) for r in sources)
-                any_source = True
-                if tier.parallel and len(sources) > 1:
-                    self._run_parallel(tier, sources, state, dry_run)
-                else:
-                    for resolver in sources:
-                        self._run_source(tier, resolver, state, dry_run)
-                        if state.stop.is_set():
-                            break
+            any_source = self._run_tier(tier, state, dry_run) or any_source
             if state.stop.is_set() or state.parked:
                 break
         return self._conclude(state, any_source, dry_run)
+
+    def _run_tier(self, tier: Tier, state: _WorkState, dry_run: bool) -> bool:
+        """Ask the tier's sources that apply; True if any did."""
+        tried: set[str] = set()
+        while not (state.stop.is_set() or state.parked):
+            # A source that did not apply may apply once another source of the tier has
+            # learnt an id (OpenAlex tells the DOI of a PMID): run those in a second pass.
+            known = _known(state.ids)
+            sources = [
+                self.resolvers[n]
+                for n in tier.sources
+                if n in self.resolvers
+                and n not in tried
+                and state.asked.get(n) != known  # a learned lead: again if ids grew
+                and self.resolvers[n].applies_to(state.work, state.ids)
+            ]
+            if not sources:
+                break
+            tried.update(r.name for r in sources)
+            state.asked.update((r.name, known) for r in sources)
+            if tier.parallel and len(sources) > 1:
+                self._run_parallel(tier, sources, state, dry_run)
+            else:
+                for resolver in sources:
+                    self._run_source(tier, resolver, state, dry_run)
+                    if state.stop.is_set():
+                        break
+        return bool(tried)
 
     def _run_parallel(
         self, tier: Tier, sources: list[Resolver], state: _WorkState, dry_run: bool
@@ -315,6 +331,12 @@ class Fallback:
         state.ids.note_urls([c.url for c in found])
         if not found:
             return FallbackOutcome.NO_PDF, Reason.NO_CANDIDATE, Status.HTTP_200
+        if self.config.download.skip_retracted and any(c.retracted for c in found):
+            state.fail(Reason.RETRACTED, f"{resolver.name}: the work is marked retracted")
+            state.stop.set()  # no source's copy is fetched once one says so
+            return FallbackOutcome.SKIPPED, Reason.RETRACTED, Status.HTTP_200
+        if state.gathering:  # its candidates are tried later, in version order
+            return FallbackOutcome.SKIPPED, Reason.OK, Status.HTTP_200
         if dry_run:
             if not state.list_only:  # a dry run stops at the first source with a candidate
                 state.stop.set()
@@ -324,6 +346,9 @@ class Fallback:
         for candidate in found:
             if state.stop.is_set() or state.remaining() <= 0:
                 break
+            if fallback_policy.refused(candidate, state, self.config.download.accepted_licenses):
+                last = Reason.LICENSE
+                continue
             body = self._try(candidate, state, depth=0)
             if body is not None:
                 return (
@@ -464,6 +489,8 @@ class Fallback:
                 else:
                     state.park(candidate, time.monotonic() + wait_s, None)
                 return None
+            if isinstance(exc, TdmReserved) and exc.policy:
+                state.tdm_policy = state.tdm_policy or redact_url(exc.policy)
             state.fail(exc.reason, f"{candidate.source}: {exc}")
             return None
         return body
@@ -473,6 +500,9 @@ class Fallback:
     ) -> BodyOutcome | None:
         """An HTML page instead of a file: try the PDF links it announces, else record why not."""
         links: list[str] = []
+        reserved = fallback_policy.page_reserved  # with tdm: the page's meta reserves TDM
+        if self.config.download.tdm and body.html and reserved(body, candidate.source, state):
+            return None
         if body.html is not None and body.verdict.reason is not Reason.BOT_CHALLENGE and depth < 2:
             links = followable_links(body.html, body.url, state.ids)
             for link in links:
@@ -501,4 +531,5 @@ class Fallback:
     def _conclude(self, state: _WorkState, any_source: bool, dry_run: bool) -> Resolution:
         resolution = verdict(state, any_source, dry_run)
         resolution.quarantined = list(state.quarantined)
+        resolution.tdm_policy = state.tdm_policy
         return resolution

@@ -53,8 +53,11 @@ DEFAULT_TIERS: tuple[Tier, ...] = (
 
 # Which failure best explains a work that found candidates but stored nothing (most telling first).
 _REASON_RANK = (
+    Reason.RETRACTED,
+    Reason.TDM_RESERVED,
     Reason.IDENTITY_MISMATCH,
     Reason.IDENTITY_UNKNOWN,
+    Reason.LICENSE,
     Reason.BOT_CHALLENGE,
     Reason.NOT_PDF,
     Reason.TRUNCATED,
@@ -100,7 +103,14 @@ _SOFT = frozenset(
         Reason.BUDGET,
         Reason.SPEND_CAP,
         Reason.CANCELLED,
+        Reason.RETRACTED,
+        Reason.LICENSE,
+        Reason.TDM_RESERVED,
     }
+)
+# ... and those that stay soft though copies were found: a policy, not the copies, refused them
+_SOFT_WITH_COPIES = frozenset(
+    {Reason.SPEND_CAP, Reason.RETRACTED, Reason.LICENSE, Reason.TDM_RESERVED}
 )
 
 
@@ -145,6 +155,8 @@ class Resolution:
     parked: WorkProgress | None = None  # set when the work waits for a host: resume it later
     # files this work's chain quarantined (not the work): their identity verdict and path
     quarantined: list[tuple[IdentityVerdict, str]] = field(default_factory=list)
+    # ``tdm = true``: the policy URL of a copy whose rightsholder reserved TDM rights
+    tdm_policy: str | None = None
 
     @property
     def identity(self) -> IdentityVerdict | None:
@@ -156,8 +168,9 @@ class Resolution:
 
     @property
     def retracted(self) -> bool | None:
-        """Whether a source marked the work retracted (PMC's OA service): ``True`` if any
-        candidate says so, ``False`` if some say it is not, ``None`` if no source said."""
+        """Whether a source marked the work retracted (OpenAlex, PMC's OA service, a Crossref
+        ``updated-by`` notice): ``True`` if any candidate says so, ``False`` if some say it is
+        not, ``None`` if no source said."""
         said = [c.retracted for c in self.candidates if c.retracted is not None]
         return any(said) if said else None
 
@@ -198,11 +211,16 @@ class _WorkState:
     deferrals: int = 0
     defer_after_s: float | None = None  # None: wait in place (single fetch), else park
     list_only: bool = False  # ask every source, download nothing
+    # ``prefer``: the racing tiers' candidates in version order with their tier, tried one by
+    # one before the later tiers (None: not gathered); ``gathering`` while they are asked.
+    ordered: list[tuple[Candidate, str]] | None = None
+    gathering: bool = False
     quarantined: list[tuple[IdentityVerdict, str]] = field(default_factory=list)
     # the order decided for this work (oafetch.learning.policy.Decision) and its tiers
     decision: Any = None
     plan: list[Tier] | None = None
     asked: dict[str, tuple[object, ...]] = field(default_factory=dict)  # source -> ids it saw
+    tdm_policy: str | None = None  # the policy URL of a TDM-reserved copy, if it named one
 
     def remaining(self) -> float:
         return self.deadline - time.monotonic()
@@ -292,7 +310,7 @@ def verdict(state: _WorkState, any_source: bool, dry_run: bool) -> Resolution:
             message = next(m for r, m in state.failures if r is reason)
             # Sources a gate skipped may still hold a copy: a skip, to retry later. A copy
             # the spending cap refused is one too, however far the chain got to it.
-            soft = reason in _SOFT and (not state.candidates or reason is Reason.SPEND_CAP)
+            soft = reason in _SOFT and (not state.candidates or reason in _SOFT_WITH_COPIES)
             return Resolution(
                 Outcome.SKIP if soft else Outcome.ERROR,
                 reason,

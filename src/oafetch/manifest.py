@@ -53,6 +53,7 @@ MANIFEST_FIELDS = (
     "license",
     "host_type",
     "retracted",
+    "tdm_policy",
     "identity",
     "identity_score",
     "identity_evidence",

@@ -40,6 +40,10 @@ def outcome_attrs(result: DownloadResult, relpath: str | None) -> dict[str, Any]
         names.IDENTITY_SCORE: result.identity_score,
         names.IDENTITY_EVIDENCE: result.identity_evidence,
         names.QUARANTINED: len(result.quarantined) or None,
+        names.FILE_VERSION: result.version,
+        names.FILE_LICENSE: result.license,
+        names.FILE_HOST_TYPE: result.host_type,
+        names.RETRACTED: result.retracted,
     }
     return {k: v for k, v in attrs.items() if v is not None}
 

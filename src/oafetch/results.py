@@ -23,6 +23,8 @@ class DownloadResult:
         ttfp_ms: time from the work's start to its stored file.
         retracted: ``True`` when a source marks the work retracted (PMC's OA service),
             ``False`` when one says it is not, ``None`` when none said.
+        tdm_policy: with ``tdm = true``, the ``tdm-policy`` URL of a copy whose rightsholder
+            reserved text-and-data-mining rights (how to ask for a licence), if it named one.
         identity: whether the stored PDF's first pages name the work (``match``,
             ``mismatch``, ``unknown``, ``off``); for a work that stored nothing, the verdict of
             the last file quarantined for it. ``identity_score`` is the title score (0-100),
@@ -48,6 +50,7 @@ class DownloadResult:
     license: str | None = None
     host_type: str | None = None
     retracted: bool | None = None
+    tdm_policy: str | None = None
     identity: str | None = None
     identity_score: float | None = None
     identity_evidence: str | None = None

@@ -8,6 +8,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from oafetch.candidate_policy import normalise_license
 from oafetch.results import DownloadResult
 from oafetch.tokens import Outcome, Reason
 
@@ -21,6 +22,9 @@ class RunStats:
     resolver_success: Counter[str] = field(default_factory=Counter)
     identity: Counter[str] = field(default_factory=Counter)  # stored works by identity verdict
     quarantined: int = 0  # files the identity check moved to quarantine/
+    # stored works by (version, licence slug) as their sources said ("unknown": unsaid)
+    versions: Counter[tuple[str, str]] = field(default_factory=Counter)
+    retracted: int = 0  # works a source marks retracted (stored or not)
     bytes_stored: int = 0
     resumed: int = 0
     bad_lines: int = 0
@@ -39,6 +43,10 @@ class RunStats:
                 self.resolver_success[result.resolver or "?"] += 1
                 if result.identity:
                     self.identity[result.identity] += 1
+                license = normalise_license(result.license) or "unknown"
+                self.versions[(result.version or "unknown", license)] += 1
+            if result.retracted:
+                self.retracted += 1
                 if result.reason is not Reason.RESUMED:
                     self.bytes_stored += result.bytes or 0
             if result.reason is Reason.BAD_INPUT:
@@ -71,7 +79,18 @@ class RunStats:
                 "success_by_resolver": dict(self.resolver_success),
                 # the stored works' identity verdicts, and the files quarantined (not the work)
                 "identity": {**dict(self.identity), "quarantined": self.quarantined},
+                # stored works by version, then licence
+                "stored_by_version": version_table(self.versions),
+                "retracted": self.retracted,
                 "bytes_stored": self.bytes_stored,
                 "resumed": self.resumed,
                 "bad_input_lines": self.bad_lines,
             }
+
+
+def version_table(counts: Counter[tuple[str, str]]) -> dict[str, dict[str, int]]:
+    """``{version: {licence: works}}``, versions in the order of their totals."""
+    table: dict[str, dict[str, int]] = {}
+    for (version, license), n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
+        table.setdefault(version, {})[license] = n
+    return table

@@ -78,6 +78,15 @@ class Reason(StrEnum):
     # ``identity = "require"``: the PDF could not be shown to be the work (no text layer, no
     # title or DOI to compare with, an uncertain title): quarantined, not stored as the work.
     IDENTITY_UNKNOWN = "identity-unknown"
+    # ``skip_retracted = true``: a source marks the work retracted (OpenAlex ``is_retracted``,
+    # PMC's ``retracted="yes"``, a Crossref ``updated-by`` retraction): refused, nothing stored.
+    RETRACTED = "retracted"
+    # ``licenses = [...]``: the candidate's licence (or its lack of one) is not on the list:
+    # not fetched.
+    LICENSE = "license"
+    # ``tdm = true``: the rightsholder reserves text-and-data-mining rights on the file or its
+    # landing page (TDMRep: ``tdm-reservation: 1`` header, ``/.well-known/tdmrep.json``, meta).
+    TDM_RESERVED = "tdm-reserved"
 
 
 @unique

@@ -32,6 +32,7 @@ from oafetch.http.errors import check_status, translate
 from oafetch.http.ratelimit import RateLimiter
 from oafetch.http.retry import RetryPolicy
 from oafetch.http.robots import MAX_ROBOTS_BYTES, RobotsCache
+from oafetch.http.tdmrep import TdmRepCache, TdmTransport
 from oafetch.http.transports import (
     META,
     BreakerTransport,
@@ -187,6 +188,10 @@ class HttpClient:
         stage = cache(below_cache) if cache else below_cache
         self.robots = RobotsCache(config.robots, self._fetch_robots, cancel=self.cancel)
         self._below_robots = stage
+        # tdm = true: TDM reservations (header, the origin's tdmrep.json), after robots.txt
+        self.tdmrep = TdmRepCache(config.robots, self._fetch_robots)
+        if config.download.tdm:
+            stage = TdmTransport(stage, self.tdmrep)
         stage = RobotsTransport(stage, self.robots, self.limiter)
         stage = GuardTransport(stage, block_private_redirects=http.block_private_redirects)
         self._client = httpx.Client(
@@ -232,7 +237,8 @@ class HttpClient:
         )
 
     def _fetch_robots(self, url: str) -> tuple[int | None, str]:
-        """GET robots.txt below the robots stage (cached, breaker-guarded, rate-limited)."""
+        """GET robots.txt (or ``/.well-known/tdmrep.json``) below the robots stage (cached,
+        breaker-guarded, rate-limited, at most 512 KiB decoded)."""
         for _ in range(5):
             request = httpx.Request(
                 "GET",

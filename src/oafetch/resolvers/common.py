@@ -209,9 +209,12 @@ class Found:
     :meth:`add` calls is kept. Adding a URL again as a file upgrades a landing entry.
     """
 
-    def __init__(self, source: str, ids: WorkIds | None = None) -> None:
+    def __init__(
+        self, source: str, ids: WorkIds | None = None, *, retracted: bool | None = None
+    ) -> None:
         self.source = source
         self.ids = ids
+        self.retracted = retracted  # what the source says of the work, for every candidate
         self._items: dict[str, Candidate] = {}
 
     def add(
@@ -251,7 +254,7 @@ class Found:
             text(version),
             text(license),
             text(host_type),
-            retracted=retracted,
+            retracted=self.retracted if retracted is None else retracted,
             md5=md5,
         )
         key = canonical_url(url)  # one resource, one candidate, however it is spelt

@@ -21,6 +21,12 @@ A link's licence is the ``license[]`` entry of the same ``content-version`` whos
 (``delay-in-days``) is over, else one deposited with ``content-version: unspecified`` (it applies
 to every version). ``vor``/``am`` map to ``publishedVersion``/``acceptedVersion``. An unknown DOI
 is a 404 with a plain-text body.
+
+``updated-by[]`` lists the notices that update the work (Crossref's own and, since 2023, the
+Retraction Watch records, ``source: retraction-watch``): an entry of type ``retraction``,
+``withdrawal`` or ``removal`` marks the work retracted on every candidate. A correction or an
+expression of concern does not. ``update-to[]`` is the other side (the record *is* a notice
+about another work) and says nothing about the work asked for.
 """
 
 from __future__ import annotations
@@ -38,6 +44,8 @@ from oafetch.works import Work
 
 _VERSIONS = {"vor": "publishedVersion", "am": "acceptedVersion", "tdm": "publishedVersion"}
 _KEYED_HOSTS = ("api.elsevier.com", "api.wiley.com")
+#: ``updated-by`` types that take the work back.
+RETRACTING_UPDATES = frozenset({"retraction", "withdrawal", "removal"})
 # ``&amp;`` possibly escaped more than once (``&amp;amp;``), and its numeric forms.
 _AMP = re.compile(r"&(?:amp;)+|&#0*38;|&#x0*26;", re.I)
 # Order of ``intended-application`` values inside one content kind (unknown values: 1).
@@ -74,7 +82,7 @@ class CrossrefResolver(Resolver):
         ids.learn(doi=text(message.get("DOI")))
         ids.learn_about(title=dig(message, "title", 0), author=dig(message, "author", 0, "family"))
         licences = _licences(message)
-        found = Found(self.name, ids)
+        found = Found(self.name, ids, retracted=retracted_by_update(message))
         links = [link for link in as_list(message.get("link")) if isinstance(link, dict)]
         for link in sorted(links, key=_rank):
             link_url = unescape_amp(text(link.get("URL")))
@@ -94,6 +102,17 @@ class CrossrefResolver(Resolver):
                 host_type="publisher",
             )
         return found.result()
+
+
+def retracted_by_update(message: dict[str, Any]) -> bool | None:
+    """``True`` when an ``updated-by`` notice retracts, withdraws or removes the work; ``None``
+    otherwise (Crossref lists notices only when one was deposited: silence is not a "no")."""
+    for update in as_list(message.get("updated-by")):
+        if isinstance(update, dict):
+            kind = (text(update.get("type")) or "").lower().replace("-", "_")
+            if kind in RETRACTING_UPDATES:
+                return True
+    return None
 
 
 def unescape_amp(url: str | None) -> str | None:

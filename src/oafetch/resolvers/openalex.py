@@ -34,7 +34,9 @@ from oafetch.resolvers.common import (
 from oafetch.tokens import Role
 from oafetch.works import IdKind, Work
 
-SELECT = "id,doi,title,ids,open_access,best_oa_location,locations,has_content,content_urls"
+SELECT = (
+    "id,doi,title,ids,open_access,best_oa_location,locations,has_content,content_urls,is_retracted"
+)
 API_HOST = "api.openalex.org"
 #: The kinds of file content.openalex.org serves, as ``has_content`` names them.
 CONTENT_KINDS = ("pdf", "grobid_xml")
@@ -107,7 +109,7 @@ class OpenAlexResolver(OptionalKeyResolver):
         if (message := error_body(record)) is not None:
             raise bad_response(self.name, url, f"error body: {message}")
         self._learn(record, ids)
-        found = Found(self.name, ids)
+        found = Found(self.name, ids, retracted=_retracted(record.get("is_retracted")))
         best = record.get("best_oa_location")
         locations = [best, *as_list(record.get("locations"))]
         for location in locations:
@@ -175,6 +177,11 @@ def content_kinds(record: dict[str, Any]) -> frozenset[str] | None:
     kinds = {k for k in CONTENT_KINDS if isinstance(flags, dict) and flags.get(k) is True}
     kinds |= {k for k in CONTENT_KINDS if isinstance(urls, dict) and text(urls.get(k))}
     return frozenset(kinds)
+
+
+def _retracted(value: Any) -> bool | None:
+    """OpenAlex ``is_retracted`` as a flag (``None`` when the record does not say)."""
+    return value if isinstance(value, bool) else None
 
 
 def _tail(value: Any) -> str | None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
 from .model import Behaviour, Copy, LinkStyle, Mode, Page, Snapshot
@@ -92,8 +92,19 @@ VARIANTS: Mapping[Behaviour, tuple[str, ...]] = MappingProxyType(
         Behaviour.FLAPPING: ("2", "1", "3"),
         # What the publisher's PDF link serves, "+<repo>": where the work's own PDF is.
         Behaviour.WRONG_PDF: ("other+hal", "supplement+core", "other", "notice+hal"),
+        # How the publisher reserves TDM rights: the PDF's response headers, a rule of its
+        # /.well-known/tdmrep.json, or the landing page's meta (the PDF only linked from there).
+        Behaviour.TDM_RESERVED: ("header", "well_known", "meta"),
     }
 )
+
+#: The reason a client that honours TDM reservations (``tdm = true``) reports for these
+#: behaviours; with reservations not read they are obtainable like any other work.
+TDM_REASON: Mapping[Behaviour, str] = MappingProxyType({Behaviour.TDM_RESERVED: "tdm-reserved"})
+#: The licence of the published copies of a ``versions`` work (its HAL copy is ``cc-by``).
+VERSIONS_PUBLISHED_LICENSE = "cc-by-nc-nd"
+#: Where a reserving publisher says how to ask for a TDM licence.
+TDM_POLICY_PATH = "/tdm/policy.json"
 
 #: The oafetch reason token a correct client reports for a work it cannot obtain.
 UNOBTAINABLE_REASON: Mapping[Behaviour, str] = MappingProxyType(
@@ -440,6 +451,26 @@ def plan_work(ident: Identity, behaviour: Behaviour, variant: str, rng: random.R
         p.publisher(mode, {UNPAYWALL, OPENALEX, CROSSREF}, Mode.OK, LinkStyle.META, {LANDING})
         if repo:
             p.repository(repo, set())
+    elif behaviour is Behaviour.TDM_RESERVED:
+        if variant == "meta":  # only the reserving page links the PDF
+            p.publisher(Mode.OK, set(), Mode.OK, LinkStyle.META, {LANDING, UNPAYWALL, OPENALEX})
+        else:
+            p.publisher(
+                Mode.OK, {UNPAYWALL, OPENALEX, CROSSREF}, Mode.OK, LinkStyle.META, {LANDING}
+            )
+    elif behaviour is Behaviour.VERSIONS:
+        # The direct tier knows the preprint and (OpenAlex) the accepted manuscript on HAL;
+        # only the repositories tier knows the published article (PMC, Europe PMC).
+        p.publisher(None, set(), Mode.OK, LinkStyle.NONE, p.page_listers(False))
+        p.repository(ARXIV, {OPENALEX, UNPAYWALL})
+        p.repository(HAL, {OPENALEX})
+        p.repository(PMC, {PMC})
+        p.plan.copies = [
+            replace(c, license=VERSIONS_PUBLISHED_LICENSE) if c.version == "publishedVersion" else c
+            for c in p.plan.copies
+        ]
+    elif behaviour is Behaviour.RETRACTED:
+        p.publisher(Mode.OK, p.pub_listers(), Mode.OK, LinkStyle.META, p.page_listers(True))
     elif behaviour is Behaviour.CHALLENGE:
         kind, _, repo = variant.partition("+")
         mode = Mode.CHALLENGE if kind == "cf403" else Mode.CAPTCHA_PDF

@@ -203,12 +203,16 @@ class Corpus:
             works.append(self._make_work(index, behaviour, variant, wrng, draw, publisher))
         return works
 
-    def _repo_of(self, behaviour: Behaviour, variant: str) -> str:
+    def _repos_of(self, behaviour: Behaviour, variant: str) -> frozenset[str]:
+        """The repositories that hold (or refuse) a copy of the work."""
+        if behaviour is Behaviour.VERSIONS:
+            return frozenset({ARXIV, HAL, PMC})
         if behaviour is Behaviour.REPOSITORY_ONLY:
-            return variant
+            return frozenset({variant})
         if behaviour in (Behaviour.CHALLENGE, Behaviour.WRONG_PDF):
-            return variant.partition("+")[2]
-        return {"osf_withdrawn": OSF, "hal_notice": HAL}.get(variant, "")
+            return frozenset({variant.partition("+")[2]} - {""})
+        repo = {"osf_withdrawn": OSF, "hal_notice": HAL}.get(variant)
+        return frozenset({repo} if repo else ())
 
     def _pick_publisher(self, behaviour: Behaviour, variant: str, wrng: random.Random) -> Publisher:
         if behaviour is Behaviour.ROBOTS_DISALLOWED:
@@ -230,26 +234,26 @@ class Corpus:
     ) -> SandboxWork:
         year = wrng.randrange(1995, 2025)
         slug = f"sbx-{index:05d}"
-        repo = self._repo_of(behaviour, variant)
+        repos = self._repos_of(behaviour, variant)
         repo_ids: dict[str, str] = {}
         publisher: Publisher | None = None
         arxiv_id = pmcid = pmid = None
         arxiv_primary = False
-        if repo == ARXIV:
+        if ARXIV in repos:
             arxiv_id = draw.draw(ids.arxiv_id)
             arxiv_primary = behaviour is Behaviour.REPOSITORY_ONLY and wrng.random() < 0.5
-        if repo == ZENODO:
+        if ZENODO in repos:
             rec = draw.draw(lambda r: r.randrange(1_000_000, 19_999_999))
             repo_ids.update(zenodo=rec, zenodo_key=f"{slug}.pdf")
             doi = f"10.5281/zenodo.{rec}"
-        elif repo == FIGSHARE:
+        elif FIGSHARE in repos:
             article = draw.draw(lambda r: r.randrange(1_000_000, 29_999_999))
             repo_ids.update(
                 figshare=article,
                 figshare_file=draw.draw(lambda r: r.randrange(10_000_000, 59_999_999)),
             )
             doi = f"10.6084/m9.figshare.{article}.v1"
-        elif repo == OSF:
+        elif OSF in repos:
             alnum = string.ascii_lowercase + string.digits
             guid = draw.draw(lambda r: "".join(r.choice(alnum) for _ in range(5)))
             repo_ids.update(osf=guid, osf_file=draw.draw(lambda r: f"{r.getrandbits(96):024x}"))
@@ -260,12 +264,12 @@ class Corpus:
             publisher = forced or self._pick_publisher(behaviour, variant, wrng)
             pub_no = publisher.number
             doi = draw.draw(lambda r: ids.publisher_doi(r, pub_no, index, year))
-        if repo == HAL:
+        if HAL in repos:
             repo_ids["hal"] = draw.draw(lambda r: f"hal-{r.randrange(100_000, 4_999_999):08d}")
-        if repo == CORE:
+        if CORE in repos:
             repo_ids["core"] = draw.draw(lambda r: r.randrange(100_000, 599_999_999))
         if publisher is not None and (
-            repo in (PMC, EPMC) or variant == "pmc_not_oa" or wrng.random() < 0.1
+            repos & {PMC, EPMC} or variant == "pmc_not_oa" or wrng.random() < 0.1
         ):
             pmcid = "PMC" + draw.draw(lambda r: r.randrange(1_000_000, 12_999_999))
         if (pmcid and wrng.random() < 0.9) or (publisher is not None and wrng.random() < 0.15):

@@ -32,6 +32,14 @@ class Behaviour(enum.StrEnum):
     OVERSIZED = "oversized"
     ROBOTS_DISALLOWED = "robots_disallowed"
     WRONG_PDF = "wrong_pdf"  # the publisher's PDF link serves another document
+    # Not in the default mix (its outcome depends on ``tdm``): the publisher reserves TDM
+    # rights on the work's PDF (header, its tdmrep.json) or landing page (meta).
+    TDM_RESERVED = "tdm_reserved"
+    # Not in the default mix: the submitted (arXiv, no licence), accepted (HAL, cc-by) and
+    # published (PMC, Europe PMC: cc-by-nc-nd) versions, found by sources of different tiers.
+    VERSIONS = "versions"
+    # Not in the default mix: a direct-OA work OpenAlex, Crossref (and PMC) say is retracted.
+    RETRACTED = "retracted"
 
 
 class Mode(enum.StrEnum):

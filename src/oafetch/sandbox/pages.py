@@ -43,6 +43,7 @@ def landing(
     pdf_relative: str | None,
     purchase_path: str | None = None,
     supplement_path: str | None = None,
+    tdm_policy: str | None = None,
 ) -> str:
     """A publisher or repository landing page linking its PDF in `style`.
 
@@ -53,6 +54,7 @@ def landing(
         supplement_path: a supplementary PDF (a CONSORT checklist) listed *before* the
             article's own "Download PDF" anchor, as trial reports do: a valid PDF that is not
             the article, so a client that follows page order stores the wrong file.
+        tdm_policy: the page reserves TDM rights (TDMRep meta elements) with this policy URL.
     """
     meta = (
         f'<meta name="citation_title" content="{escape(title)}">'
@@ -60,6 +62,11 @@ def landing(
         f'<meta name="citation_publication_date" content="{year}/01/15">'
         f'<meta name="dc.identifier" content="doi:{escape(doi)}">'
     )
+    if tdm_policy is not None:
+        meta += (
+            '<meta name="tdm-reservation" content="1">'
+            f'<meta name="tdm-policy" content="{escape(tdm_policy)}">'
+        )
     body_link = ""
     if pdf_url is not None and style is LinkStyle.META:
         meta += f'<meta name="citation_pdf_url" content="{escape(pdf_url)}">'

@@ -71,6 +71,7 @@ COLUMNS: Mapping[str, tuple[str, ...]] = {
         "run_id", "ts", "work_id", "artifact_id", "resolver", "outcome", "reason",
         "content_type", "bytes", "sha256", "final_path", "dedupe_action", "ttfp_ms",
         "trace_id", "span_id", "identity", "identity_score", "identity_evidence", "quarantined",
+        "version", "license", "host_type", "retracted",
     ),
 }  # fmt: skip
 
@@ -229,6 +230,11 @@ def _run_id(attrs: Mapping[str, Any], name: str) -> str:
 
 def _flag(value: Any) -> int:
     return 1 if value is True or value == 1 else 0
+
+
+def _optional_flag(value: Any) -> int | None:
+    """A flag whose absence means "not said" (``NULL``), not ``0``."""
+    return None if value is None else _flag(value)
 
 
 def _ms(start_ns: int | None, end_ns: int | None) -> float | None:
@@ -402,6 +408,10 @@ def map_record(record: Mapping[str, Any]) -> Rows:
                 "identity_score": attrs.get(names.IDENTITY_SCORE),
                 "identity_evidence": attrs.get(names.IDENTITY_EVIDENCE),
                 "quarantined": int(attrs.get(names.QUARANTINED) or 0),
+                "version": attrs.get(names.FILE_VERSION),
+                "license": attrs.get(names.FILE_LICENSE),
+                "host_type": attrs.get(names.FILE_HOST_TYPE),
+                "retracted": _optional_flag(attrs.get(names.RETRACTED)),
             },
         )
     elif name == names.SPAN_RUN:

@@ -80,6 +80,10 @@ QUARANTINED: Final = "oafetch.quarantined"
 POLICY_KEY: Final = "oafetch.policy.key"
 POLICY_REASON: Final = "oafetch.policy.reason"
 POLICY_ORDER: Final = "oafetch.policy.order"
+FILE_VERSION: Final = "oafetch.file.version"  # the stored file's version, as its source said
+FILE_LICENSE: Final = "oafetch.file.license"  # … its licence
+FILE_HOST_TYPE: Final = "oafetch.file.host_type"  # … publisher | repository | archive
+RETRACTED: Final = "oafetch.retracted"  # a source marks the work retracted
 
 # -- oafetch.run -----------------------------------------------------------------------------------
 CONFIG_HASH: Final = "oafetch.config_hash"

@@ -66,6 +66,10 @@ ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("fallback_attempts", "policy", "TEXT NOT NULL DEFAULT 'configured'"),
     ("fallback_attempts", "rank", "INTEGER"),
     ("fallback_attempts", "requests", "INTEGER"),
+    ("downloads", "version", "TEXT"),
+    ("downloads", "license", "TEXT"),
+    ("downloads", "host_type", "TEXT"),
+    ("downloads", "retracted", "INTEGER"),
 )
 
 

@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 from .. import pages
+from ..behaviours import TDM_POLICY_PATH
 from ..corpus import Corpus
 from ..files import FileServer, last_modified
-from ..model import PAGE_GOOD_MODES, Copy, Mode, Page, SandboxWork
+from ..model import PAGE_GOOD_MODES, Behaviour, Copy, Mode, Page, SandboxWork
 from ..ratecheck import RateSpec
 from ..urls import PATH_SAFE, Urls
 from ..wire import Request, Response, html_response, text_response
@@ -182,7 +183,17 @@ def landing_html(
         pdf_relative=pdf_rel,
         purchase_path=purchase_path,
         supplement_path=supplement_path(work) if page.host == work.publisher else None,
+        tdm_policy=urls.url(page.host, TDM_POLICY_PATH) if reserves_by_meta(work, page) else None,
     ).encode()
+
+
+def reserves_by_meta(work: SandboxWork, page: Page) -> bool:
+    """Whether ``page`` is the publisher page of a work reserved by TDMRep meta elements."""
+    return (
+        work.behaviour is Behaviour.TDM_RESERVED
+        and work.variant == "meta"
+        and page.host == work.publisher
+    )
 
 
 def supplement_path(work: SandboxWork) -> str:

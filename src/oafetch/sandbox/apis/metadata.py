@@ -237,6 +237,17 @@ class CrossrefApp(App):
         }
         if landing is not None:
             message["resource"] = {"primary": {"URL": self.page_url(landing)}}
+        if work.behaviour is Behaviour.RETRACTED:  # as Crossref lists Retraction Watch's notices
+            message["updated-by"] = [
+                {
+                    "DOI": f"{work.doi}.retraction",
+                    "type": "retraction",
+                    "label": "Retraction",
+                    "source": "retraction-watch",
+                    "updated": {"date-time": f"{min(work.year + 2, 2025)}-02-06T00:00:00Z"},
+                    "record-id": str(40000 + work.index),
+                }
+            ]
         if links:
             message["link"] = links
         if licensed:

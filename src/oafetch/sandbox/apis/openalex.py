@@ -25,7 +25,7 @@ from typing import Any
 from xml.sax.saxutils import escape
 
 from ..behaviours import OPENALEX
-from ..model import Copy, Page, SandboxWork
+from ..model import Behaviour, Copy, Page, SandboxWork
 from ..wire import Request, Response, json_response, raw_json, redirect, xml_response
 from .base import App
 from .metadata import is_publisher_host, journal_label, oa_status
@@ -153,7 +153,7 @@ class OpenAlexApp(App):
             ids["pmid"] = f"https://pubmed.ncbi.nlm.nih.gov/{work.pmid}"
         if work.pmcid:
             ids["pmcid"] = f"https://www.ncbi.nlm.nih.gov/pmc/articles/{work.pmcid}"
-        return {
+        record: dict[str, Any] = {
             "id": f"https://openalex.org/{work.openalex_id}",
             "doi": doi_url,
             "title": work.title,
@@ -184,6 +184,9 @@ class OpenAlexApp(App):
             "updated_date": "2025-06-01T00:00:00.000000",
             "created_date": f"{work.year}-02-01",
         }
+        if work.behaviour is Behaviour.RETRACTED:
+            record["is_retracted"] = True
+        return record
 
     # ---- lists ------------------------------------------------------------------------
 

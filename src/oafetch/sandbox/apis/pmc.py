@@ -19,7 +19,7 @@ from xml.sax.saxutils import escape, quoteattr
 
 from .. import pages
 from ..ids import looks_like_doi, norm_doi
-from ..model import LinkStyle, SandboxWork
+from ..model import Behaviour, LinkStyle, SandboxWork
 from ..wire import Request, Response, html_response, json_response, text_response, xml_response
 from .base import App, SiteApp
 
@@ -133,7 +133,8 @@ class PmcOaApp(App):
         citation = quoteattr(f"Sandbox J. {work.year}; {work.index % 40}:{work.index}")
         record = (
             f'<records returned-count="1" total-count="1"><record id="{pmcid}" '
-            f'citation={citation} license="CC BY" retracted="no">'
+            f'citation={citation} license="{_licence_label(work)}" '
+            f'retracted="{"yes" if work.behaviour is Behaviour.RETRACTED else "no"}">'
             + "".join(links)
             + "</record></records>"
         )
@@ -334,3 +335,9 @@ class EuropePmcRenderApp(SiteApp):
         if self.corpus.by_pmcid(pmcid) is None:
             return self.missing(req)
         return html_response(pages.simple(f"Europe PMC {pmcid}", "Loading article ..."))
+
+
+def _licence_label(work: SandboxWork) -> str:
+    """The OA service's spelling of the PMC copy's licence (``cc-by-nc-nd`` → ``CC BY-NC-ND``)."""
+    licence = next((c.license for c in work.copies if c.source == "pmc" and c.license), "cc-by")
+    return licence.upper().replace("CC-", "CC ", 1)

@@ -20,8 +20,8 @@ from datetime import datetime
 from email.utils import formatdate
 
 from .. import pages
-from ..behaviours import LANDING
-from ..model import Mode, Page, SandboxWork, Snapshot
+from ..behaviours import LANDING, TDM_POLICY_PATH
+from ..model import Behaviour, Mode, Page, SandboxWork, Snapshot
 from ..wire import Request, Response, html_response, json_response, redirect, text_response
 from .base import App, SiteApp, landing_html
 
@@ -181,6 +181,58 @@ class PublisherApp(SiteApp):
         self.route(r"/", self.home)
         self.route(r"/purchase/(?P<slug>[\w.-]+)", self.purchase)
         self.route(r"/suppl/sbx-(?P<index>\d{5})-s001\.pdf", self.supplement)
+        self.route(r"/\.well-known/tdmrep\.json", self.tdmrep)
+        self.route(re.escape(TDM_POLICY_PATH), self.tdm_policy)
+
+    def _reserved(self, variant: str) -> list[SandboxWork]:
+        return [
+            w
+            for w in self.corpus.works
+            if w.publisher == self.service
+            and w.behaviour is Behaviour.TDM_RESERVED
+            and w.variant == variant
+        ]
+
+    def tdmrep(self, req: Request, match: re.Match[str]) -> Response:
+        """TDMRep rules: one per PDF of the works reserved this way; 404 when there are none,
+        as on most sites."""
+        policy = self.urls.url(self.service, TDM_POLICY_PATH)
+        rules = [
+            {"location": c.path + "$", "tdm-reservation": 1, "tdm-policy": policy}
+            for w in self._reserved("well_known")
+            for c in w.copies
+            if c.host == self.service
+        ]
+        if not rules:
+            return self.missing(req)
+        return json_response(rules)
+
+    def tdm_policy(self, req: Request, match: re.Match[str]) -> Response:
+        """A machine-readable TDM policy (an ODRL offer): how to ask for a licence."""
+        return json_response(
+            {
+                "@context": [
+                    "http://www.w3.org/ns/odrl.jsonld",
+                    {"tdm": "http://www.w3.org/ns/tdmrep#"},
+                ],
+                "@type": "Offer",
+                "profile": "http://www.w3.org/ns/tdmrep",
+                "uid": self.urls.url(self.service, TDM_POLICY_PATH),
+                "assigner": {"uid": f"mailto:licensing@{self.service}.example"},
+                "permission": [{"target": self.urls.url(self.service, "/"), "action": "tdm:mine"}],
+            }
+        )
+
+    def fallback(self, req: Request) -> Response:
+        """A copy or page; the PDF of a work reserved by header carries TDMRep headers."""
+        response = super().fallback(req)
+        found = self.corpus.copy_at(self.service, req.path)
+        if found is not None and response.status == 200:
+            work, _ = found
+            if work.behaviour is Behaviour.TDM_RESERVED and work.variant == "header":
+                policy = self.urls.url(self.service, TDM_POLICY_PATH)
+                response.headers.extend([("tdm-reservation", "1"), ("tdm-policy", policy)])
+        return response
 
     def purchase_path(self, work: SandboxWork) -> str | None:
         return f"/purchase/sbx-{work.index:05d}"
