@@ -242,3 +242,19 @@ def test_the_run_summary_counts_stored_works_by_version_then_licence() -> None:
     }
     assert list(data["stored_by_version"]) == ["publishedVersion", "submittedVersion", "unknown"]
     assert data["retracted"] == 2
+
+
+def test_bytes_stored_count_every_new_file_whatever_its_retraction() -> None:
+    stats = RunStats("r")
+    for i, (reason, retracted) in enumerate(
+        [(Reason.OK, None), (Reason.OK, False), (Reason.OK, True), (Reason.RESUMED, None)]
+    ):
+        stats.add(
+            DownloadResult(
+                f"doi:10.1/{i}", Outcome.SUCCESS, reason, "", bytes=1000, retracted=retracted
+            )
+        )
+    stats.add(DownloadResult("doi:10.1/x", Outcome.ERROR, Reason.NOT_PDF, "", bytes=7))
+    data = stats.as_dict()
+    assert data["bytes_stored"] == 3000  # the three new files; a resumed one is not new
+    assert data["retracted"] == 1 and data["resumed"] == 1

@@ -45,10 +45,10 @@ class RunStats:
                     self.identity[result.identity] += 1
                 license = normalise_license(result.license) or "unknown"
                 self.versions[(result.version or "unknown", license)] += 1
-            if result.retracted:
-                self.retracted += 1
                 if result.reason is not Reason.RESUMED:
                     self.bytes_stored += result.bytes or 0
+            if result.retracted:
+                self.retracted += 1
             if result.reason is Reason.BAD_INPUT:
                 self.bad_lines += 1
 
