@@ -100,6 +100,7 @@ class Downloader:
         limiter: RateLimiter | None = None,
     ) -> None:
         self.config = config or Config.load()
+        self.config_hash = self.config.config_hash  # every manifest row carries it
         # before anything exists on disk: a misspelt tier source would fail every work silently
         check_tiers(self.config, {*resolver_classes(), *(resolvers or {})})
         self.run_id = run_id or new_run_id()
@@ -185,7 +186,7 @@ class Downloader:
                 context=traces.run_parent(),
                 attributes={
                     names.RUN_ID: self.run_id,
-                    names.CONFIG_HASH: self.config.config_hash,
+                    names.CONFIG_HASH: self.config_hash,
                     names.VERSION: __version__,
                 },
             )
@@ -230,7 +231,7 @@ class Downloader:
                 summary["spans_dropped"] = self._session.spans_dropped
                 telemetry_complete = self.config.telemetry.sqlite and not summary["spans_dropped"]
             self.state.close(telemetry_complete=telemetry_complete)
-            summary["config_hash"] = self.config.config_hash
+            summary["config_hash"] = self.config_hash
             summary["oafetch_version"] = __version__
             outdir.write_atomic(
                 self.out_dir,
@@ -290,7 +291,7 @@ class Downloader:
             self.stats.add(result)
             row = result.to_dict()  # the manifest is the complete record, bad lines included
             row.update(
-                run_id=self.run_id, ok=False, config_hash=self.config.config_hash, dry_run=dry_run
+                run_id=self.run_id, ok=False, config_hash=self.config_hash, dry_run=dry_run
             )
             self.manifest.write(row)
             return result
@@ -464,7 +465,7 @@ class Downloader:
             ok=result.ok,
             path=relpath,
             html_paths=[],
-            config_hash=self.config.config_hash,
+            config_hash=self.config_hash,
             dry_run=dry_run,
             message=_scrub(result.message, self.http.secrets),
         )

@@ -141,20 +141,29 @@ def open_dir(root: Path, rel: str | PurePosixPath = "", *, create: bool = False)
         OutputDirError: a component is a symbolic link or not a directory.
         OSError: anything else (missing without ``create``, permissions, disk).
     """
-    if create:
-        root.mkdir(parents=True, exist_ok=True)
-    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    here = root
+    # Open first and create only what is missing: the usual call finds every folder there, and
+    # costs one open per component (no mkdir failing with EEXIST, no path built).
     try:
-        for part in PurePosixPath(rel).parts:
-            here = here / part
-            if create:
-                with contextlib.suppress(FileExistsError):
-                    os.mkdir(part, 0o777, dir_fd=fd)
+        fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        if not create:
+            raise
+        root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    parts = PurePosixPath(rel).parts
+    try:
+        for i, part in enumerate(parts):
             try:
-                inner = os.open(part, _DIR_FLAGS, dir_fd=fd)
+                try:
+                    inner = os.open(part, _DIR_FLAGS, dir_fd=fd)
+                except FileNotFoundError:
+                    if not create:
+                        raise
+                    with contextlib.suppress(FileExistsError):
+                        os.mkdir(part, 0o777, dir_fd=fd)
+                    inner = os.open(part, _DIR_FLAGS, dir_fd=fd)
             except OSError as exc:
-                raise _refusal(here, exc, directory=True) from None
+                raise _refusal(root.joinpath(*parts[: i + 1]), exc, directory=True) from None
             os.close(fd)
             fd = inner
     except BaseException:

@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import queue
 import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -113,14 +114,23 @@ class Scheduler:
         cancel = self.downloader.cancel
         seq = itertools.count()
         heap: list[_Due] = []
-        running: set[Future[DownloadResult | Parked]] = set()
+        # Finished tasks arrive here (one callback each): waiting for the next is O(1), where
+        # concurrent.futures.wait would lock and unlock every running future on every call.
+        finished: queue.SimpleQueue[Future[DownloadResult | Parked]] = queue.SimpleQueue()
+        running = 0
         input_left = True
         with ThreadPoolExecutor(self.max_threads, thread_name_prefix="oafetch-work") as pool:
+
+            def start(line: InputLine, parked: Parked | None) -> None:
+                nonlocal running
+                pool.submit(self._task, line, parked, dry_run).add_done_callback(finished.put)
+                running += 1
+
             while True:
                 now = time.monotonic()
                 action = next_action(
                     now=now,
-                    running=len(running),
+                    running=running,
                     max_threads=self.max_threads,
                     parked_due=heap[0].not_before if heap else None,
                     parked_count=len(heap),
@@ -132,14 +142,14 @@ class Scheduler:
                 if action == "resume":
                     due = heapq.heappop(heap)
                     self._publish(heap)
-                    running.add(pool.submit(self._task, due.parked.line, due.parked, dry_run))
+                    start(due.parked.line, due.parked)
                     continue
                 if action == "admit":
                     line = next(lines, None)
                     if line is None:
                         input_left = False
                     else:
-                        running.add(pool.submit(self._task, line, None, dry_run))
+                        start(line, None)
                     continue
                 if action == "done":
                     for due in heap:  # interrupted: parked works end as cancelled
@@ -149,7 +159,13 @@ class Scheduler:
                 if not running:
                     cancel.wait(timeout)
                     continue
-                done, running = wait(running, timeout=timeout, return_when=FIRST_COMPLETED)
+                try:
+                    done = [finished.get(timeout=timeout)]
+                except queue.Empty:
+                    continue
+                while not finished.empty():
+                    done.append(finished.get_nowait())
+                running -= len(done)
                 for future in done:
                     outcome = future.result()
                     if isinstance(outcome, Parked):
