@@ -290,9 +290,7 @@ class Downloader:
             log.warning("input line %s skipped: %s", line.line, line.error)
             self.stats.add(result)
             row = result.to_dict()  # the manifest is the complete record, bad lines included
-            row.update(
-                run_id=self.run_id, ok=False, config_hash=self.config_hash, dry_run=dry_run
-            )
+            row.update(run_id=self.run_id, ok=False, config_hash=self.config_hash, dry_run=dry_run)
             self.manifest.write(row)
             return result
         parent, links = traces.work_parent(
