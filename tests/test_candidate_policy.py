@@ -6,22 +6,21 @@ from __future__ import annotations
 
 import copy
 import json
-import re
 import sqlite3
 from pathlib import Path
 from typing import Any
 
 import pytest
 from pytest_httpserver import HTTPServer
-from werkzeug import Request, Response
 
 from loopback import pdf_bytes
-from oafetch import Config, Downloader
+from oafetch import Config
 from oafetch.candidate_policy import allowed_licenses, license_refusal, normalise_license
 from oafetch.errors import ConfigError
 from oafetch.results import DownloadResult
 from oafetch.runstats import RunStats
 from oafetch.tokens import Outcome, Reason
+from peerj_chain import base_url, manifest_row, run_peerj
 from test_openalex_real import PEERJ_WORK
 
 REAL = Path(__file__).parent / "fixtures" / "real" / "api"
@@ -130,11 +129,10 @@ PDF_REPOSITORY = pdf_bytes(seed=2)
 
 def run(
     server: HTTPServer, tmp_path: Path, licenses: Any, telemetry: bool = False
-) -> tuple[Any, list[str]]:
+) -> tuple[DownloadResult, list[str]]:
     """PeerJ's recorded OpenAlex record with two file locations on loopback: the publisher's
     under ``publisher-specific-oa`` first, a repository's under ``cc-by`` second."""
-    asked: list[str] = []
-    base = server.url_for("").rstrip("/")
+    base = base_url(server)
     record = copy.deepcopy(PEERJ_WORK)
     publisher, repository = (copy.deepcopy(record["locations"][i]) for i in (0, 4))
     publisher.update(
@@ -144,38 +142,14 @@ def run(
     record["best_oa_location"] = publisher
     record["locations"] = [publisher, repository]
     record["open_access"]["oa_url"] = None
-    files = {"/files/publisher.pdf": PDF_PUBLISHER, "/files/repository.pdf": PDF_REPOSITORY}
-
-    def answer(request: Request) -> Response:
-        asked.append(request.path)
-        if request.path == "/openalex/works/doi:10.7717/peerj.4375":
-            return Response(json.dumps(record), content_type="application/json")
-        if request.path in files:
-            return Response(files[request.path], content_type="application/pdf")
-        return Response("not found", status=404)
-
-    server.expect_request(re.compile(".*")).respond_with_handler(answer)
-    config = Config(
-        mailto="tester@oafetch.test",
-        out_dir=tmp_path / "out",
-        retry={"attempts": 1},
-        politeness={"enabled": False},
-        robots={"enabled": False},
-        cache={"enabled": False},
-        telemetry={"enabled": telemetry},
-        download={"fsync": False, "identity": "off", "licenses": licenses},
-        resolvers={"openalex": {"base_url": f"{base}/openalex"}},
-        fallback={"tiers": [{"name": "direct", "sources": ["openalex"]}]},
+    files = {
+        "/files/publisher.pdf": (PDF_PUBLISHER, "application/pdf", {}),
+        "/files/repository.pdf": (PDF_REPOSITORY, "application/pdf", {}),
+    }
+    result, asked = run_peerj(
+        server, tmp_path, record, files, telemetry=telemetry, licenses=licenses
     )
-    with Downloader(config, resume=False) as dl:
-        [result] = list(dl.run(["10.7717/peerj.4375"]))
     return result, [p for p in asked if p.startswith("/files/")]
-
-
-def manifest_row(tmp_path: Path) -> dict[str, Any]:
-    [line] = (tmp_path / "out" / "manifest.jsonl").read_text().splitlines()
-    row: dict[str, Any] = json.loads(line)
-    return row
 
 
 def test_any_licence_takes_the_first_file(httpserver: HTTPServer, tmp_path: Path) -> None:

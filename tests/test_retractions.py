@@ -11,20 +11,18 @@ its ``retraction`` in 2010), with the field names and values Crossref sends.
 from __future__ import annotations
 
 import copy
-import json
-import re
 import sqlite3
 from pathlib import Path
 from typing import Any
 
 import pytest
 from pytest_httpserver import HTTPServer
-from werkzeug import Request, Response
 
 from loopback import pdf_bytes
-from oafetch import Config, Downloader
+from oafetch import Config
 from oafetch.resolvers.crossref import CrossrefResolver, retracted_by_update
 from oafetch.tokens import Outcome, Reason
+from peerj_chain import base_url, manifest_row, run_peerj
 from test_openalex_real import PEERJ_WORK
 from test_openalex_real import ask as ask_openalex
 from test_resolvers_direct import make
@@ -123,42 +121,11 @@ PDF = pdf_bytes()
 
 def run(server: HTTPServer, tmp_path: Path, skip_retracted: bool) -> tuple[Any, list[str]]:
     """One work through OpenAlex (retracted, its PDF on loopback) then Crossref."""
-    asked: list[str] = []
-    base = server.url_for("").rstrip("/")
     record = copy.deepcopy(PEERJ_WORK)
     record["is_retracted"] = True
-    record["best_oa_location"]["pdf_url"] = f"{base}/files/peerj-4375.pdf"
-
-    def answer(request: Request) -> Response:
-        asked.append(request.path)
-        if request.path == "/openalex/works/doi:10.7717/peerj.4375":
-            return Response(json.dumps(record), content_type="application/json")
-        if request.path == "/files/peerj-4375.pdf":
-            return Response(PDF, content_type="application/pdf")
-        return Response("not found", status=404)
-
-    server.expect_request(re.compile(".*")).respond_with_handler(answer)
-    config = Config(
-        mailto="tester@oafetch.test",
-        out_dir=tmp_path / "out",
-        retry={"attempts": 1},
-        politeness={"enabled": False},
-        robots={"enabled": False},
-        cache={"enabled": False},
-        telemetry={"enabled": True},
-        download={"fsync": False, "identity": "off", "skip_retracted": skip_retracted},
-        resolvers={"openalex": {"base_url": f"{base}/openalex"}},
-        fallback={"tiers": [{"name": "direct", "sources": ["openalex"]}]},
-    )
-    with Downloader(config, resume=False) as dl:
-        [result] = list(dl.run(["10.7717/peerj.4375"]))
-    return result, asked
-
-
-def manifest_row(tmp_path: Path) -> dict[str, Any]:
-    [line] = (tmp_path / "out" / "manifest.jsonl").read_text().splitlines()
-    row: dict[str, Any] = json.loads(line)
-    return row
+    record["best_oa_location"]["pdf_url"] = f"{base_url(server)}/files/peerj-4375.pdf"
+    files = {"/files/peerj-4375.pdf": (PDF, "application/pdf", {})}
+    return run_peerj(server, tmp_path, record, files, telemetry=True, skip_retracted=skip_retracted)
 
 
 def test_a_retracted_work_is_stored_and_flagged_by_default(

@@ -7,16 +7,13 @@ from __future__ import annotations
 
 import copy
 import json
-import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 from pytest_httpserver import HTTPServer
-from werkzeug import Request, Response
 
 from loopback import pdf_bytes
-from oafetch import Config, Downloader
 from oafetch.config import RobotsConfig
 from oafetch.http.tdmrep import (
     Declaration,
@@ -28,6 +25,7 @@ from oafetch.http.tdmrep import (
     reservation_value,
 )
 from oafetch.tokens import Outcome, Reason
+from peerj_chain import base_url, manifest_row, run_peerj
 from test_openalex_real import PEERJ_WORK
 
 REAL = Path(__file__).parent / "fixtures" / "real" / "tdmrep"
@@ -127,8 +125,7 @@ def run(
 ) -> tuple[Any, dict[str, Any], list[str]]:
     """PeerJ's recorded OpenAlex record with one location on loopback: a PDF URL, or (with
     ``landing_meta``) a landing page that links to the PDF and carries the report's meta."""
-    asked: list[str] = []
-    base = server.url_for("").rstrip("/")
+    base = base_url(server)
     record = copy.deepcopy(PEERJ_WORK)
     location = copy.deepcopy(record["locations"][0])
     location.update(pdf_url=None if landing_meta else f"{base}/files/paper.pdf")
@@ -141,35 +138,14 @@ def run(
         "<title>", '<meta name="citation_pdf_url" content="/files/paper.pdf"><title>'
     )
 
-    def answer(request: Request) -> Response:
-        asked.append(request.path)
-        if request.path == "/openalex/works/doi:10.7717/peerj.4375":
-            return Response(json.dumps(record), content_type="application/json")
-        if request.path == "/.well-known/tdmrep.json" and well_known is not None:
-            return Response(json.dumps(well_known), content_type="application/json")
-        if request.path == "/article/peerj.4375":
-            return Response(page, content_type="text/html")
-        if request.path == "/files/paper.pdf":
-            return Response(PDF, content_type="application/pdf", headers=file_headers or {})
-        return Response("not found", status=404)
-
-    server.expect_request(re.compile(".*")).respond_with_handler(answer)
-    config = Config(
-        mailto="tester@oafetch.test",
-        out_dir=tmp_path / "out",
-        retry={"attempts": 1},
-        politeness={"enabled": False},
-        robots={"enabled": False},
-        cache={"enabled": False},
-        telemetry={"enabled": False},
-        download={"fsync": False, "identity": "off", "tdm": tdm},
-        resolvers={"openalex": {"base_url": f"{base}/openalex"}},
-        fallback={"tiers": [{"name": "direct", "sources": ["openalex"]}]},
-    )
-    with Downloader(config, resume=False) as dl:
-        [result] = list(dl.run(["10.7717/peerj.4375"]))
-    [line] = (tmp_path / "out" / "manifest.jsonl").read_text().splitlines()
-    return result, json.loads(line), [p for p in asked if not p.startswith("/openalex/")]
+    files = {
+        "/article/peerj.4375": (page, "text/html", {}),
+        "/files/paper.pdf": (PDF, "application/pdf", file_headers or {}),
+    }
+    if well_known is not None:
+        files["/.well-known/tdmrep.json"] = (json.dumps(well_known), "application/json", {})
+    result, asked = run_peerj(server, tmp_path, record, files, tdm=tdm)
+    return result, manifest_row(tmp_path), [p for p in asked if not p.startswith("/openalex/")]
 
 
 def stored(tmp_path: Path) -> list[Path]:
