@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import threading
 import time
 from collections import Counter
@@ -180,6 +181,19 @@ def test_cli_engine_ray_resumes_a_stored_batch(
     summary = json.loads((out / "summary.json").read_text())
     assert summary["reasons"].get("resumed") == sum(1 for r in first if r["ok"])
     assert not _throttled(sandbox)
+    # the resumed works are outcomes of the second run in telemetry too, as after a local resume
+    second_run = json.loads((out / "manifest.jsonl").read_text().splitlines()[-1])["run_id"]
+    with sqlite3.connect(out / "telemetry.sqlite") as conn:
+        rows = conn.execute(
+            "SELECT reason, COUNT(*) FROM downloads WHERE run_id = ? GROUP BY reason",
+            (second_run,),
+        ).fetchall()
+        total, success = conn.execute(
+            "SELECT artifacts_total, artifacts_success FROM run_summary WHERE run_id = ?",
+            (second_run,),
+        ).fetchone()
+    assert dict(rows).get("resumed") == summary["reasons"]["resumed"]
+    assert (total, success) == (summary["artifacts_total"], summary["artifacts_success"])
 
 
 def test_a_node_killed_mid_run_loses_and_duplicates_nothing(

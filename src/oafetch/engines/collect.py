@@ -24,7 +24,8 @@ from typing import Any
 from oafetch import outcomes, outdir
 from oafetch._version import __version__
 from oafetch.config import Config
-from oafetch.engines.shards import STAGING_DIR, ShardResult
+from oafetch.engines.resumed import SHARD_NAME, ResumedRecorder
+from oafetch.engines.shards import STAGING_DIR, ShardResult, staging_root
 from oafetch.lock import DirLock
 from oafetch.manifest import ATTEMPTS_HEADER, ManifestWriter
 from oafetch.results import DownloadResult
@@ -71,13 +72,24 @@ class Collector:
         self.shards_published = 0
         self.resumed: list[DownloadResult] = []  # resumed works not yet handed to the caller
         self.nodes: Counter[str] = Counter()  # node → shards it ran (published)
+        # the resumed works' telemetry (downloads rows, reason resumed), a shard of its own
+        self._recorder = ResumedRecorder(
+            config, run_id, staging_root(self.out_dir, run_id) / SHARD_NAME
+        )
         self._closed = False
 
-    def pending(self, lines: Iterator[InputLine]) -> Iterator[InputLine]:
-        """The lines still to do; works an earlier run stored (file intact) count as resumed."""
+    def pending(
+        self, lines: Iterator[InputLine], carrier: dict[str, str] | None = None
+    ) -> Iterator[InputLine]:
+        """The lines still to do; works an earlier run stored (file intact) count as resumed
+        (and are recorded in telemetry under ``carrier``, the driver's trace context)."""
+        if carrier is not None:
+            self._recorder.carrier = dict(carrier)
         for line in lines:
             work = line.work
             if work is not None and (done := self._resumed(line)) is not None:
+                relpath = os.path.relpath(done.path, self.out_dir) if done.path else None
+                self._recorder.record(done, work, relpath)
                 self.stats.add(done)
                 self.published.add(work.work_id)
                 self.resumed.append(done)
@@ -178,6 +190,7 @@ class Collector:
                 (json.dumps(summary, indent=2, sort_keys=True) + "\n").encode(),
                 fsync=self.config.download.fsync,
             )
+            self._recorder.close(self.out_dir / TELEMETRY_SHARDS)
             shutil.rmtree(self.out_dir / STAGING_DIR, ignore_errors=True)
             self._merge_telemetry()
         finally:

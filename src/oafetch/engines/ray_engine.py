@@ -183,7 +183,7 @@ class RayEngine:
         carrier = _trace_carrier()
         cpus = ray.cluster_resources().get("CPU", 1)  # type: ignore[no-untyped-call]
         limit = max_in_flight or max(2, 2 * int(cpus))
-        shards = make_shards(self.collector.pending(lines), self.shard_size)
+        shards = make_shards(self.collector.pending(lines, carrier), self.shard_size)
         running: list[Any] = []
         try:
             for shard in shards:
