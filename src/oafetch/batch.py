@@ -136,6 +136,10 @@ def run_batch(args: argparse.Namespace, config: Config) -> int:
         from oafetch.engines.cli_run import run_on_ray
 
         return run_on_ray(args, config)
+    if config.processes > 1:
+        from oafetch.engines.cli_run import run_on_processes
+
+        return run_on_processes(args, config)
     check_resolvers(config)
     lines = _lines(args, config)
     check_out_dir(Path(config.out_dir))

@@ -109,6 +109,7 @@ def load_config(args: argparse.Namespace, **extra: Any) -> Config:
         "out_dir": getattr(args, "out", None),
         "mailto": getattr(args, "mailto", None),
         "workers": getattr(args, "workers", None),
+        "processes": getattr(args, "processes", None),
         "telemetry": telemetry or None,
         "robots": {"enabled": False} if getattr(args, "no_robots", False) else None,
         "download": _download_flags(args),
@@ -239,12 +240,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="where works run: this process (default) or a Ray cluster (pip install oafetch[ray])",
     )
     run.add_argument(
+        "--processes",
+        type=_positive,
+        help="worker processes on this machine, each running shards of the batch with the"
+        " run's one rate budget per host (default 1: every work in this process)",
+    )
+    run.add_argument(
         "--address",
         default="auto",
         help="--engine ray: auto (this machine's cluster), local (a private one), ray://HOST:PORT",
     )
     run.add_argument(
-        "--shard-size", type=_positive, default=100, help="--engine ray: works per cluster task"
+        "--shard-size",
+        type=_positive,
+        default=100,
+        help="works per shard (--engine ray, --processes)",
     )
     _common(run)
     run.set_defaults(func=cmd_run)

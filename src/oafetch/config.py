@@ -352,6 +352,8 @@ class Config(BaseSettings):
     mailto: str | None = None
     out_dir: Path = Path("oafetch-out")
     workers: int = Field(8, ge=1, le=512)
+    # worker processes of `oafetch run` (1: every work in this process; N: shards on N)
+    processes: int = Field(1, ge=1, le=512)
     http: HttpConfig = HttpConfig()
     politeness: PolitenessConfig = PolitenessConfig()
     rates: dict[str, str] = Field(default_factory=dict)

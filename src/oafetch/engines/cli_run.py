@@ -1,4 +1,4 @@
-"""``oafetch run --engine ray``: the batch command on a Ray cluster."""
+"""``oafetch run --engine ray`` and ``--processes N``: the batch command on an engine."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from oafetch.batch import (
     _drive,
@@ -34,6 +35,29 @@ def run_on_ray(args: argparse.Namespace, config: Config) -> int:
     check_out_dir(Path(config.out_dir))
     started = time.time()
     engine = RayEngine(config, address=args.address, resume=args.resume, shard_size=args.shard_size)
+    return _drive_engine(args, config, engine, lines, started)
+
+
+def run_on_processes(args: argparse.Namespace, config: Config) -> int:
+    """Run the batch the arguments describe on ``config.processes`` local processes."""
+    from oafetch.engines.process_engine import ProcessEngine
+
+    if args.list_only:
+        raise ConfigError("--processes: --list-only runs in one process (--processes 1)")
+    check_resolvers(config)
+    lines = _lines(args, config)
+    check_out_dir(Path(config.out_dir))
+    started = time.time()
+    shard_size = getattr(args, "shard_size", None) or 100
+    engine = ProcessEngine(
+        config, processes=config.processes, resume=args.resume, shard_size=shard_size
+    )
+    return _drive_engine(args, config, engine, lines, started)
+
+
+def _drive_engine(
+    args: argparse.Namespace, config: Config, engine: Any, lines: Any, started: float
+) -> int:
     interrupted = False
     try:
         results = engine.run(lines, dry_run=bool(args.dry_run), max_works=args.max)

@@ -42,8 +42,11 @@ TELEMETRY_SHARDS = SHARDS_DIR
 class Collector:
     """Publishes shards into ``config.out_dir``; ``close()`` writes ``summary.json``."""
 
-    def __init__(self, config: Config, run_id: str, *, resume: bool = True) -> None:
+    def __init__(
+        self, config: Config, run_id: str, *, resume: bool = True, engine: str = "ray"
+    ) -> None:
         self.config = config
+        self.engine = engine
         self.run_id = run_id
         self.out_dir = outdir.resolve(config.out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
@@ -178,7 +181,7 @@ class Collector:
                 summary["spending"] = self.spending
             summary["config_hash"] = self.config.config_hash
             summary["oafetch_version"] = __version__
-            summary["engine"] = "ray"
+            summary["engine"] = self.engine
             summary["interrupted"] = interrupted
             self.manifest.close(fsync=self.config.download.fsync)
             self.state.close()

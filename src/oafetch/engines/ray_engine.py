@@ -15,13 +15,10 @@ process already connected to Ray (``ray.init`` done by the caller) is used as it
 from __future__ import annotations
 
 import logging
-import secrets
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 import ray
-from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, set_span_in_context
-from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from oafetch.config import Config
@@ -93,25 +90,6 @@ def _run_shard_task(
     )
 
 
-def _trace_carrier() -> dict[str, str]:
-    """The driver's trace context for every shard: the caller's span, ``TRACEPARENT``, or a
-    fresh trace id, so all of a run's shards (and their works) share one trace."""
-    ctx = traces.run_parent()
-    carrier: dict[str, str] = {}
-    TraceContextTextMapPropagator().inject(carrier, context=ctx)
-    if "traceparent" not in carrier:
-        span = NonRecordingSpan(
-            SpanContext(
-                trace_id=int.from_bytes(secrets.token_bytes(16), "big") or 1,
-                span_id=int.from_bytes(secrets.token_bytes(8), "big") or 1,
-                is_remote=True,
-                trace_flags=TraceFlags(TraceFlags.SAMPLED),
-            )
-        )
-        TraceContextTextMapPropagator().inject(carrier, context=set_span_in_context(span))
-    return carrier
-
-
 class RayEngine:
     """A batch on Ray, with the outputs and guarantees of a local run.
 
@@ -180,7 +158,7 @@ class RayEngine:
             lines = take(lines, max_works)
         task = ray.remote(_run_shard_task).options(max_retries=SHARD_RETRIES, num_cpus=1)
         config_ref = ray.put(self.config)
-        carrier = _trace_carrier()
+        carrier = traces.new_trace_carrier()
         cpus = ray.cluster_resources().get("CPU", 1)  # type: ignore[no-untyped-call]
         limit = max_in_flight or max(2, 2 * int(cpus))
         shards = make_shards(self.collector.pending(lines, carrier), self.shard_size)

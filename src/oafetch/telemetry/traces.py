@@ -18,12 +18,20 @@ when a work starts its own trace, so the stamping processor still finds them.
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Mapping
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import Context
-from opentelemetry.trace import INVALID_SPAN, Link, NonRecordingSpan, Span, SpanContext
+from opentelemetry.trace import (
+    INVALID_SPAN,
+    Link,
+    NonRecordingSpan,
+    Span,
+    SpanContext,
+    TraceFlags,
+)
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 #: The environment carrier's variables (the specification's names, upper case).
@@ -83,3 +91,22 @@ def work_parent(
     run = run_span.get_span_context()
     links = [Link(run, {LINK_KIND: "run"})] if run.is_valid else []
     return parent, links
+
+
+def new_trace_carrier() -> dict[str, str]:
+    """W3C trace headers for every shard of an engine's run: the caller's span, ``TRACEPARENT``,
+    or a fresh trace id, so all of a run's shards (and their works) share one trace."""
+    carrier: dict[str, str] = {}
+    propagator = TraceContextTextMapPropagator()
+    propagator.inject(carrier, context=run_parent())
+    if "traceparent" not in carrier:
+        span = NonRecordingSpan(
+            SpanContext(
+                trace_id=int.from_bytes(secrets.token_bytes(16), "big") or 1,
+                span_id=int.from_bytes(secrets.token_bytes(8), "big") or 1,
+                is_remote=True,
+                trace_flags=TraceFlags(TraceFlags.SAMPLED),
+            )
+        )
+        propagator.inject(carrier, context=trace.set_span_in_context(span))
+    return carrier

@@ -1,0 +1,168 @@
+"""A batch on several local processes (``--processes N``): the outputs of a one-process run,
+every host's rate held by the processes together (server-side), a worker killed mid-run losing
+and duplicating nothing, and a resumed run recording its resumed works."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from oafetch import Downloader
+from oafetch.demo import demo_config
+from oafetch.engines.process_engine import ProcessEngine
+from oafetch.engines.shards import STAGING_DIR
+from oafetch.sandbox import Corpus, Sandbox
+from oafetch.works import parse_work
+
+RATES = {
+    "unpaywall": "40/s",
+    "crossref": "40/s",
+    "openalex": "40/s",
+    "arxiv_api": "5/s",
+    "arxiv": "5/s",
+    "*": "20/s",
+}
+
+
+@pytest.fixture(scope="module")
+def sandbox() -> Iterator[Sandbox]:
+    with Sandbox(corpus=Corpus(seed=7), rates=RATES, arxiv_crawl_delay=0.2) as sandbox:
+        yield sandbox
+
+
+def _config(sandbox: Sandbox, out: Path, **overrides: Any) -> Any:
+    settings: dict[str, Any] = {"workers": 4, "cache": {"enabled": False}}
+    settings.update(overrides)
+    return demo_config(sandbox, out, **settings)
+
+
+def _rows(out: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+
+
+def _stored(out: Path) -> dict[str, str]:
+    return {r["work_id"]: r["sha256"] for r in _rows(out) if r["ok"]}
+
+
+def _throttled(sandbox: Sandbox) -> list[dict[str, Any]]:
+    return [e for e in sandbox.requests() if e.get("throttled")]
+
+
+def _no_leftovers(out: Path) -> None:
+    assert not [p for p in out.rglob("*") if ".part-" in p.name]
+    assert not (out / STAGING_DIR).exists()
+
+
+def test_two_processes_store_what_one_process_stores(sandbox: Sandbox, tmp_path: Path) -> None:
+    identifiers = [w.identifier for w in sandbox.works[:60]]
+    sandbox.reset_state()
+    with Downloader(_config(sandbox, tmp_path / "one"), resume=False) as dl:
+        list(dl.run(identifiers))
+    sandbox.clear_log()
+    sandbox.reset_state()
+    out = tmp_path / "two"
+    with ProcessEngine(
+        _config(sandbox, out, telemetry={"enabled": True}), processes=2, shard_size=10
+    ) as engine:
+        results = list(engine.run(identifiers))
+        nodes = engine.collector.nodes
+    assert len(results) == len(identifiers)
+    assert len(nodes) == 2, nodes  # both processes ran shards
+    assert _stored(out) == _stored(tmp_path / "one")  # the same works, byte-identical
+    assert Counter(r["work_id"] for r in _rows(out)) == Counter(
+        parse_work(i).work_id for i in identifiers
+    )
+    for identifier in identifiers:
+        expected = sandbox.expected(identifier)
+        if expected.expected_obtainable:
+            assert _stored(out)[parse_work(identifier).work_id] == expected.expected_sha256
+    assert not _throttled(sandbox)  # every host's rate held by both processes together
+    _no_leftovers(out)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["engine"] == "processes" and summary["works"] == len(identifiers)
+    with sqlite3.connect(out / "telemetry.sqlite") as conn:
+        (network,) = conn.execute(
+            "SELECT COUNT(*) FROM http_events WHERE from_cache = 0"
+        ).fetchone()
+        (downloads,) = conn.execute("SELECT COUNT(*) FROM downloads").fetchone()
+    assert network == len(sandbox.requests())
+    assert downloads == len(identifiers)
+
+
+def test_a_killed_worker_loses_and_duplicates_nothing(sandbox: Sandbox, tmp_path: Path) -> None:
+    identifiers = [w.identifier for w in sandbox.works[60:120]]
+    sandbox.reset_state()
+    out = tmp_path / "out"
+    engine = ProcessEngine(_config(sandbox, out), processes=2, shard_size=5)
+    killed: list[int] = []
+
+    def kill_one_worker() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not killed:
+            pool = engine._pool
+            pids = list(getattr(pool, "_processes", {}) or {}) if pool else []
+            if pids and engine.collector.shards_published >= 1:
+                os.kill(pids[0], signal.SIGKILL)
+                killed.append(pids[0])
+            time.sleep(0.02)
+
+    killer = threading.Thread(target=kill_one_worker)
+    with engine:
+        killer.start()
+        results = list(engine.run(identifiers))
+    killer.join()
+    assert killed, "no worker was killed (the batch ended first)"
+    assert len(results) == len(identifiers)
+    counts = Counter(r["work_id"] for r in _rows(out))
+    assert sorted(counts) == sorted(parse_work(i).work_id for i in identifiers)
+    assert max(counts.values()) == 1  # none duplicated
+    for identifier in identifiers:
+        expected = sandbox.expected(identifier)
+        row = next(r for r in _rows(out) if r["work_id"] == parse_work(identifier).work_id)
+        assert row["ok"] == expected.expected_obtainable, (identifier, row["reason"])
+    _no_leftovers(out)
+
+
+def test_cli_processes_resumes_and_records_the_resumed(sandbox: Sandbox, tmp_path: Path) -> None:
+    from oafetch.batch import run_batch
+    from oafetch.cli import build_parser
+
+    identifiers = [w.identifier for w in sandbox.works[120:150]]
+    source = tmp_path / "ids.txt"
+    source.write_text("\n".join(identifiers) + "\n")
+    out = tmp_path / "out"
+    argv = ["run", str(source), "--processes", "2", "--shard-size", "7", "--quiet"]
+    sandbox.reset_state()
+
+    def config() -> Any:
+        return _config(sandbox, out, processes=2, telemetry={"enabled": True})
+
+    assert run_batch(build_parser().parse_args(argv), config()) == 0
+    first = _stored(out)
+    assert run_batch(build_parser().parse_args(argv), config()) == 0
+    assert _stored(out) == first
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["reasons"].get("resumed") == len(first)
+    with sqlite3.connect(out / "telemetry.sqlite") as conn:
+        (resumed,) = conn.execute(
+            "SELECT COUNT(*) FROM downloads WHERE run_id = ? AND reason = 'resumed'",
+            (summary["run_id"],),
+        ).fetchone()
+    assert resumed == len(first)
+
+
+def test_processes_must_be_positive(sandbox: Sandbox, tmp_path: Path) -> None:
+    from oafetch.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="processes"):
+        ProcessEngine(_config(sandbox, tmp_path / "out"), processes=0)
