@@ -247,3 +247,35 @@ def test_twenty_sigterms_at_random_points_lose_and_duplicate_nothing(
     assert len(successes) == n and set(successes.values()) == {1}, "0 lost, 0 duplicated"
     stored = sorted(p.read_bytes() for p in (out / "pdf").glob("*.pdf"))
     assert stored == sorted(bodies.values())
+
+
+@pytest.mark.slow
+def test_sigterm_stops_a_multi_process_run_cleanly_and_it_resumes(
+    server: Loopback, tmp_path: Path
+) -> None:
+    """With --processes 2 a SIGTERM starts no new shard, lets the running ones finish and be
+    published, exits 143 with summary.json; the next run stores the rest, each work once."""
+    n = 60
+    bodies = _serve_pdfs(server, n=n, delay=0.1)
+    ids = tmp_path / "ids.txt"
+    ids.write_text("\n".join(server.url(p) for p in bodies) + "\n")
+    out = tmp_path / "out"
+    config = str(_write_config(tmp_path / "oafetch.toml"))
+    args = _oafetch(
+        "run", str(ids), "--out", str(out), "--config", config, "--workers", "2", "--quiet"
+    )
+    args += ["--processes", "2", "--shard-size", "5"]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _wait_for_rows(out, 1, 120)  # a first shard is published
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    assert (out / "summary.json").exists()
+    assert not list(out.rglob("*.part-*")) and not (out / ".cluster").exists()
+    first = Counter(r["work_id"] for r in _manifest(out))
+    assert 0 < len(first) < n and set(first.values()) == {1}  # whole shards, once each
+    assert subprocess.run(args, timeout=180, stdout=subprocess.DEVNULL).returncode == 0
+    successes = Counter(r["work_id"] for r in _manifest(out) if r["outcome"] == "success")
+    assert len(successes) == n and set(successes.values()) == {1}, "0 lost, 0 duplicated"
+    stored = sorted(p.read_bytes() for p in (out / "pdf").glob("*.pdf"))
+    assert stored == sorted(bodies.values())

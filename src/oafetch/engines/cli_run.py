@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from oafetch import batch
 from oafetch.batch import (
     _drive,
     _lines,
@@ -52,7 +53,14 @@ def run_on_processes(args: argparse.Namespace, config: Config) -> int:
     engine = ProcessEngine(
         config, processes=config.processes, resume=args.resume, shard_size=shard_size
     )
-    return _drive_engine(args, config, engine, lines, started)
+    # Ctrl-C / SIGTERM: no new shard starts, the running ones finish and are published
+    batch._active.append(engine.cancel)
+    try:
+        if batch._stop_requested.is_set():
+            engine.cancel.set()
+        return _drive_engine(args, config, engine, lines, started)
+    finally:
+        batch._active.remove(engine.cancel)
 
 
 def _drive_engine(
@@ -70,7 +78,7 @@ def _drive_engine(
     stats = engine.stats
     _summary_table(stats, elapsed, engine.collector.spending)
     print(f"outputs in {config.out_dir}/ (manifest.jsonl, attempts.csv, summary.json)")
-    if interrupted:
+    if interrupted or getattr(engine, "interrupted", False):
         print("interrupted: run `oafetch run` again with the same --out to resume", file=sys.stderr)
         return 130
     return 0

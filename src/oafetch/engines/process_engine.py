@@ -21,6 +21,7 @@ import logging
 import multiprocessing
 import os
 import secrets
+import signal
 import tempfile
 import threading
 from collections.abc import Iterable, Iterator
@@ -66,6 +67,12 @@ def _connect_limiters(address: str, authkey: bytes, count: int) -> list[Any]:
             manager.connect()
             _worker_limiters = [manager.limiter(i) for i in range(count)]  # type: ignore[attr-defined]
         return _worker_limiters
+
+
+def _ignore_interrupts() -> None:
+    """A worker leaves Ctrl-C to the driver (the terminal sends it to the whole group): the
+    driver stops handing out shards and lets the running ones finish."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _call(proxy: Any, method: str, args: tuple[Any, ...]) -> Any:
@@ -131,6 +138,8 @@ class ProcessEngine:
         self.collector = Collector(config, self.run_id, resume=resume, engine="processes")
         self.out_dir = self.collector.out_dir
         self.interrupted = False
+        #: Set to stop: no new shard is started, the running ones finish and are published.
+        self.cancel = threading.Event()
         self._closed = False
         self._services = [LimiterService(config) for _ in range(limiters)]
         self._authkey = secrets.token_bytes(32)
@@ -171,7 +180,9 @@ class ProcessEngine:
     # -- the run --------------------------------------------------------------------------------
     def _new_pool(self) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(
-            max_workers=self.processes, mp_context=multiprocessing.get_context("spawn")
+            max_workers=self.processes,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_ignore_interrupts,
         )
 
     def run(
@@ -208,10 +219,14 @@ class ProcessEngine:
                 yield from self.collector.take_resumed()
                 while len(running) >= limit:
                     yield from self._publish_next(running, submit)
+                if self.cancel.is_set():
+                    break
                 submit(shard, 0)
             yield from self.collector.take_resumed()
             while running:
                 yield from self._publish_next(running, submit)
+            if self.cancel.is_set():
+                self.interrupted = True
         except BaseException:
             self.interrupted = True
             for future in running:
