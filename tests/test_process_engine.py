@@ -166,3 +166,19 @@ def test_processes_must_be_positive(sandbox: Sandbox, tmp_path: Path) -> None:
 
     with pytest.raises(ConfigError, match="processes"):
         ProcessEngine(_config(sandbox, tmp_path / "out"), processes=0)
+
+
+def test_a_metrics_port_does_not_stop_the_shards(sandbox: Sandbox, tmp_path: Path) -> None:
+    """Many shards run at once: none binds the live /metrics port (it would collide)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    identifiers = [w.identifier for w in sandbox.works[150:166]]
+    telemetry = {"enabled": True, "metrics_port": port, "metrics_host": "127.0.0.1"}
+    config = _config(sandbox, tmp_path / "out", telemetry=telemetry)
+    with ProcessEngine(config, processes=2, shard_size=4) as engine:
+        results = list(engine.run(identifiers))
+    assert len(results) == len(identifiers)
+    assert len(_rows(tmp_path / "out")) == len(identifiers)

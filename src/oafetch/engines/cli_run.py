@@ -66,6 +66,12 @@ def run_on_processes(args: argparse.Namespace, config: Config) -> int:
 def _drive_engine(
     args: argparse.Namespace, config: Config, engine: Any, lines: Any, started: float
 ) -> int:
+    if config.telemetry.metrics_port is not None:
+        print(
+            "oafetch: --metrics-port is not served by --engine ray or --processes N (each worker "
+            "runs many shards); their metrics go to the OTLP endpoint (--otlp-endpoint)",
+            file=sys.stderr,
+        )
     interrupted = False
     try:
         results = engine.run(lines, dry_run=bool(args.dry_run), max_works=args.max)

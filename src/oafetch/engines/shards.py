@@ -88,7 +88,9 @@ def run_shard(
     attempt = secrets.token_hex(4)  # a retried shard never reuses a dead attempt's files
     staging = staging_root(Path(out_dir), run_id) / f"{shard.index:06d}-{attempt}"
     staging.mkdir(parents=True, exist_ok=False)
-    shard_config = config.model_copy(update={"out_dir": staging})
+    # many shards run at once on a machine: none binds the live /metrics port (OTLP still exports)
+    telemetry = config.telemetry.model_copy(update={"metrics_port": None})
+    shard_config = config.model_copy(update={"out_dir": staging, "telemetry": telemetry})
     token = otel_context.attach(TraceContextTextMapPropagator().extract(dict(carrier)))
     try:
         with Downloader(shard_config, resume=False, run_id=run_id, limiter=limiter) as dl:
