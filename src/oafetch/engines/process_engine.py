@@ -247,8 +247,14 @@ class ProcessEngine:
                 continue
             yield from self.collector.publish(result)
         if broken:
-            # a worker died: every shard still in the pool is lost with it; run them again
-            broken.extend(running.pop(f) for f in list(running))
+            # a worker died: the shards that came back are published, every other one still in
+            # the pool is lost with it and runs again
+            for future in list(running):
+                shard, tries = running.pop(future)
+                if future.done() and not future.cancelled() and future.exception() is None:
+                    yield from self.collector.publish(future.result())
+                else:
+                    broken.append((shard, tries))
             assert self._pool is not None
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = self._new_pool()
