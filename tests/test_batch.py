@@ -279,3 +279,38 @@ def test_sigterm_stops_a_multi_process_run_cleanly_and_it_resumes(
     assert len(successes) == n and set(successes.values()) == {1}, "0 lost, 0 duplicated"
     stored = sorted(p.read_bytes() for p in (out / "pdf").glob("*.pdf"))
     assert stored == sorted(bodies.values())
+
+
+@pytest.mark.slow
+def test_a_multi_process_run_killed_whole_resumes_with_nothing_lost_or_doubled(
+    server: Loopback, tmp_path: Path
+) -> None:
+    """kill -9 of the driver and its worker processes at once (their process group): the next
+    run stores every work exactly once, and no staged or half-written file is left."""
+    n = 40
+    bodies = _serve_pdfs(server, n=n, delay=0.1)
+    ids = tmp_path / "ids.txt"
+    ids.write_text("\n".join(server.url(p) for p in bodies) + "\n")
+    out = tmp_path / "out"
+    config = str(_write_config(tmp_path / "oafetch.toml"))
+    args = _oafetch(
+        "run", str(ids), "--out", str(out), "--config", config, "--workers", "2", "--quiet"
+    )
+    args += ["--processes", "2", "--shard-size", "4"]
+    proc = subprocess.Popen(
+        args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    try:
+        _wait_for_rows(out, 4, 120)
+        assert proc.poll() is None, "the run ended before it could be killed"
+        os.killpg(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(timeout=60)
+    before = Counter(r["work_id"] for r in _manifest(out))
+    assert 0 < len(before) < n
+    assert subprocess.run(args, timeout=180, stdout=subprocess.DEVNULL).returncode == 0
+    successes = Counter(r["work_id"] for r in _manifest(out) if r["outcome"] == "success")
+    assert len(successes) == n and set(successes.values()) == {1}, "0 lost, 0 duplicated"
+    stored = sorted(p.read_bytes() for p in (out / "pdf").glob("*.pdf"))
+    assert stored == sorted(bodies.values())
+    assert not list(out.rglob("*.part-*")) and not (out / ".cluster").exists()
