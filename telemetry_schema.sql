@@ -77,7 +77,8 @@ CREATE TABLE IF NOT EXISTS fallback_attempts (
     -- position in the work's order (NULL: not ordered, e.g. a list-only run)
     policy      TEXT NOT NULL DEFAULT 'configured',
     rank        INTEGER,
-    requests    INTEGER               -- the API call + the files the attempt claimed
+    requests    INTEGER,              -- the API call + the files the attempt claimed
+    oa_status   TEXT                  -- the work's OA status as a source reported it, when known
 );
 CREATE INDEX IF NOT EXISTS fallback_attempts_run ON fallback_attempts (run_id);
 

@@ -1,12 +1,13 @@
 """Learned resolver order: a batch run twice on a sandbox web where the source that holds a
-work's copy depends on its publisher (``Corpus(profile="by_publisher")``).
+work's copy depends on its publisher (``Corpus(profile="by_publisher")``, the default) or on the
+OA status Unpaywall reports (``--profile by_oa_status``).
 
 Run 1 starts cold (the configured tiers until the run has evidence, learning as it goes); run 2
 learns from run 1's store (``fallback.learn_from``, i.e. ``--learn-from``). A run with
 ``resolver_order = "configured"`` is the baseline. Requests are counted server-side (the
 sandbox's log, robots.txt included); time to first PDF is each stored work's ``ttfp_ms``.
 
-    .venv/bin/python bench/bench_learned_order.py [--works 60] [--workers 4]
+    .venv/bin/python bench/bench_learned_order.py [--works 60] [--workers 4] [--profile P]
 """
 
 from __future__ import annotations
@@ -56,8 +57,11 @@ def main() -> None:
     parser.add_argument("--works", type=int, default=60)
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--profile", choices=("by_publisher", "by_oa_status"), default="by_publisher"
+    )
     args = parser.parse_args()
-    corpus = Corpus(seed=args.seed, n_works=args.works, profile="by_publisher")
+    corpus = Corpus(seed=args.seed, n_works=args.works, profile=args.profile)
     with tempfile.TemporaryDirectory() as tmp, Sandbox(corpus=corpus, rates=RATES) as sandbox:
         ids = [w.identifier for w in sandbox.works]
         base = one_run(
@@ -68,7 +72,7 @@ def main() -> None:
             sandbox, Path(tmp) / "run2", ids, args.workers, learn_from=[Path(tmp) / "run1"]
         )
     print(f"machine: {platform.machine()}, Python {platform.python_version()}")
-    print(f"works: {args.works} (by_publisher, seed {args.seed}), workers: {args.workers}")
+    print(f"works: {args.works} ({args.profile}, seed {args.seed}), workers: {args.workers}")
     print("| run | stored | requests | requests / stored work | TTFP p50 |")
     print("| --- | ---: | ---: | ---: | ---: |")
     for name, r in (

@@ -187,6 +187,7 @@ class Fallback:
             any_source = self._run_tier(tier, state, dry_run) or any_source
             if state.stop.is_set() or state.parked:
                 break
+            tiers = self.learner.replan(state, tiers) or tiers
         return self._conclude(state, any_source, dry_run)
 
     def _run_tier(self, tier: Tier, state: _WorkState, dry_run: bool) -> bool:
@@ -290,9 +291,11 @@ class Fallback:
             span.set_attribute(names.REASON, reason)
             span.set_attribute(names.STATUS, status)
             span.set_attribute(names.REQUESTS, requests)
-        if decision is not None:
+            if state is not None and state.oa_noted:  # learnt under the OA keys too
+                span.set_attribute(names.OA_STATUS, state.learn_keys[-1].removeprefix("oa:"))
+        if decision is not None and state is not None:
             self.learner.observe(
-                decision.key,
+                state.learn_keys,
                 source,
                 str(outcome),
                 str(reason),

@@ -220,6 +220,11 @@ class _WorkState:
     decision: Any = None
     plan: list[Tier] | None = None
     asked: dict[str, tuple[object, ...]] = field(default_factory=dict)  # source -> ids it saw
+    # the keys the work's attempts are learned under (its key, then its OA keys once known)
+    learn_keys: list[str] = field(default_factory=list)
+    oa_noted: bool = False  # counted under its OA keys
+    oa_work_no: int = 0  # its number among the works of key|oa:status
+    replanned: bool = False  # the remaining tiers were reordered by the OA status
     tdm_policy: str | None = None  # the policy URL of a TDM-reserved copy, if it named one
 
     def remaining(self) -> float:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from oafetch.learning.keys import key_of_work_id
+from oafetch.learning.keys import keys_of_attempt
 from oafetch.learning.policy import KeyEstimate, SourceEstimate
 
 if TYPE_CHECKING:  # sqlite3 is imported only when a store is read (importing oafetch stays lean)
@@ -196,50 +196,51 @@ def _columns(conn: sqlite3.Connection) -> set[str]:
     return {row[1] for row in conn.execute('PRAGMA table_info("fallback_attempts")')}
 
 
-def history_rows(
-    conn: sqlite3.Connection, limit: int = HISTORY_ROWS
-) -> Iterable[tuple[str, str, str, str | None, str | None, float, int | None]]:
-    """(run_id, work_id, source, outcome, reason, seconds, requests) of a store's most recent
-    attempts, oldest first."""
+#: (run_id, work_id, source, outcome, reason, seconds, requests, oa_status) of one attempt
+HistoryRow = tuple[str, str, str, str | None, str | None, float, int | None, str | None]
+
+
+def history_rows(conn: sqlite3.Connection, limit: int = HISTORY_ROWS) -> Iterable[HistoryRow]:
+    """A store's most recent attempts (:data:`HistoryRow`), oldest first."""
     cols = _columns(conn)
     if not cols:
         return []
     requests = "requests" if "requests" in cols else "NULL"
+    oa_status = "oa_status" if "oa_status" in cols else "NULL"
     sql = (
-        f"SELECT run_id, work_id, source, outcome, reason, elapsed_ms, {requests} FROM "
-        "(SELECT rowid AS r, * FROM fallback_attempts WHERE source IS NOT NULL "
+        f"SELECT run_id, work_id, source, outcome, reason, elapsed_ms, {requests}, {oa_status} "
+        "FROM (SELECT rowid AS r, * FROM fallback_attempts WHERE source IS NOT NULL "
         "AND work_id IS NOT NULL ORDER BY rowid DESC LIMIT ?) ORDER BY r"
     )
     return [
-        (run, work, src, out, why, (ms or 0.0) / 1000.0, req)
-        for run, work, src, out, why, ms, req in conn.execute(sql, (limit,))
+        (run, work, src, out, why, (ms or 0.0) / 1000.0, req, oa)
+        for run, work, src, out, why, ms, req, oa in conn.execute(sql, (limit,))
     ]
 
 
-def feed(
-    acc: Accumulator,
-    rows: Iterable[tuple[str, str, str, str | None, str | None, float, int | None]],
-    billed: frozenset[str] = frozenset(),
-) -> int:
-    """Feed stored attempts to ``acc`` (one new work per run x work id); the works fed."""
-    seen: set[tuple[str, str]] = set()
-    for run, work_id, source, outcome, reason, seconds, requests in rows:
-        key = key_of_work_id(work_id)
-        if key is None:
-            continue
-        if (run, work_id) not in seen:
-            seen.add((run, work_id))
-            acc.begin_work(key)
-        acc.observe(
-            key,
-            source,
-            outcome,
-            reason,
-            seconds=seconds,
-            requests=requests,
-            billed=source in billed,
-        )
-    return len(seen)
+def feed(acc: Accumulator, rows: Iterable[HistoryRow], billed: frozenset[str] = frozenset()) -> int:
+    """Feed stored attempts to ``acc`` (one new work per run x work id, under each key it
+    counts for: its own and, once its OA status was known, the OA keys); the works fed."""
+    seen: set[tuple[str, str, str]] = set()
+    works: set[tuple[str, str]] = set()
+    for run, work_id, source, outcome, reason, seconds, requests, oa_status in rows:
+        keys = keys_of_attempt(work_id, oa_status)
+        for key in keys:
+            if (run, work_id, key) not in seen:
+                seen.add((run, work_id, key))
+                acc.begin_work(key)
+            acc.observe(
+                key,
+                source,
+                outcome,
+                reason,
+                seconds=seconds,
+                requests=requests,
+                billed=source in billed,
+            )
+        if keys:
+            works.add((run, work_id))
+    return len(works)
 
 
 def load_history(acc: Accumulator, path: Path, billed: frozenset[str] = frozenset()) -> int:

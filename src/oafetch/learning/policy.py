@@ -21,6 +21,11 @@ The rule, in order:
 5. **Exploration floor**: on every ``explore_every``-th work of a key, the unproven source with
    the lowest optimistic score is asked before the proven ones (policy ``explore``), so a source
    that failed and recovered is noticed within a bounded number of works.
+6. **Split by OA status**: when no source is proven for the key, or the best one's chance is
+   below ``split_below``, but for some OA status a source is proven for ``key|oa:status``
+   (``splits``), a source that reports the OA status (``informants``: Unpaywall, OpenAlex) is
+   asked first, alone; the fallback then orders what remains by the finer key
+   (:meth:`oafetch.learning.Learner.replan`).
 
 Expected cost per success = mean cost of an attempt ÷ optimistic success chance, where the
 chance is the posterior mean under a prior set by the configured tier (0.5, 0.25, 0.17 …), plus
@@ -77,6 +82,9 @@ class Params:
     default_cost: float = 3.0
     demote_evidence: float = 5.0  # attempts before a silent, never successful source is demoted
     demote_max_p: float = 0.1
+    # below this chance for the key's best source, a source whose OA status proves a lead for
+    # ``key|oa:status`` (an informant) is asked first
+    split_below: float = 0.8
 
 
 @dataclass(frozen=True)
@@ -123,7 +131,7 @@ def score_source(
     return Scored(source, p, p_opt, cost, cost / p_opt, s.attempts, silent)
 
 
-def _ranks(tiers: Sequence[Tier]) -> dict[str, int]:
+def ranks(tiers: Sequence[Tier]) -> dict[str, int]:
     ranks: dict[str, int] = {}
     for tier in tiers:
         for source in tier.sources:
@@ -153,26 +161,11 @@ def _with_demoted(
     return tuple(out)
 
 
-def configured(key: str, tiers: Sequence[Tier], policy: str, reason: str) -> Decision:
-    """The configured tiers as they are."""
-    return Decision(key, policy, reason, tuple(tiers), _ranks(tiers))
-
-
-def decide(
-    key: str,
-    tiers: Sequence[Tier],
-    est: KeyEstimate | None,
-    params: Params = Params(),
-    *,
-    work_no: int = 0,
-    billed: frozenset[str] = frozenset(),
-) -> Decision:
-    """The order for the ``work_no``-th work (1-based) of ``key``; see the module doc."""
-    works = est.works if est is not None else 0
-    if est is None or works < params.min_works:
-        return configured(
-            key, tiers, PRIOR, f"{works} works seen for {key} (< {params.min_works}): configured"
-        )
+def _scores(
+    tiers: Sequence[Tier], est: KeyEstimate, params: Params, billed: frozenset[str]
+) -> tuple[dict[str, Scored], Callable[[Scored], tuple[float, int]]]:
+    """Every configured source scored for a key, and the sort order (score, then configured
+    position)."""
     scored: dict[str, Scored] = {}
     position: dict[str, int] = {}
     for index, tier in enumerate(tiers):
@@ -184,6 +177,67 @@ def decide(
     def order(s: Scored) -> tuple[float, int]:
         return (s.score, position[s.source])
 
+    return scored, order
+
+
+def _informant(
+    tiers: Sequence[Tier],
+    splits: Mapping[str, KeyEstimate] | None,
+    params: Params,
+    billed: frozenset[str],
+    informants: frozenset[str],
+) -> tuple[str, str] | None:
+    """The source to ask first because the OA status it reports decides the order, and an
+    account of the OA keys' leads (``oa:green → hal``); None when no OA key proves a source."""
+    # the first configured (Unpaywall before OpenAlex by default): the OA status a key is
+    # learnt under must come from the same source from work to work
+    informant = next((s for t in tiers for s in t.sources if s in informants), None)
+    if not splits or informant is None:
+        return None
+    leads: list[str] = []
+    for status, est in sorted(splits.items()):
+        if est.works < params.min_works:
+            continue
+        sub, sub_order = _scores(tiers, est, params, billed)
+        best = min(
+            (
+                s
+                for s in sub.values()
+                if s.source not in billed | NEVER_LEAD | informants
+                and s.evidence >= params.min_evidence
+                and s.p >= params.lead_min_p
+            ),
+            key=sub_order,
+            default=None,
+        )
+        if best is not None:
+            leads.append(f"oa:{status} → {best.source}")
+    return (informant, ", ".join(leads)) if leads else None
+
+
+def configured(key: str, tiers: Sequence[Tier], policy: str, reason: str) -> Decision:
+    """The configured tiers as they are."""
+    return Decision(key, policy, reason, tuple(tiers), ranks(tiers))
+
+
+def decide(
+    key: str,
+    tiers: Sequence[Tier],
+    est: KeyEstimate | None,
+    params: Params = Params(),
+    *,
+    work_no: int = 0,
+    billed: frozenset[str] = frozenset(),
+    splits: Mapping[str, KeyEstimate] | None = None,
+    informants: frozenset[str] = frozenset(),
+) -> Decision:
+    """The order for the ``work_no``-th work (1-based) of ``key``; see the module doc."""
+    works = est.works if est is not None else 0
+    if est is None or works < params.min_works:
+        return configured(
+            key, tiers, PRIOR, f"{works} works seen for {key} (< {params.min_works}): configured"
+        )
+    scored, order = _scores(tiers, est, params, billed)
     no_lead = billed | NEVER_LEAD
     can_lead = [s for s in scored.values() if s.source not in no_lead]
     proven = sorted(
@@ -200,6 +254,24 @@ def decide(
         and s.silent >= 0.9
         and s.source not in billed
     ]
+    undecided = not proven or proven[0].p < params.split_below
+    if undecided and (split := _informant(tiers, splits, params, billed, informants)):
+        # The informant alone first, in a tier of its own: once it has reported the OA status,
+        # the fallback reorders what follows by the finer key.
+        informant, leads = split
+        after = tuple(s.source for s in proven if s.source != informant)
+        lead = (informant, *after)
+        rest = _with_demoted(tiers, [d for d in demoted if d not in lead], billed, scored, order)
+        first = [Tier(LEAD_TIER, (informant,), parallel=False)]
+        if after:
+            first.append(Tier(LEAD_TIER, after, parallel=False))
+        plan = (*first, *rest)
+        about = f"best {proven[0].source} p={proven[0].p:.2f}" if proven else "no source proven"
+        reason = (
+            f"{informant} first for {key} ({about}): the OA status it reports orders the rest "
+            f"({leads})"
+        )
+        return Decision(key, LEARNED, reason, plan, ranks(plan), lead)
     if not proven and not demoted:
         best = min(scored.values(), key=order, default=None)
         about = f" (best {best.source} p={best.p:.2f} n={best.evidence:.1f})" if best else ""
@@ -207,7 +279,7 @@ def decide(
     if not proven:
         plan = _with_demoted(tiers, demoted, billed, scored, order)
         reason = f"no source proven for {key}; {len(demoted)} demoted: {', '.join(demoted)}"
-        return Decision(key, LEARNED, reason, plan, _ranks(plan))
+        return Decision(key, LEARNED, reason, plan, ranks(plan))
     lead = tuple(s.source for s in proven)
     top = proven[0]
     policy = LEARNED
@@ -232,4 +304,4 @@ def decide(
     plan = (Tier(LEAD_TIER, lead, parallel=False), *rest)
     if demoted:
         reason += f"; {len(demoted)} demoted"
-    return Decision(key, policy, reason, plan, _ranks(plan), lead)
+    return Decision(key, policy, reason, plan, ranks(plan), lead)

@@ -4,7 +4,7 @@ learned order would do with it (the same estimates and policy a run uses)."""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -14,7 +14,8 @@ from rich.table import Table
 from oafetch.fallback_state import DEFAULT_TIERS, Tier
 from oafetch.learning import policy
 from oafetch.learning.estimates import Accumulator, feed, history_rows
-from oafetch.learning.policy import Decision
+from oafetch.learning.keys import OA, SPLIT
+from oafetch.learning.policy import Decision, KeyEstimate
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,18 @@ def _action(source: str, d: Decision) -> str:
     return f"tier {tier}" if tier else "not configured"
 
 
+def _splits(snapshot: Mapping[str, KeyEstimate], key: str) -> dict[str, KeyEstimate]:
+    """The estimates of ``key|oa:status`` per OA status."""
+    prefix = key + SPLIT + OA
+    return {k.removeprefix(prefix): e for k, e in snapshot.items() if k.startswith(prefix)}
+
+
+def _informants() -> frozenset[str]:
+    from oafetch.resolvers.registry import resolver_classes
+
+    return frozenset(n for n, cls in resolver_classes().items() if cls.reports_oa_status)
+
+
 def source_report(
     conn: sqlite3.Connection, tiers: Sequence[Tier] = DEFAULT_TIERS, key_filter: str = ""
 ) -> list[KeyReport]:
@@ -63,7 +76,9 @@ def source_report(
         known = {s for t in tiers for s in t.sources}
         extra = tuple(r.source for r in rows if r.source not in known)
         full = (*tiers, Tier("other", extra)) if extra else tuple(tiers)
-        d = policy.decide(key, full, est)
+        sep = key.partition(SPLIT + OA)[1]
+        splits = None if sep else _splits(snapshot, key)
+        d = policy.decide(key, full, est, splits=splits, informants=_informants())
         out = [
             ReportRow(
                 key,

@@ -26,6 +26,9 @@ from oafetch.tokens import Kind, Reason, Role
 from oafetch.urls import canonical_url, host_of
 from oafetch.works import IdKind, Work
 
+#: The OA statuses Unpaywall and OpenAlex report (``open_access.oa_status``).
+OA_STATUSES = frozenset({"diamond", "gold", "hybrid", "bronze", "green", "closed"})
+
 
 @dataclass(frozen=True)
 class Candidate:
@@ -68,6 +71,10 @@ class WorkIds:
     # and first author's family name, first source to say wins.
     title: str | None = None
     author: str | None = None
+    # The OA status the first source to tell reported (Unpaywall/OpenAlex ``oa_status``):
+    # what the learned order keys the remaining sources by.
+    oa_status: str | None = None
+    _oa_authority: bool = field(default=False, repr=False, compare=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @classmethod
@@ -121,10 +128,24 @@ class WorkIds:
                     value = value.rsplit("/", 1)[-1].upper()
                 setattr(self, key, value)
 
-    def learn_about(self, *, title: Any = None, author: Any = None) -> None:
-        """Record the work's title and first author's family name as a source reported them
-        (first non-empty string wins; other types are ignored)."""
+    def learn_about(
+        self,
+        *,
+        title: Any = None,
+        author: Any = None,
+        oa_status: Any = None,
+        authority: bool = False,
+    ) -> None:
+        """Record the work's title, first author's family name and OA status as a source
+        reported them (first non-empty string wins, but the ``authority``'s OA status —
+        Unpaywall's, whose classification OpenAlex follows — replaces another's; other types
+        and unknown OA statuses are ignored)."""
         with self._lock:
+            status = oa_status.strip().lower() if isinstance(oa_status, str) else None
+            if status in OA_STATUSES and not self._oa_authority:
+                if self.oa_status is None or authority:
+                    self.oa_status = status
+                self._oa_authority = authority
             if self.title is None and isinstance(title, str) and title.strip():
                 self.title = " ".join(title.split())[:500]
             if self.author is None and isinstance(author, str) and author.strip():
@@ -155,6 +176,8 @@ class Resolver(ABC):
     credential_env: ClassVar[tuple[str, ...]] = ()
     throttle_statuses: ClassVar[frozenset[int]] = frozenset()
     default_enabled: ClassVar[bool] = True
+    #: The source reports the work's OA status (the learned order keys later sources by it).
+    reports_oa_status: ClassVar[bool] = False
 
     def __init__(self, settings: ResolverSettings, config: Config) -> None:
         self.settings = settings

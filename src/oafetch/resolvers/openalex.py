@@ -61,6 +61,7 @@ class OpenAlexResolver(OptionalKeyResolver):
     endpoints: ClassVar[dict[str, str]] = {"base_url": "https://api.openalex.org"}
     credential_env: ClassVar[tuple[str, ...]] = ("OPENALEX_API_KEY",)
     throttle_statuses: ClassVar[frozenset[int]] = frozenset({403})
+    reports_oa_status: ClassVar[bool] = True
 
     @property
     def secret(self) -> str | None:
@@ -127,7 +128,10 @@ class OpenAlexResolver(OptionalKeyResolver):
             pmid=_tail(dig(record, "ids", "pmid")),
             pmcid=_tail(dig(record, "ids", "pmcid")),
         )
-        ids.learn_about(title=record.get("title") or record.get("display_name"))
+        ids.learn_about(
+            title=record.get("title") or record.get("display_name"),
+            oa_status=dig(record, "open_access", "oa_status"),
+        )
         if (kinds := content_kinds(record)) is not None:
             ids.learn_content(kinds)
 

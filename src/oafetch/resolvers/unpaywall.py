@@ -39,6 +39,7 @@ class UnpaywallResolver(Resolver):
     endpoints: ClassVar[dict[str, str]] = {"base_url": "https://api.unpaywall.org"}
     credential: ClassVar[str | None] = "email"
     credential_env: ClassVar[tuple[str, ...]] = ("UNPAYWALL_EMAIL",)
+    reports_oa_status: ClassVar[bool] = True
 
     def applies_to(self, work: Work, ids: WorkIds) -> bool:
         return ids.doi is not None
@@ -71,7 +72,12 @@ class UnpaywallResolver(Resolver):
         if (message := error_body(record)) is not None:
             raise bad_response(self.name, url, f"error body: {message}")
         ids.learn(doi=text(record.get("doi")))
-        ids.learn_about(title=record.get("title"), author=dig(record, "z_authors", 0, "family"))
+        ids.learn_about(
+            title=record.get("title"),
+            author=dig(record, "z_authors", 0, "family"),
+            oa_status=record.get("oa_status"),
+            authority=True,
+        )
         found = Found(self.name, ids)
         locations = [record.get("best_oa_location"), *as_list(record.get("oa_locations"))]
         for location in locations:

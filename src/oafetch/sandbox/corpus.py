@@ -104,7 +104,7 @@ _FLAG_ODDS = (
 
 
 #: Corpus profiles (see `Corpus`).
-PROFILES = ("default", "by_publisher")
+PROFILES = ("default", "by_publisher", "by_oa_status")
 
 #: The "by_publisher" profile: publisher N's works all behave as entry N-1 (cycled), so each
 #: DOI prefix has its own best source: Europe PMC, HAL, PMC, the publisher's PDF that the
@@ -116,6 +116,16 @@ BY_PUBLISHER: tuple[tuple[Behaviour, str], ...] = (
     (Behaviour.DIRECT_OA, "meta"),
     (Behaviour.ARCHIVE_ONLY, ""),
     (Behaviour.REPOSITORY_ONLY, "core"),
+)
+
+#: The "by_oa_status" profile: every publisher's works cycle through these, so the source that
+#: holds a copy depends on the work's OA status, not on its publisher: the publisher's own PDF
+#: (Unpaywall says gold, hybrid or bronze), a Europe PMC copy (green) or a HAL copy that
+#: Unpaywall does not know of (closed).
+BY_OA_STATUS: tuple[tuple[Behaviour, str], ...] = (
+    (Behaviour.DIRECT_OA, "meta"),
+    (Behaviour.REPOSITORY_ONLY, "europe_pmc"),
+    (Behaviour.REPOSITORY_ONLY, "hal"),
 )
 
 
@@ -134,7 +144,9 @@ class Corpus:
         profile: ``"default"``, or ``"by_publisher"``: works go round-robin to the publishers
             and each publisher's works share one behaviour (`BY_PUBLISHER`), so which source
             holds a copy depends on the DOI prefix; every identifier is a bare DOI and `mix`
-            is not used. The learned resolver order is measured on it.
+            is not used. The learned resolver order is measured on it. ``"by_oa_status"``:
+            the same, but each publisher's works cycle through `BY_OA_STATUS`, so which
+            source holds a copy depends on the OA status Unpaywall reports.
 
     Raises:
         ValueError: a bad argument, naming it.
@@ -178,7 +190,7 @@ class Corpus:
     # ---- generation -------------------------------------------------------------------
 
     def _generate(self) -> list[SandboxWork]:
-        if self.profile == "by_publisher":
+        if self.profile in ("by_publisher", "by_oa_status"):
             return self._generate_by_publisher()
         rng = random.Random(f"sandbox-corpus-{self.seed}")
         behaviours = allocate(self.n_works, self.mix, rng)
@@ -196,9 +208,16 @@ class Corpus:
     def _generate_by_publisher(self) -> list[SandboxWork]:
         draw = ids.UniqueDraw(random.Random(f"sandbox-corpus-{self.seed}-by-publisher"))
         works: list[SandboxWork] = []
+        publishers = self.publishers
+        if self.profile == "by_oa_status":  # each one serves its own PDFs
+            publishers = [p for p in publishers if p.robots != "error"]
         for index in range(self.n_works):
-            publisher = self.publishers[index % len(self.publishers)]
-            behaviour, variant = BY_PUBLISHER[(publisher.number - 1) % len(BY_PUBLISHER)]
+            publisher = publishers[index % len(publishers)]
+            if self.profile == "by_oa_status":
+                round_no = index // len(publishers)
+                behaviour, variant = BY_OA_STATUS[round_no % len(BY_OA_STATUS)]
+            else:
+                behaviour, variant = BY_PUBLISHER[(publisher.number - 1) % len(BY_PUBLISHER)]
             wrng = random.Random(f"sandbox-work-{self.seed}-{index}-by-publisher")
             works.append(self._make_work(index, behaviour, variant, wrng, draw, publisher))
         return works

@@ -66,6 +66,7 @@ COLUMNS: Mapping[str, tuple[str, ...]] = {
     FALLBACK_ATTEMPTS: (
         "run_id", "ts", "work_id", "artifact_id", "tier", "source", "host", "outcome",
         "reason", "status", "elapsed_ms", "trace_id", "span_id", "policy", "rank", "requests",
+        "oa_status",
     ),
     DOWNLOADS: (
         "run_id", "ts", "work_id", "artifact_id", "resolver", "outcome", "reason",
@@ -314,6 +315,7 @@ def _fallback_row(
         "policy": attrs.get(names.POLICY) or "configured",
         "rank": attrs.get(names.RANK),
         "requests": attrs.get(names.REQUESTS),
+        "oa_status": attrs.get(names.OA_STATUS),
     }
 
 

@@ -63,6 +63,8 @@ STATUS: Final = "oafetch.status"
 POLICY: Final = "oafetch.policy"
 RANK: Final = "oafetch.rank"
 REQUESTS: Final = "oafetch.requests"
+# the work's OA status as a source reported it (gold | green | hybrid | bronze | closed | diamond)
+OA_STATUS: Final = "oafetch.oa_status"
 
 # -- oafetch.work ----------------------------------------------------------------------------------
 RESOLVER: Final = "oafetch.resolver"

@@ -70,6 +70,7 @@ ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("downloads", "license", "TEXT"),
     ("downloads", "host_type", "TEXT"),
     ("downloads", "retracted", "INTEGER"),
+    ("fallback_attempts", "oa_status", "TEXT"),
 )
 
 
