@@ -286,3 +286,40 @@ def test_a_killed_driver_leaves_a_run_that_resumes(
     resumed = [r for r in results if str(r.reason) == "resumed"]
     assert len(resumed) == sum(1 for r in rows[:done_before] if r["ok"])
     assert not _throttled(sandbox)
+
+
+def test_three_nodes_publish_to_an_s3_bucket(
+    cluster: Cluster, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """files_to on the cluster: every node puts its shards' files in a real S3-compatible
+    server on loopback (moto's); the bucket holds each stored work's bytes, the out dir none."""
+    moto_server = pytest.importorskip("moto.server", reason="moto[server] is in the dev extra")
+    fsspec = pytest.importorskip("fsspec")
+    pytest.importorskip("s3fs", reason="files_to on S3 needs s3fs: pip install 'oafetch[s3]'")
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        options = {"endpoint_url": f"http://{host}:{port}", "key": "testing", "secret": "testing"}
+        fs = fsspec.filesystem("s3", skip_instance_cache=True, **options)
+        fs.mkdir("cluster")
+        sandbox.reset_state()
+        identifiers = [w.identifier for w in sandbox.works[150:190]]
+        out = tmp_path / "out"
+        config = _config(sandbox, out, files_to="s3://cluster/c", files_options=options)
+        with RayEngine(config, shard_size=5) as engine:
+            results = list(engine.run(identifiers))
+            nodes = engine.collector.nodes
+        assert len(nodes) >= 2, nodes
+        stored = [r for r in results if r.ok]
+        assert stored and all(r.object_url and r.path is None for r in stored)
+        for result in stored:
+            expected = sandbox.expected(
+                next(i for i in identifiers if parse_work(i).work_id == result.work_id)
+            )
+            assert fs.cat_file(result.object_url) == sandbox.file_bytes(expected.identifier)
+        obtainable = [i for i in identifiers if sandbox.expected(i).expected_obtainable]
+        assert len(stored) == len(obtainable)
+        assert not [p for d in ("pdf", "html", "xml") for p in (out / d).rglob("*") if p.is_file()]
+    finally:
+        server.stop()

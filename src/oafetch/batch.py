@@ -136,7 +136,8 @@ def run_batch(args: argparse.Namespace, config: Config) -> int:
         from oafetch.engines.cli_run import run_on_ray
 
         return run_on_ray(args, config)
-    if config.processes > 1:
+    publish = bool(config.files_to) and not getattr(args, "list_only", False)
+    if config.processes > 1 or publish:  # files_to: the workers publish (one process or N)
         from oafetch.engines.cli_run import run_on_processes
 
         return run_on_processes(args, config)

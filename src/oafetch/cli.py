@@ -110,6 +110,7 @@ def load_config(args: argparse.Namespace, **extra: Any) -> Config:
         "mailto": getattr(args, "mailto", None),
         "workers": getattr(args, "workers", None),
         "processes": getattr(args, "processes", None),
+        "files_to": getattr(args, "files_to", None),
         "telemetry": telemetry or None,
         "robots": {"enabled": False} if getattr(args, "no_robots", False) else None,
         "download": _download_flags(args),
@@ -143,7 +144,8 @@ def _print_result(result: DownloadResult, as_json: bool) -> None:
     if as_json:
         print(json.dumps(result.to_dict(), sort_keys=True))
         return
-    where = f" → {result.path}" if result.path else ""
+    stored_at = result.object_url or result.path
+    where = f" → {stored_at}" if stored_at else ""
     sha = f" sha256={result.sha256[:16]}…" if result.sha256 else ""
     print(
         f"{result.outcome:<7} {result.reason:<14} {result.work_id}{where}{sha}"
@@ -249,6 +251,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--address",
         default="auto",
         help="--engine ray: auto (this machine's cluster), local (a private one), ray://HOST:PORT",
+    )
+    run.add_argument(
+        "--files-to",
+        metavar="URL",
+        help="publish the stored files there instead of --out: s3://bucket/prefix, gs://…,"
+        " file:///path (pip install oafetch[s3]); --out keeps the manifest, state and telemetry",
     )
     run.add_argument(
         "--shard-size",

@@ -354,6 +354,10 @@ class Config(BaseSettings):
     workers: int = Field(8, ge=1, le=512)
     # worker processes of `oafetch run` (1: every work in this process; N: shards on N)
     processes: int = Field(1, ge=1, le=512)
+    # where stored files are published: an fsspec URL (s3://bucket/prefix, gs://…, file:///…);
+    # None keeps them in out_dir. files_options go to the filesystem (endpoint_url, anon …).
+    files_to: str | None = None
+    files_options: dict[str, Any] = Field(default_factory=dict)
     http: HttpConfig = HttpConfig()
     politeness: PolitenessConfig = PolitenessConfig()
     rates: dict[str, str] = Field(default_factory=dict)
@@ -373,6 +377,13 @@ class Config(BaseSettings):
         if value is not None and (value.count("@") != 1 or " " in value.strip()):
             raise ValueError("must be an email address like you@example.org")
         return value.strip() if value else value
+
+    @field_validator("files_to")
+    @classmethod
+    def _files_to(cls, value: str | None) -> str | None:
+        if value is not None and "://" not in value:
+            raise ValueError("must be a URL with its scheme: s3://bucket/prefix, file:///abs/path")
+        return value.rstrip("/") if value else None
 
     @field_validator("rates")
     @classmethod
@@ -447,7 +458,16 @@ class Config(BaseSettings):
     def config_hash(self) -> str:
         """A short hash of everything that changes what is fetched (not paths, not secrets)."""
         dumped = self.model_dump(
-            mode="json", exclude={"out_dir", "workers", "telemetry", "cache", "slo"}
+            mode="json",
+            exclude={
+                "out_dir",
+                "workers",
+                "telemetry",
+                "cache",
+                "slo",
+                "files_to",
+                "files_options",
+            },
         )
         for settings in dumped.get("resolvers", {}).values():
             settings.pop("api_key", None)

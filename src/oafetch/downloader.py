@@ -25,6 +25,7 @@ from opentelemetry.trace import Link, SpanContext, Status, StatusCode
 from oafetch import outcomes, outdir
 from oafetch._version import __version__
 from oafetch.config import Config
+from oafetch.errors import ConfigError
 from oafetch.fallback import Fallback
 from oafetch.fallback_state import WorkProgress
 from oafetch.http.client import HttpClient
@@ -100,6 +101,11 @@ class Downloader:
         limiter: RateLimiter | None = None,
     ) -> None:
         self.config = config or Config.load()
+        if self.config.files_to:
+            raise ConfigError(
+                f"files_to ({self.config.files_to}) is published by the engines: use "
+                "`oafetch run`, or oafetch.engines.ProcessEngine / RayEngine in a library"
+            )
         self.config_hash = self.config.config_hash  # every manifest row carries it
         # before anything exists on disk: a misspelt tier source would fail every work silently
         check_tiers(self.config, {*resolver_classes(), *(resolvers or {})})

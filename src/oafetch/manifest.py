@@ -62,6 +62,7 @@ MANIFEST_FIELDS = (
     "message",
     "input",
     "candidates",
+    "object",
 )
 
 

@@ -94,6 +94,24 @@ def resumed(
     )
 
 
+def resumed_object(prior: PriorOutcome, work: Work, object_url: str) -> DownloadResult:
+    """The result of a work an earlier run published to ``files_to`` as ``object_url``."""
+    row = prior.row
+    return DownloadResult(
+        work_id=work.work_id,
+        outcome=Outcome.SUCCESS,
+        reason=Reason.RESUMED,
+        message="published by an earlier run",
+        sha256=prior.sha256,
+        bytes=row.get("bytes"),
+        content_type=row.get("content_type"),
+        resolver=row.get("resolver"),
+        url=row.get("url"),
+        dedupe_action="kept",
+        object_url=object_url,
+    )
+
+
 def record_resumed(
     telemetry: Telemetry,
     result: DownloadResult,

@@ -30,6 +30,8 @@ class DownloadResult:
             the last file quarantined for it. ``identity_score`` is the title score (0-100),
             ``identity_evidence`` a short account. ``quarantined``: the files moved to
             ``quarantine/`` for this work (paths relative to the output directory).
+        object_url: with ``files_to``, the URL the stored file was published as
+            (``path`` is then None unless the file is still in the output directory).
         line: the input line number, for batch inputs.
     """
 
@@ -55,6 +57,7 @@ class DownloadResult:
     identity_score: float | None = None
     identity_evidence: str | None = None
     quarantined: tuple[str, ...] = ()
+    object_url: str | None = None
     line: int | None = None
     input: str | None = None
 

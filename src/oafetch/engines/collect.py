@@ -28,9 +28,11 @@ from oafetch.engines.resumed import SHARD_NAME, ResumedRecorder
 from oafetch.engines.shards import STAGING_DIR, ShardResult, staging_root
 from oafetch.lock import DirLock
 from oafetch.manifest import ATTEMPTS_HEADER, ManifestWriter
+from oafetch.objectstore import ObjectStore, PublishError
 from oafetch.results import DownloadResult
 from oafetch.runstats import RunStats
 from oafetch.telemetry.merge import SHARDS_DIR, merge_stores
+from oafetch.urls import redact_url
 from oafetch.works import InputLine
 
 log = logging.getLogger("oafetch")
@@ -48,6 +50,11 @@ class Collector:
         self.config = config
         self.engine = engine
         self.run_id = run_id
+        # files_to: where the workers publish the files (None: this output directory)
+        self.objects = (
+            ObjectStore(config.files_to, config.files_options) if config.files_to else None
+        )
+        self.unpublished = 0
         self.out_dir = outdir.resolve(config.out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         outdir.check_layout(self.out_dir)
@@ -91,13 +98,22 @@ class Collector:
         for line in lines:
             work = line.work
             if work is not None and (done := self._resumed(line)) is not None:
-                relpath = os.path.relpath(done.path, self.out_dir) if done.path else None
+                relpath = (
+                    os.path.relpath(done.path, self.out_dir)
+                    if done.path
+                    else self._relpath_of(done.object_url)
+                )
                 self._recorder.record(done, work, relpath)
                 self.stats.add(done)
                 self.published.add(work.work_id)
                 self.resumed.append(done)
                 continue
             yield line
+
+    def _relpath_of(self, object_url: str | None) -> str | None:
+        if self.objects is None or not object_url:
+            return None
+        return object_url.removeprefix(self.objects.url + "/")
 
     def take_resumed(self) -> list[DownloadResult]:
         """The works found stored since the last call (results like the others)."""
@@ -108,7 +124,47 @@ class Collector:
         assert line.work is not None
         prior = self.state.prior(line.work.work_id) if self.resume else None
         verify = self.config.download.verify_stored
-        return outcomes.resumed(prior, self.out_dir, line.work, verify=verify)
+        if self.objects is None or prior is None or not prior.path:
+            return outcomes.resumed(prior, self.out_dir, line.work, verify=verify)
+        local = outcomes.resumed(prior, self.out_dir, line.work, verify=verify)
+        if local is not None:  # kept here when its put failed: publish it now
+            return self._publish_kept(local, prior.path)
+        size = prior.row.get("bytes")
+        if verify and (self.objects.size(prior.path) != size or size is None):
+            return None  # gone or changed: fetch again
+        # the manifest says it was published (--verify-stored reads each object's size back)
+        return outcomes.resumed_object(prior, line.work, self.objects.url_of(prior.path))
+
+    def _publish_kept(self, result: DownloadResult, relpath: str) -> DownloadResult:
+        """Put a file an earlier run kept here (its put had failed); its row gains ``object``."""
+        assert self.objects is not None and result.path is not None
+        try:
+            url = self.objects.publish(result.path, relpath, result.path.stat().st_size)
+        except PublishError as exc:
+            log.warning("%s (kept in %s)", exc, self.out_dir)
+            self.unpublished += 1
+            return result
+        self.manifest.write(
+            {
+                "run_id": self.run_id,
+                "work_id": result.work_id,
+                "resolver": result.resolver,
+                "url": result.url,
+                "outcome": str(result.outcome),
+                "ok": True,
+                "reason": str(result.reason),
+                "path": relpath,
+                "content_type": result.content_type,
+                "bytes": result.bytes,
+                "sha256": result.sha256,
+                "config_hash": self.config.config_hash,
+                "dedupe_action": result.dedupe_action,
+                "message": "kept here by an earlier run; published now",
+                "object": url,
+            }
+        )
+        result.path.unlink()
+        return dataclasses.replace(result, path=None, object_url=url)
 
     def publish(self, shard: ShardResult) -> list[DownloadResult]:
         """Move a finished shard's files into place, then append its rows; return its results."""
@@ -120,7 +176,9 @@ class Collector:
                 continue  # already published in this run (a shard done twice)
             row = rows.get(result.work_id)
             relpath = row.get("path") if row else None
-            if relpath:
+            if row is not None and row.get("object"):  # a worker put it in files_to
+                result = dataclasses.replace(result, path=None, object_url=row["object"])
+            elif relpath:
                 target = self.out_dir / relpath
                 target.parent.mkdir(parents=True, exist_ok=True)
                 source = staging / relpath
@@ -134,6 +192,7 @@ class Collector:
             self.published.add(result.work_id)
             self.stats.add(result)
             fresh.append(result)
+        self.unpublished += len(shard.unpublished)  # kept here; the next run puts them
         if shard.attempt_lines:
             outdir.append_whole(self._attempts.fileno(), "".join(shard.attempt_lines).encode())
         self._keep_telemetry(staging, shard.index)
@@ -182,6 +241,9 @@ class Collector:
             summary["config_hash"] = self.config.config_hash
             summary["oafetch_version"] = __version__
             summary["engine"] = self.engine
+            if self.objects is not None:
+                summary["files_to"] = redact_url(self.objects.url)
+                summary["unpublished"] = self.unpublished
             summary["interrupted"] = interrupted
             self.manifest.close(fsync=self.config.download.fsync)
             self.state.close()

@@ -3,7 +3,8 @@
 :func:`run_shard` is all a worker does: build a :class:`~oafetch.Downloader` over a staging
 directory of its own (``<out>/.cluster/<run_id>/<shard>-<attempt>``), hand it the cluster's rate
 limiter and the driver's trace context, stream the shard's works through the usual scheduler and
-fallback chain, and return what the driver needs to publish (:class:`ShardResult`). Nothing of a
+fallback chain, publish the files to ``files_to`` when one is set (:mod:`oafetch.objectstore`),
+and return what the driver needs to publish (:class:`ShardResult`). Nothing of a
 shard reaches the output directory until the driver has the whole result, so a worker killed
 mid-shard leaves only a staging directory to delete, never a partial file or row.
 """
@@ -50,6 +51,7 @@ class ShardResult:
     manifest_rows: list[dict[str, Any]] = field(default_factory=list)
     attempt_lines: list[str] = field(default_factory=list)
     spending: dict[str, dict[str, Any]] = field(default_factory=dict)
+    unpublished: list[str] = field(default_factory=list)  # files_to puts that failed (why)
 
 
 def make_shards(lines: Iterable[InputLine], size: int) -> Iterator[Shard]:
@@ -90,7 +92,9 @@ def run_shard(
     staging.mkdir(parents=True, exist_ok=False)
     # many shards run at once on a machine: none binds the live /metrics port (OTLP still exports)
     telemetry = config.telemetry.model_copy(update={"metrics_port": None})
-    shard_config = config.model_copy(update={"out_dir": staging, "telemetry": telemetry})
+    shard_config = config.model_copy(
+        update={"out_dir": staging, "telemetry": telemetry, "files_to": None}
+    )
     token = otel_context.attach(TraceContextTextMapPropagator().extract(dict(carrier)))
     try:
         with Downloader(shard_config, resume=False, run_id=run_id, limiter=limiter) as dl:
@@ -98,14 +102,22 @@ def run_shard(
             spending = dl.spending()
     finally:
         otel_context.detach(token)
+    rows = list(_json_lines(staging / "manifest.jsonl"))
+    unpublished: list[str] = []
+    if config.files_to and not dry_run:  # each worker puts its own files: no single link
+        from oafetch.objectstore import ObjectStore
+
+        store = ObjectStore(config.files_to, config.files_options)
+        rows, unpublished = store.publish_rows(staging, rows)
     return ShardResult(
         index=shard.index,
         staging=str(staging),
         node=node or f"{socket.gethostname()}:{os.getpid()}",
         results=results,
-        manifest_rows=list(_json_lines(staging / "manifest.jsonl")),
+        manifest_rows=rows,
         attempt_lines=_attempt_lines(staging / "attempts.csv"),
         spending=spending,
+        unpublished=unpublished,
     )
 
 
