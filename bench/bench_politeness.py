@@ -72,6 +72,7 @@ def main() -> None:
     every = sorted(t for times, _ in stats for t in times)
     if slow_times and every:
         print(
+            f"run's first request at monotonic {every[0]:.3f}; "
             f"slow host: first request {slow_times[0] - every[0]:.1f} s after the run's first, "
             f"busy {slow_times[-1] - slow_times[0]:.1f} s for {len(slow_times)} requests; "
             f"run's requests span {every[-1] - every[0]:.1f} s"
@@ -127,6 +128,7 @@ def run(
             last = time.monotonic() - started
         closed = time.monotonic() - started
         print(f"first result {first:.1f} s, last {last:.1f} s, closed {closed:.1f} s")
+        print(f"engine started at monotonic {started:.3f}")
         return results, closed
     finally:
         ray.shutdown()

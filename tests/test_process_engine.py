@@ -182,3 +182,17 @@ def test_a_metrics_port_does_not_stop_the_shards(sandbox: Sandbox, tmp_path: Pat
         results = list(engine.run(identifiers))
     assert len(results) == len(identifiers)
     assert len(_rows(tmp_path / "out")) == len(identifiers)
+
+
+def test_each_host_is_asked_for_robots_txt_once_per_run_not_per_shard(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    identifiers = [w.identifier for w in sandbox.works[200:260]]
+    sandbox.clear_log()
+    sandbox.reset_state()
+    with ProcessEngine(_config(sandbox, tmp_path / "out"), processes=2, shard_size=5) as engine:
+        list(engine.run(identifiers))
+    robots = Counter(e["service"] for e in sandbox.requests() if e["path"].endswith("/robots.txt"))
+    assert robots, "the batch fetched no robots.txt"
+    # 12 shards ran; two at once may both miss an answer neither has yet, never more
+    assert max(robots.values()) <= 2, robots

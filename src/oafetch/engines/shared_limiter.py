@@ -10,10 +10,13 @@ has the limiter's interface and forwards every call to the owning service throug
 (an engine's blocking RPC). Waits come back as durations, never as instants of the service's
 clock, so workers on other machines need no clock agreement: a slot kept past the budget
 (``RateBudgetExceeded.reserved``) is translated into the worker's own clock on the way back.
+The services also keep each host's robots.txt answer, so a run asks a host for it once, not
+once per shard.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 import zlib
 from collections.abc import Callable, Mapping, Sequence
@@ -22,13 +25,15 @@ from typing import Any
 from oafetch.config import Config
 from oafetch.http.ratelimit import RateBudgetExceeded, RateLimiter
 from oafetch.rates import DEFAULT_RATE_GROUPS
+from oafetch.urls import host_of
 
 #: ``call(service, method_name, *args)`` → the method's return value (blocking).
 Call = Callable[[Any, str, tuple[Any, ...]], Any]
 
 
 class LimiterService:
-    """The rate limiter of every host whose key hashes to this service."""
+    """The rate limiter of every host whose key hashes to this service, and the robots.txt
+    answers of those hosts (fetched once for the whole run, not once per shard)."""
 
     def __init__(self, config: Config) -> None:
         self._limiter = RateLimiter(
@@ -36,6 +41,23 @@ class LimiterService:
             groups={**DEFAULT_RATE_GROUPS},
             enabled=config.politeness.enabled,
         )
+        self._robots_config = config.robots
+        self._robots: dict[str, tuple[int | None, str, float]] = {}  # url -> answer, expiry
+        self._lock = threading.Lock()
+
+    def known_robots(self, host: str, url: str) -> tuple[int | None, str] | None:
+        with self._lock:
+            found = self._robots.get(url)
+        if found is None or found[2] <= time.monotonic():
+            return None
+        return found[0], found[1]
+
+    def remember_robots(self, host: str, url: str, status: int | None, text: str) -> None:
+        failed = status is None or status >= 500  # unreachable: kept as briefly as locally
+        config = self._robots_config
+        ttl = config.error_ttl_s if failed else config.ttl_s
+        with self._lock:
+            self._robots[url] = (status, text, time.monotonic() + ttl)
 
     def reserve(
         self, host: str, max_wait_s: float | None, keep: bool
@@ -124,6 +146,14 @@ class SharedRateLimiter(RateLimiter):
     def pause(self, host: str, seconds: float) -> None:
         if self._enabled and seconds > 0:
             self._ask(host, "pause", seconds)
+
+    def known_robots(self, url: str) -> tuple[int | None, str] | None:
+        found = self._ask(host_of(url), "known_robots", url) if self._enabled else None
+        return None if found is None else (found[0], str(found[1]))
+
+    def remember_robots(self, url: str, status: int | None, text: str) -> None:
+        if self._enabled:
+            self._ask(host_of(url), "remember_robots", url, status, text)
 
     def observe_headers(self, host: str, headers: Mapping[str, str]) -> None:
         wanted = {k: headers.get(k) or "" for k in ("x-rate-limit-limit", "x-rate-limit-interval")}

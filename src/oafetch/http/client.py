@@ -10,6 +10,7 @@ Thread-safety: one instance is shared by all worker threads of a run.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -50,6 +51,7 @@ from oafetch.tokens import Reason, Role, Status
 from oafetch.urls import redact_text, redact_url, scrub
 from oafetch.waiting import idle_wait
 
+log = logging.getLogger("oafetch")
 T = TypeVar("T")
 
 CacheWrapper = Callable[[httpx.BaseTransport], httpx.BaseTransport]
@@ -237,6 +239,21 @@ class HttpClient:
         )
 
     def _fetch_robots(self, url: str) -> tuple[int | None, str]:
+        """robots.txt (or ``/.well-known/tdmrep.json``): the answer another worker of the run
+        already fetched (a cluster's limiter keeps them), else fetched here and offered."""
+        try:
+            known = self.limiter.known_robots(url)
+        except Exception as exc:  # the shared store is out of reach: ask the host itself
+            log.debug("robots answer of %s not shared: %s", redact_url(url), exc)
+            return self._get_robots(url)
+        if known is not None:
+            return known
+        answer = self._get_robots(url)
+        with contextlib.suppress(Exception):
+            self.limiter.remember_robots(url, *answer)
+        return answer
+
+    def _get_robots(self, url: str) -> tuple[int | None, str]:
         """GET robots.txt (or ``/.well-known/tdmrep.json``) below the robots stage (cached,
         breaker-guarded, rate-limited, at most 512 KiB decoded)."""
         for _ in range(5):

@@ -230,6 +230,14 @@ class RateLimiter:
             state = self._state(self.key_for(host))
             state.paused_until = max(state.paused_until, self._clock() + min(seconds, MAX_PAUSE_S))
 
+    def known_robots(self, url: str) -> tuple[int | None, str] | None:
+        """A robots.txt (or tdmrep.json) answer another worker of the run already fetched;
+        None here: one process caches its own (:class:`oafetch.http.robots.RobotsCache`)."""
+        return None
+
+    def remember_robots(self, url: str, status: int | None, text: str) -> None:
+        """Offer a fetched robots.txt answer to the run's other workers (a no-op here)."""
+
     def observe_headers(self, host: str, headers: Mapping[str, str]) -> None:
         """Adapt to ``x-rate-limit-limit``/``x-rate-limit-interval`` when they ask for less."""
         limit = headers.get("x-rate-limit-limit")
