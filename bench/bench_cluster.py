@@ -88,9 +88,15 @@ def main() -> None:
             wrong = sum(
                 1 for r in results if r.ok and r.sha256 != expected[r.work_id].expected_sha256
             )
-            missed = sum(
-                1 for wid, w in expected.items() if w.expected_obtainable and wid not in stored
-            )
+            missed_works = [
+                wid for wid, w in expected.items() if w.expected_obtainable and wid not in stored
+            ]
+            missed = len(missed_works)
+            by_id = {r.work_id: r for r in results}
+            for wid in missed_works:  # why, for each obtainable work not stored
+                r, w = by_id.get(wid), expected[wid]
+                why = f"{r.reason}: {r.message}" if r is not None else "no result"
+                print(f"missed {wid} ({w.behaviour}/{w.variant}): {why}")
             per_host = Counter(e["service"] for e in log)
             lower = max(n / sandbox.rates[s].per_second for s, n in per_host.items())
             slowest = max(per_host, key=lambda s: per_host[s] / sandbox.rates[s].per_second)

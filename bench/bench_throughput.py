@@ -35,7 +35,15 @@ import nginx_files  # noqa: E402
 import oafetch  # noqa: E402
 
 
-def run_oafetch(urls: list[str], out: Path, *, fsync: bool, telemetry: bool, workers: int) -> None:
+def run_oafetch(
+    urls: list[str],
+    out: Path,
+    *,
+    fsync: bool,
+    telemetry: bool,
+    workers: int,
+    processes: int = 1,
+) -> None:
     config = oafetch.Config(
         out_dir=out,
         workers=workers,
@@ -45,8 +53,14 @@ def run_oafetch(urls: list[str], out: Path, *, fsync: bool, telemetry: bool, wor
         telemetry={"enabled": telemetry},
         cache={"enabled": False},
     )
-    with oafetch.Downloader(config, resume=False) as dl:
-        bad = [r for r in dl.run(urls) if not r.ok]
+    if processes > 1:  # `oafetch run --processes N`: shards of 250 on N worker processes
+        from oafetch.engines.process_engine import ProcessEngine
+
+        with ProcessEngine(config, processes=processes, resume=False, shard_size=250) as engine:
+            bad = [r for r in engine.run(urls) if not r.ok]
+    else:
+        with oafetch.Downloader(config, resume=False) as dl:
+            bad = [r for r in dl.run(urls) if not r.ok]
     if bad:
         raise SystemExit(f"oafetch failed {len(bad)} files: {bad[0]}")
 
@@ -85,6 +99,8 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--workers", type=int, default=8)
+    parser.add_argument("--processes", type=int, default=0, help="also time --processes N")
+    parser.add_argument("--tmpfs", action="store_true", help="outputs on /dev/shm (CPU only)")
     parser.add_argument("--data", type=Path, default=Path(tempfile.gettempdir()) / "oafetch-bench")
     args = parser.parse_args()
     files = nginx_files.make_files(args.data, args.files)
@@ -103,6 +119,17 @@ def main() -> None:
         ),
         "httpx.Client pool, 16 threads (no verification)": run_httpx_pool,
     }
+    if args.processes > 1:
+        clients[f"oafetch --processes {args.processes} (fsync, telemetry on)"] = lambda u, o: (
+            run_oafetch(
+                u, o, fsync=True, telemetry=True, workers=args.workers, processes=args.processes
+            )
+        )
+        clients[f"oafetch --processes {args.processes} (no fsync, telemetry on)"] = lambda u, o: (
+            run_oafetch(
+                u, o, fsync=False, telemetry=True, workers=args.workers, processes=args.processes
+            )
+        )
     if shutil.which("aria2c"):
         clients["aria2c -j16"] = run_cmd(
             ["aria2c", "-q", "-j16", "-x1", "-i", "{list}", "-d", "{out}"]
@@ -110,7 +137,8 @@ def main() -> None:
     if shutil.which("curl"):
         clients["curl -Z --parallel-max 16"] = _curl(urls)
     times: dict[str, list[float]] = {name: [] for name in clients}
-    work = Path(tempfile.mkdtemp(prefix="oafetch-bench-out-", dir=args.data.parent))
+    where = Path("/dev/shm") if args.tmpfs else args.data.parent
+    work = Path(tempfile.mkdtemp(prefix="oafetch-bench-out-", dir=where))
     try:
         for _ in range(args.rounds):
             for name, client in clients.items():
@@ -143,6 +171,9 @@ def main() -> None:
         print(
             f"- oafetch (fsync, telemetry on) ÷ aria2c files/s: {med['aria2c -j16'] / on:.2f}× (target ≥ 1.0)"
         )
+        many = f"oafetch --processes {args.processes} (fsync, telemetry on)"
+        if many in med:
+            print(f"- {many} ÷ aria2c files/s: {med['aria2c -j16'] / med[many]:.2f}x")
     if "curl -Z --parallel-max 16" in med:
         nf = med["oafetch (no fsync, telemetry on)"]
         print(f"- oafetch (no fsync) ÷ curl files/s: {med['curl -Z --parallel-max 16'] / nf:.2f}×")

@@ -261,8 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--shard-size",
         type=_positive,
-        default=100,
-        help="works per shard (--engine ray, --processes)",
+        help="works per shard (--engine ray, --processes, --files-to; default 100)",
     )
     _common(run)
     run.set_defaults(func=cmd_run)

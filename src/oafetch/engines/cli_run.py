@@ -18,6 +18,7 @@ from oafetch.batch import (
     count_inputs,
 )
 from oafetch.config import Config
+from oafetch.engines.engine import DEFAULT_SHARD_SIZE
 from oafetch.errors import ConfigError
 
 
@@ -35,7 +36,12 @@ def run_on_ray(args: argparse.Namespace, config: Config) -> int:
     lines = _lines(args, config)
     check_out_dir(Path(config.out_dir))
     started = time.time()
-    engine = RayEngine(config, address=args.address, resume=args.resume, shard_size=args.shard_size)
+    engine = RayEngine(
+        config,
+        address=args.address,
+        resume=args.resume,
+        shard_size=args.shard_size or DEFAULT_SHARD_SIZE,
+    )
     return _drive_engine(args, config, engine, lines, started)
 
 
@@ -49,7 +55,7 @@ def run_on_processes(args: argparse.Namespace, config: Config) -> int:
     lines = _lines(args, config)
     check_out_dir(Path(config.out_dir))
     started = time.time()
-    shard_size = getattr(args, "shard_size", None) or 100
+    shard_size = getattr(args, "shard_size", None) or DEFAULT_SHARD_SIZE
     engine = ProcessEngine(
         config, processes=config.processes, resume=args.resume, shard_size=shard_size
     )

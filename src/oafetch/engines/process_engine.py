@@ -31,19 +31,14 @@ from multiprocessing.managers import BaseManager
 from typing import Any
 
 from oafetch.config import Config
-from oafetch.downloader import new_run_id
-from oafetch.engines.collect import Collector
-from oafetch.engines.shards import Shard, ShardResult, make_shards, run_shard
+from oafetch.engines.engine import DEFAULT_SHARD_SIZE, ShardEngine
+from oafetch.engines.shards import Shard, ShardResult, run_shard
 from oafetch.engines.shared_limiter import LimiterService, SharedRateLimiter
 from oafetch.errors import ConfigError
 from oafetch.results import DownloadResult
-from oafetch.telemetry.traces import new_trace_carrier
-from oafetch.works import InputLine, as_lines, take
 
 log = logging.getLogger("oafetch")
 
-#: Works per shard: small enough that every process stays busy to the end of a batch.
-DEFAULT_SHARD_SIZE = 50
 #: How often a shard whose worker died is run again.
 SHARD_RETRIES = 3
 
@@ -106,7 +101,7 @@ def _run_shard_task(
     )
 
 
-class ProcessEngine:
+class ProcessEngine(ShardEngine):
     """A batch on ``processes`` local worker processes, with a local run's outputs.
 
     Args:
@@ -129,18 +124,12 @@ class ProcessEngine:
     ) -> None:
         if processes < 1:
             raise ConfigError(f"processes: must be >= 1 (got {processes})")
-        if shard_size < 1:
-            raise ConfigError(f"shard_size: must be >= 1 (got {shard_size})")
-        self.config = config
+        super().__init__(
+            config, engine="processes", resume=resume, shard_size=shard_size, run_id=run_id
+        )
         self.processes = processes
-        self.shard_size = shard_size
-        self.run_id = run_id or new_run_id()
-        self.collector = Collector(config, self.run_id, resume=resume, engine="processes")
-        self.out_dir = self.collector.out_dir
-        self.interrupted = False
         #: Set to stop: no new shard is started, the running ones finish and are published.
         self.cancel = threading.Event()
-        self._closed = False
         self._services = [LimiterService(config) for _ in range(limiters)]
         self._authkey = secrets.token_bytes(32)
         self._socket_dir = tempfile.mkdtemp(prefix="oafetch-limiter-")
@@ -167,16 +156,6 @@ class ProcessEngine:
         )
         self._server_thread.start()
 
-    @property
-    def stats(self) -> Any:
-        return self.collector.stats
-
-    def __enter__(self) -> ProcessEngine:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     # -- the run --------------------------------------------------------------------------------
     def _new_pool(self) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(
@@ -189,11 +168,7 @@ class ProcessEngine:
         self, works: Iterable[Any], *, dry_run: bool = False, max_works: int | None = None
     ) -> Iterator[DownloadResult]:
         """Run the works on the worker processes; yield each result as its shard is published."""
-        lines: Iterator[InputLine] = as_lines(works)
-        if max_works is not None:
-            lines = take(lines, max_works)
-        carrier = new_trace_carrier()
-        shards = make_shards(self.collector.pending(lines, carrier), self.shard_size)
+        carrier, shards = self.shards(works, max_works)
         limit = 2 * self.processes
         running: dict[Future[ShardResult], tuple[Shard, int]] = {}
         self._pool = self._new_pool()
@@ -278,7 +253,9 @@ class ProcessEngine:
         finally:
             if self._server is not None:
                 self._server.stop_event.set()
-                self._server.listener.close()
+                self._server.listener.close()  # its accept loop ends
+                if self._server_thread is not None:
+                    self._server_thread.join(timeout=5)
             try:
                 for name in os.listdir(self._socket_dir):
                     os.unlink(os.path.join(self._socket_dir, name))
@@ -287,12 +264,4 @@ class ProcessEngine:
                 pass
 
 
-def default_processes() -> int:
-    """The machine's cores available to this process."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
-
-
-__all__ = ["DEFAULT_SHARD_SIZE", "ProcessEngine", "default_processes"]
+__all__ = ["DEFAULT_SHARD_SIZE", "ProcessEngine"]

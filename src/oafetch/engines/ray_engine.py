@@ -22,19 +22,14 @@ import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from oafetch.config import Config
-from oafetch.downloader import new_run_id
-from oafetch.engines.collect import Collector
-from oafetch.engines.shards import Shard, ShardResult, make_shards, run_shard
+from oafetch.engines.engine import DEFAULT_SHARD_SIZE, ShardEngine
+from oafetch.engines.shards import Shard, ShardResult, run_shard
 from oafetch.engines.shared_limiter import LimiterService, SharedRateLimiter
 from oafetch.errors import ConfigError
 from oafetch.results import DownloadResult
-from oafetch.telemetry import traces
-from oafetch.works import InputLine, as_lines, take
 
 log = logging.getLogger("oafetch")
 
-#: Works per shard (a task): big enough that a worker's robots.txt and breaker state pay off.
-DEFAULT_SHARD_SIZE = 100
 #: Limiter actors; rate keys are spread over them by hash.
 DEFAULT_LIMITERS = 2
 #: Concurrent calls one limiter actor serves (threads; the limiter itself is lock-protected).
@@ -90,7 +85,7 @@ def _run_shard_task(
     )
 
 
-class RayEngine:
+class RayEngine(ShardEngine):
     """A batch on Ray, with the outputs and guarantees of a local run.
 
     Args:
@@ -111,38 +106,23 @@ class RayEngine:
         limiters: int = DEFAULT_LIMITERS,
         run_id: str | None = None,
     ) -> None:
-        if shard_size < 1:
-            raise ConfigError(f"shard_size: must be >= 1 (got {shard_size})")
         if limiters < 1:
             raise ConfigError(f"limiters: must be >= 1 (got {limiters})")
-        self.config = config
-        self.run_id = run_id or new_run_id()
-        self.shard_size = shard_size
+        if shard_size < 1:
+            raise ConfigError(f"shard_size: must be >= 1 (got {shard_size})")
         self._started_ray = connect(address)
         try:
-            self.collector = Collector(config, self.run_id, resume=resume)
+            super().__init__(
+                config, engine="ray", resume=resume, shard_size=shard_size, run_id=run_id
+            )
         except BaseException:
             self._shutdown_ray()
             raise
-        self.out_dir = self.collector.out_dir
         here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
         actor = ray.remote(LimiterService).options(
             num_cpus=0, max_concurrency=LIMITER_CONCURRENCY, scheduling_strategy=here
         )
         self.limiters: list[Any] = [actor.remote(config) for _ in range(limiters)]
-        self.interrupted = False
-        self._closed = False
-
-    @property
-    def stats(self) -> Any:
-        """The run's :class:`~oafetch.runstats.RunStats` (as the driver has published it)."""
-        return self.collector.stats
-
-    def __enter__(self) -> RayEngine:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def run(
         self,
@@ -153,15 +133,11 @@ class RayEngine:
         max_in_flight: int | None = None,
     ) -> Iterator[DownloadResult]:
         """Run the works on the cluster; yield each result as its shard is published."""
-        lines: Iterator[InputLine] = as_lines(works)
-        if max_works is not None:
-            lines = take(lines, max_works)
         task = ray.remote(_run_shard_task).options(max_retries=SHARD_RETRIES, num_cpus=1)
         config_ref = ray.put(self.config)
-        carrier = traces.new_trace_carrier()
         cpus = ray.cluster_resources().get("CPU", 1)  # type: ignore[no-untyped-call]
         limit = max_in_flight or max(2, 2 * int(cpus))
-        shards = make_shards(self.collector.pending(lines, carrier), self.shard_size)
+        carrier, shards = self.shards(works, max_works)
         running: list[Any] = []
         try:
             for shard in shards:
