@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
-from typing import Any
 
-from oafetch import Downloader
-from oafetch.demo import demo_config
+from learned_runs import RATES, run
 from oafetch.fallback_state import Tier, _WorkState
 from oafetch.learning import Learner, policy
 from oafetch.learning.estimates import Accumulator, feed, load_history
@@ -165,24 +163,6 @@ def test_stored_attempts_count_under_their_oa_keys(tmp_path: Path) -> None:
 
 # -- end to end ----------------------------------------------------------------------------------
 
-RATES = {"unpaywall": "40/s", "crossref": "40/s", "openalex": "40/s", "*": "20/s"}
-
-
-def _run(sandbox: Sandbox, out: Path, ids: list[str], **fallback: Any) -> tuple[int, int]:
-    sandbox.clear_log()
-    sandbox.reset_state()
-    config = demo_config(
-        sandbox,
-        out,
-        workers=3,
-        cache={"enabled": False},
-        telemetry={"enabled": True},
-        fallback=fallback,
-    )
-    with Downloader(config, resume=False) as dl:
-        results = list(dl.run(ids))
-    return sum(r.ok for r in results), len(sandbox.requests())
-
 
 def test_a_run_that_learnt_the_oa_split_asks_for_the_right_copy_first(tmp_path: Path) -> None:
     corpus = Corpus(seed=7, n_works=45, profile="by_oa_status")
@@ -194,9 +174,9 @@ def test_a_run_that_learnt_the_oa_split_asks_for_the_right_copy_first(tmp_path: 
     with Sandbox(corpus=corpus, rates=RATES) as sandbox:
         ids = [w.identifier for w in sandbox.works]
         obtainable = sum(w.expected_obtainable for w in sandbox.works)
-        configured = _run(sandbox, tmp_path / "configured", ids, resolver_order="configured")
-        _run(sandbox, tmp_path / "first", ids)
-        learned = _run(sandbox, tmp_path / "second", ids, learn_from=[tmp_path / "first"])
+        configured = run(sandbox, tmp_path / "configured", ids, resolver_order="configured")
+        run(sandbox, tmp_path / "first", ids)
+        learned = run(sandbox, tmp_path / "second", ids, learn_from=[tmp_path / "first"])
     assert configured[0] == learned[0] == obtainable == 45
     assert learned[1] < 0.5 * configured[1], (learned, configured)
     conn = sqlite3.connect(tmp_path / "second" / "telemetry.sqlite")

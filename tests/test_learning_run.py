@@ -13,28 +13,9 @@ from typing import Any
 
 import pytest
 
-from oafetch import Downloader
-from oafetch.demo import demo_config
+from learned_runs import RATES, run
 from oafetch.sandbox import Corpus, Sandbox
 from oafetch.telemetry import analytics_cli
-
-RATES = {"unpaywall": "40/s", "crossref": "40/s", "openalex": "40/s", "*": "20/s"}
-
-
-def _run(sandbox: Sandbox, out: Path, ids: list[str], **fallback: Any) -> tuple[int, int]:
-    sandbox.clear_log()
-    sandbox.reset_state()
-    config = demo_config(
-        sandbox,
-        out,
-        workers=3,
-        cache={"enabled": False},
-        telemetry={"enabled": True},
-        fallback=fallback,
-    )
-    with Downloader(config, resume=False) as dl:
-        results = list(dl.run(ids))
-    return sum(r.ok for r in results), len(sandbox.requests())
 
 
 @pytest.fixture(scope="module")
@@ -45,9 +26,9 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         ids = [w.identifier for w in sandbox.works]
         obtainable = sum(w.expected_obtainable for w in sandbox.works)
         history = tmp / "history"
-        first = _run(sandbox, history, ids)
-        learned = _run(sandbox, tmp / "learned", ids, learn_from=[history])
-        configured = _run(
+        first = run(sandbox, history, ids)
+        learned = run(sandbox, tmp / "learned", ids, learn_from=[history])
+        configured = run(
             sandbox, tmp / "configured", ids, learn_from=[history], resolver_order="configured"
         )
     return {

@@ -78,30 +78,29 @@ def resumed(
     if verify and prior.sha256 and sha256_file(path) != prior.sha256:  # changed since: fetch again
         log.warning("%s: %s no longer matches its sha256; fetching again", work.work_id, path)
         return None
-    row = prior.row
-    return DownloadResult(
-        work_id=work.work_id,
-        outcome=Outcome.SUCCESS,
-        reason=Reason.RESUMED,
-        message="stored by an earlier run",
-        path=path,
-        sha256=prior.sha256,
-        bytes=expected,
-        content_type=row.get("content_type"),
-        resolver=row.get("resolver"),
-        url=row.get("url"),
-        dedupe_action="kept",
-    )
+    return _resumed_result(prior, work, "stored by an earlier run", path=path)
 
 
 def resumed_object(prior: PriorOutcome, work: Work, object_url: str) -> DownloadResult:
     """The result of a work an earlier run published to ``files_to`` as ``object_url``."""
+    return _resumed_result(prior, work, "published by an earlier run", object_url=object_url)
+
+
+def _resumed_result(
+    prior: PriorOutcome,
+    work: Work,
+    message: str,
+    *,
+    path: Path | None = None,
+    object_url: str | None = None,
+) -> DownloadResult:
     row = prior.row
     return DownloadResult(
         work_id=work.work_id,
         outcome=Outcome.SUCCESS,
         reason=Reason.RESUMED,
-        message="published by an earlier run",
+        message=message,
+        path=path,
         sha256=prior.sha256,
         bytes=row.get("bytes"),
         content_type=row.get("content_type"),
