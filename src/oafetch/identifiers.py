@@ -69,7 +69,10 @@ def arxiv_of_doi(doi: str | None) -> str | None:
 
 def arxiv_from_url(url: str) -> str | None:
     """The arXiv id an arxiv.org ``/abs/``, ``/pdf/`` or ``/html/`` URL names (version kept)."""
-    parts = _split(url)
+    return _arxiv_of(_split(url))
+
+
+def _arxiv_of(parts: tuple[str, str] | None) -> str | None:
     if parts is None or parts[0] not in _ARXIV_HOSTS:
         return None
     match = _ARXIV_PATH.match(parts[1])
@@ -86,11 +89,11 @@ def id_from_url(url: str) -> tuple[str, str] | None:
     >>> id_from_url("https://pmc.ncbi.nlm.nih.gov/articles/PMC123/")
     ('pmcid', 'PMC123')
     """
-    if (arxiv := arxiv_from_url(url)) is not None:
-        return "arxiv", arxiv
-    parts = _split(url)
+    parts = _split(url)  # once: inputs of a batch are mostly URLs or DOIs
     if parts is None:
         return None
+    if (arxiv := _arxiv_of(parts)) is not None:
+        return "arxiv", arxiv
     host, path = parts
     pubmed = host == "pubmed.ncbi.nlm.nih.gov" or (
         host in _NCBI_HOSTS and path.startswith("/pubmed/")
