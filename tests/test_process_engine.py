@@ -196,3 +196,22 @@ def test_each_host_is_asked_for_robots_txt_once_per_run_not_per_shard(
     assert robots, "the batch fetched no robots.txt"
     # 12 shards ran; two at once may both miss an answer neither has yet, never more
     assert max(robots.values()) <= 2, robots
+
+
+def test_quarantined_files_reach_the_output_directory(sandbox: Sandbox, tmp_path: Path) -> None:
+    """A shard's quarantined PDFs (not the work they were named for) and their evidence are
+    where the manifest says, as in a one-process run."""
+    from oafetch.sandbox.behaviours import Behaviour
+
+    wrong = [w.identifier for w in sandbox.works if w.behaviour is Behaviour.WRONG_PDF][:6]
+    out = tmp_path / "out"
+    sandbox.reset_state()
+    with ProcessEngine(_config(sandbox, out), processes=2, shard_size=3) as engine:
+        list(engine.run(wrong))
+    named = [q for r in _rows(out) for q in r.get("quarantined") or ()]
+    assert named, "no work quarantined a file"
+    for relpath in named:
+        assert (out / relpath).is_file(), relpath
+        evidence = json.loads((out / relpath).with_suffix(".json").read_text())
+        assert evidence
+    _no_leftovers(out)

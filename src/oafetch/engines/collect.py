@@ -188,6 +188,7 @@ class Collector:
                     self.state.add_blob(str(row["sha256"]), str(relpath))
                 result = dataclasses.replace(result, path=target)
             if row is not None:
+                self._keep_quarantined(staging, row)
                 self.manifest.write(row)
             self.published.add(result.work_id)
             self.stats.add(result)
@@ -207,6 +208,17 @@ class Collector:
         self.shards_published += 1
         self.nodes[shard.node] += 1
         return fresh
+
+    def _keep_quarantined(self, staging: Path, row: dict[str, Any]) -> None:
+        """Move the files a shard quarantined for this work (and their evidence) to the output
+        directory's ``quarantine/``, where the row says they are (kept here with files_to too:
+        they are for a person to look at)."""
+        for relpath in row.get("quarantined") or ():
+            for name in (str(relpath), str(Path(relpath).with_suffix(".json"))):
+                source, target = staging / name, self.out_dir / name
+                if source.is_file() and not source.is_symlink():
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    os.replace(source, target)
 
     def _keep_telemetry(self, staging: Path, index: int) -> None:
         store = staging / "telemetry.sqlite"
