@@ -117,6 +117,30 @@ def test_rows_recorded_during_a_run_are_found_before_the_run_closes(tmp_path: Pa
         store.close()
 
 
+def test_the_works_a_run_met_are_kept_per_open_not_in_the_index(tmp_path: Path) -> None:
+    store = StateStore(tmp_path)
+    try:
+        assert store.first_in_run("doi:10.1/a") is True
+        assert store.first_in_run("doi:10.1/a") is False
+        assert store.first_in_run("doi:10.1/b") is True
+        for n in range(600):  # past a commit of the index: the run's table survives it
+            store.add_blob(f"{n:064x}", f"pdf/{n}.pdf")
+        assert store.first_in_run("doi:10.1/b") is False
+    finally:
+        store.close()
+    again = StateStore(tmp_path)  # the next run starts afresh
+    try:
+        assert again.first_in_run("doi:10.1/a") is True
+        assert "run_works" not in {
+            r[0]
+            for r in sqlite3.connect(tmp_path / "state.sqlite").execute(
+                "SELECT name FROM sqlite_master"
+            )
+        }
+    finally:
+        again.close()
+
+
 def test_work_ids_are_computed_once(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[str] = []
     real = works.redact_url

@@ -82,6 +82,7 @@ class StateStore:
         self.manifest = manifest or root / outdir.MANIFEST
         self._lock = threading.Lock()
         self._pending = 0
+        self._run_table = False
         outdir.check_sqlite(self.path)
         self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         try:
@@ -207,6 +208,21 @@ class StateStore:
             works = self._conn.execute("SELECT count(*) FROM works").fetchone()[0]
             blobs = self._conn.execute("SELECT count(*) FROM blobs").fetchone()[0]
         return int(works), int(blobs)
+
+    def first_in_run(self, work_id: str) -> bool:
+        """True the first time this run (this open) meets ``work_id``: a temporary table, so
+        the set of the run's works stays on disk, not in memory, however long the run."""
+        with self._lock:
+            if not self._run_table:
+                self._conn.execute(
+                    "CREATE TEMP TABLE IF NOT EXISTS run_works (work_id TEXT PRIMARY KEY) "
+                    "WITHOUT ROWID"
+                )
+                self._run_table = True
+            added = self._conn.execute(
+                "INSERT OR IGNORE INTO temp.run_works VALUES (?)", (work_id,)
+            ).rowcount
+        return added == 1
 
     # -- updates during a run -------------------------------------------------------------------
     def add_blob(self, sha256: str, relpath: str) -> None:

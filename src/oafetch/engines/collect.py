@@ -4,7 +4,8 @@
 earlier run already stored (resume), and publishes each finished shard: every stored file moves
 from the shard's staging directory to the same relative path in the output directory with
 ``os.replace`` (atomic on one filesystem), *then* the shard's manifest and attempt rows are
-appended. A work is published at most once per run (by work id), so a shard run twice — its
+appended. A work is published at most once per run (by work id; the run's ids are kept in a
+temporary table of the state store, not in memory), so a shard run twice — its
 first worker died after finishing — adds nothing. A driver killed between the move and the row
 leaves a file no row names; the next run fetches that work again and replaces it.
 """
@@ -77,7 +78,6 @@ class Collector:
             self._lock.release()
             raise
         self.stats = RunStats(run_id)
-        self.published: set[str] = set()
         self.spending: dict[str, dict[str, Any]] = {}
         self.shards_published = 0
         self.resumed: list[DownloadResult] = []  # resumed works not yet handed to the caller
@@ -105,7 +105,7 @@ class Collector:
                 )
                 self._recorder.record(done, work, relpath)
                 self.stats.add(done)
-                self.published.add(work.work_id)
+                self.state.first_in_run(work.work_id)
                 self.resumed.append(done)
                 continue
             yield line
@@ -172,8 +172,8 @@ class Collector:
         rows = {str(r.get("work_id")): r for r in shard.manifest_rows}
         fresh: list[DownloadResult] = []
         for result in shard.results:
-            if result.work_id in self.published:
-                continue  # already published in this run (a shard done twice)
+            if not self.state.first_in_run(result.work_id):
+                continue  # already published in this run (a shard done twice, a repeated id)
             row = rows.get(result.work_id)
             relpath = row.get("path") if row else None
             if row is not None and row.get("object"):  # a worker put it in files_to
@@ -190,7 +190,6 @@ class Collector:
             if row is not None:
                 self._keep_quarantined(staging, row)
                 self.manifest.write(row)
-            self.published.add(result.work_id)
             self.stats.add(result)
             fresh.append(result)
         self.unpublished += len(shard.unpublished)  # kept here; the next run puts them
