@@ -7,11 +7,18 @@ rate), stored and wrong-bytes counts, the politeness lower bound (max over hosts
 requests it served ÷ its rate) and the cost of one limiter call (a reservation round trip).
 
     .venv/bin/python bench/bench_cluster.py [--works 2000] [--nodes 3] [--shard-size 50]
+        [--rate-scale K] [--engine ray|local]
+
+``--rate-scale K`` divides every host's and API's rate by K: on a small machine the batch at
+the tests' rates is bound by the CPU, at K = 4 it is bound by politeness, which is what the
+makespan ÷ lower bound figure is about. ``--engine local`` runs the same batch in one process
+(no cluster) for reference.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import platform
 import statistics
@@ -19,6 +26,7 @@ import tempfile
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # keep every node on loopback
 
@@ -26,6 +34,7 @@ import ray
 from ray.cluster_utils import Cluster
 
 from oafetch.demo import demo_config
+from oafetch.downloader import Downloader
 from oafetch.engines.ray_engine import RayEngine
 from oafetch.engines.shared_limiter import LimiterService
 from oafetch.sandbox import Corpus, Sandbox
@@ -55,13 +64,31 @@ def reservation_cost(config: object, calls: int = 2000) -> list[float]:
     return times
 
 
+def _busy(log: list[dict[str, Any]], service: str, per_second: float) -> tuple[float, ...]:
+    """When the busiest host was asked: (first request after the run's first, span of its
+    requests, idle time within it, last request before the run's last)."""
+    every = sorted(float(e["ts"]) for e in log)
+    times = sorted(float(e["ts"]) for e in log if e["service"] == service)
+    gap = 2 / per_second
+    idle = sum(b - a - 1 / per_second for a, b in itertools.pairwise(times) if b - a > gap)
+    return times[0] - every[0], times[-1] - times[0], idle, every[-1] - times[-1]
+
+
+def _scaled(rate: str, k: float) -> float:
+    """Requests per second of ``rate`` (``"N/s"``) divided by ``k``."""
+    return float(rate.removesuffix("/s")) / k
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--works", type=int, default=2000)
     parser.add_argument("--nodes", type=int, default=3)
     parser.add_argument("--shard-size", type=int, default=50)
     parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--rate-scale", type=float, default=1.0, help="divide every rate by K")
+    parser.add_argument("--engine", choices=("ray", "local"), default="ray")
     args = parser.parse_args()
+    rates = {key: _scaled(rate, args.rate_scale) for key, rate in RATES.items()}
     cluster = Cluster(initialize_head=True, head_node_args={**NODE, "include_dashboard": False})
     try:
         for _ in range(args.nodes - 1):
@@ -69,7 +96,8 @@ def main() -> None:
         ray.init(address=cluster.address, log_to_driver=False)
         cluster.wait_for_nodes()
         corpus = Corpus(seed=7, n_works=args.works)
-        with Sandbox(corpus=corpus, rates=RATES, arxiv_crawl_delay=0.2) as sandbox:
+        crawl_delay = 0.2 * args.rate_scale
+        with Sandbox(corpus=corpus, rates=rates, arxiv_crawl_delay=crawl_delay) as sandbox:
             ids = [w.identifier for w in sandbox.works]
             with tempfile.TemporaryDirectory() as tmp:
                 config = demo_config(
@@ -78,9 +106,14 @@ def main() -> None:
                 costs = reservation_cost(config)
                 sandbox.clear_log()
                 started = time.monotonic()
-                with RayEngine(config, shard_size=args.shard_size) as engine:
-                    results = list(engine.run(ids))
-                    nodes = dict(engine.collector.nodes)
+                if args.engine == "local":
+                    with Downloader(config, resume=False) as dl:
+                        results = list(dl.run(ids))
+                    nodes = {"local": 1}
+                else:
+                    with RayEngine(config, shard_size=args.shard_size) as engine:
+                        results = list(engine.run(ids))
+                        nodes = dict(engine.collector.nodes)
                 makespan = time.monotonic() - started
             log = sandbox.requests()
             expected = {parse_work(w.identifier).work_id: w for w in sandbox.works}
@@ -100,6 +133,7 @@ def main() -> None:
             per_host = Counter(e["service"] for e in log)
             lower = max(n / sandbox.rates[s].per_second for s, n in per_host.items())
             slowest = max(per_host, key=lambda s: per_host[s] / sandbox.rates[s].per_second)
+            busiest = _busy(log, slowest, sandbox.rates[slowest].per_second)
     finally:
         ray.shutdown()
         cluster.shutdown()
@@ -108,7 +142,7 @@ def main() -> None:
     print(f"| machine | {machine}, Python {platform.python_version()}, Ray {ray.__version__} |")
     print(
         f"| cluster | {args.nodes} nodes, 1 CPU each, shards of {args.shard_size}, "
-        f"{args.workers} threads per shard |"
+        f"{args.workers} threads per shard, engine {args.engine}, rates ÷ {args.rate_scale:g} |"
     )
     print(f"| works | {len(results)} (shards per node: {sorted(nodes.values())}) |")
     twice = sum(1 for n in stored.values() if n > 1)
@@ -124,6 +158,11 @@ def main() -> None:
         f"at {sandbox.rates[slowest]}) |"
     )
     print(f"| makespan ÷ lower bound | {makespan / lower:.2f} |")
+    print(
+        f"| {slowest} | first request {busiest[0]:.1f} s after the run's first, busy "
+        f"{busiest[1]:.1f} s, idle {busiest[2]:.1f} s of it (gaps over twice its interval), "
+        f"last request {busiest[3]:.1f} s before the run's last |"
+    )
     print(
         f"| limiter round trip | median {statistics.median(costs) * 1e3:.2f} ms, "
         f"p95 {costs[int(len(costs) * 0.95)] * 1e3:.2f} ms |"

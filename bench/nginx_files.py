@@ -1,6 +1,6 @@
 """PDF-like files served by a local nginx (Debian package), for the throughput benchmark.
 
-Files: log-normal sizes, median ~300 KB, clipped to 20 KB–5 MB, each ``%PDF-1.7`` … ``%%EOF``.
+Files: log-normal sizes, median ~300 KB, clipped to 20 KB to 5 MB, each ``%PDF-1.7`` … ``%%EOF``.
 """
 
 from __future__ import annotations
@@ -34,18 +34,20 @@ http {{
 """
 
 
-def make_files(root: Path, count: int, seed: int = 11) -> list[Path]:
+def make_files(root: Path, count: int, seed: int = 11, size: int | None = None) -> list[Path]:
+    """``count`` PDF-like files under ``root/www``: log-normal sizes, or all ``size`` bytes."""
     www = root / "www"
     www.mkdir(parents=True, exist_ok=True)
     (www / "robots.txt").write_text("User-agent: *\nAllow: /\n")
     rng = random.Random(seed)
     paths = []
     for i in range(count):
-        size = int(min(5_000_000, max(20_000, rng.lognormvariate(math.log(300_000), 0.9))))
+        drawn = int(min(5_000_000, max(20_000, rng.lognormvariate(math.log(300_000), 0.9))))
+        length = size or drawn
         path = www / f"f{i:05d}.pdf"
-        if not path.exists() or path.stat().st_size != size:
-            body = b"%PDF-1.7\n" + os.urandom(size - 16) + b"\n%%EOF\n"
-            path.write_bytes(body[: size - 7] + b"\n%%EOF\n")
+        if not path.exists() or path.stat().st_size != length:
+            body = b"%PDF-1.7\n" + os.urandom(length - 16) + b"\n%%EOF\n"
+            path.write_bytes(body[: length - 7] + b"\n%%EOF\n")
         paths.append(path)
     return paths
 

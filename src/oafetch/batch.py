@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from oafetch.config import Config
+from oafetch.engines.choose import ProcessChoice, choose_processes, machine_cores
 from oafetch.errors import ConfigError, InputError
 from oafetch.runstats import RunStats
 from oafetch.works import InputLine, detect_format, read_input
@@ -136,11 +137,13 @@ def run_batch(args: argparse.Namespace, config: Config) -> int:
         from oafetch.engines.cli_run import run_on_ray
 
         return run_on_ray(args, config)
+    total = count_inputs(args)
+    choice = process_choice(args, config, total)
     publish = bool(config.files_to) and not getattr(args, "list_only", False)
-    if config.processes > 1 or publish:  # files_to: the workers publish (one process or N)
+    if choice.processes > 1 or publish:  # files_to: the workers publish (one process or N)
         from oafetch.engines.cli_run import run_on_processes
 
-        return run_on_processes(args, config)
+        return run_on_processes(args, config, choice, total=total)
     check_resolvers(config)
     lines = _lines(args, config)
     check_out_dir(Path(config.out_dir))
@@ -152,7 +155,7 @@ def run_batch(args: argparse.Namespace, config: Config) -> int:
             dl.cancel.set()
         try:
             results = dl.run(lines, dry_run=dry, max_works=args.max, list_only=args.list_only)
-            _drive(results, dl.stats, quiet=getattr(args, "quiet", False), total=count_inputs(args))
+            _drive(results, dl.stats, quiet=getattr(args, "quiet", False), total=total)
         finally:
             _active.remove(dl.cancel)
             # The run's time, not the live metrics endpoint's wait for a last scrape on close.
@@ -176,10 +179,36 @@ def run_batch(args: argparse.Namespace, config: Config) -> int:
     if interrupted:
         print("interrupted: run `oafetch run` again with the same --out to resume", file=sys.stderr)
         return 130
+    say_if_empty(args, stats)
+    return 0
+
+
+def say_if_empty(args: argparse.Namespace, stats: RunStats) -> None:
+    """Tell the user when the input held no work at all."""
     if stats.done == 0:
         source = args.input or f"--openalex-filter {args.openalex_filter}"
         print(f"oafetch: no identifiers in {source}: nothing to do", file=sys.stderr)
-    return 0
+
+
+def process_choice(args: argparse.Namespace, config: Config, total: int | None) -> ProcessChoice:
+    """How many worker processes this ``oafetch run`` uses (``total``: works in the input)."""
+    return choose_processes(
+        config.processes,
+        cores=machine_cores(),
+        works=total,
+        list_only=bool(getattr(args, "list_only", False)),
+        metrics_port=metrics_endpoint(config),
+    )
+
+
+def metrics_endpoint(config: Config) -> int | None:
+    """The port of the live ``/metrics`` endpoint the run is asked to serve (``--metrics-port``
+    or ``OTEL_METRICS_EXPORTER=prometheus``), if any."""
+    from oafetch.telemetry import otel_env
+
+    if not config.telemetry.enabled:
+        return None
+    return otel_env.read(config.telemetry).prometheus_port
 
 
 def count_inputs(args: argparse.Namespace) -> int | None:

@@ -140,6 +140,10 @@ def _positive(text: str) -> int:
     return value
 
 
+def _processes(text: str) -> int | str:
+    return "auto" if text.strip().lower() == "auto" else _positive(text)
+
+
 def _print_result(result: DownloadResult, as_json: bool) -> None:
     if as_json:
         print(json.dumps(result.to_dict(), sort_keys=True))
@@ -243,9 +247,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--processes",
-        type=_positive,
+        type=_processes,
+        metavar="N|auto",
         help="worker processes on this machine, each running shards of the batch with the"
-        " run's one rate budget per host (default 1: every work in this process)",
+        " run's one rate budget per host; 1: every work in this process (default auto: one per"
+        " core, or one for --list-only, --metrics-port and inputs under 1,000 works)",
     )
     run.add_argument(
         "--address",

@@ -15,7 +15,7 @@ import os
 import tomllib
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -185,6 +185,9 @@ class TelemetryConfig(_Frozen):
     otlp_timeout_s: float = Field(2.0, gt=0, le=60)
     metrics_port: int | None = Field(None, ge=0, le=65535)  # Prometheus endpoint for a live run
     metrics_host: str = "127.0.0.1"
+    # False: never serve /metrics, not even for OTEL_METRICS_EXPORTER=prometheus (the shards of
+    # an engine run: many share a machine, and their metrics go to the OTLP endpoint)
+    serve_metrics: bool = True
     # After the run, the endpoint serves the final counts until one scrape fetched them, at most
     # this long (two scrapes at Prometheus' default 15 s interval); 0 stops it at once.
     metrics_linger_s: float = Field(30.0, ge=0, le=3600)
@@ -352,8 +355,9 @@ class Config(BaseSettings):
     mailto: str | None = None
     out_dir: Path = Path("oafetch-out")
     workers: int = Field(8, ge=1, le=512)
-    # worker processes of `oafetch run` (1: every work in this process; N: shards on N)
-    processes: int = Field(1, ge=1, le=512)
+    # worker processes of `oafetch run`: "auto" (one per core for a batch worth it; see
+    # oafetch.engines.choose), 1 (every work in this process) or N (shards on N processes)
+    processes: Annotated[int, Field(ge=1, le=512)] | Literal["auto"] = "auto"
     # where stored files are published: an fsspec URL (s3://bucket/prefix, gs://…, file:///…);
     # None keeps them in out_dir. files_options go to the filesystem (endpoint_url, anon …).
     files_to: str | None = None
@@ -462,6 +466,7 @@ class Config(BaseSettings):
             exclude={
                 "out_dir",
                 "workers",
+                "processes",
                 "telemetry",
                 "cache",
                 "slo",

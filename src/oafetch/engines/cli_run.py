@@ -16,8 +16,10 @@ from oafetch.batch import (
     check_out_dir,
     check_resolvers,
     count_inputs,
+    say_if_empty,
 )
 from oafetch.config import Config
+from oafetch.engines.choose import ProcessChoice
 from oafetch.engines.engine import DEFAULT_SHARD_SIZE
 from oafetch.errors import ConfigError
 
@@ -42,11 +44,13 @@ def run_on_ray(args: argparse.Namespace, config: Config) -> int:
         resume=args.resume,
         shard_size=args.shard_size or DEFAULT_SHARD_SIZE,
     )
-    return _drive_engine(args, config, engine, lines, started)
+    return _drive_engine(args, config, engine, lines, started, total=count_inputs(args))
 
 
-def run_on_processes(args: argparse.Namespace, config: Config) -> int:
-    """Run the batch the arguments describe on ``config.processes`` local processes."""
+def run_on_processes(
+    args: argparse.Namespace, config: Config, choice: ProcessChoice, *, total: int | None = None
+) -> int:
+    """Run the batch the arguments describe on ``choice.processes`` local processes."""
     from oafetch.engines.process_engine import ProcessEngine
 
     if args.list_only:
@@ -54,34 +58,49 @@ def run_on_processes(args: argparse.Namespace, config: Config) -> int:
     check_resolvers(config)
     lines = _lines(args, config)
     check_out_dir(Path(config.out_dir))
+    if config.processes == "auto" and not getattr(args, "quiet", False):
+        print(
+            f"oafetch: {choice.processes} worker processes ({choice.why}; --processes 1 runs"
+            " every work in this process)",
+            file=sys.stderr,
+        )
     started = time.time()
     shard_size = getattr(args, "shard_size", None) or DEFAULT_SHARD_SIZE
     engine = ProcessEngine(
-        config, processes=config.processes, resume=args.resume, shard_size=shard_size
+        config, processes=choice.processes, resume=args.resume, shard_size=shard_size
     )
     # Ctrl-C / SIGTERM: no new shard starts, the running ones finish and are published
     batch._active.append(engine.cancel)
     try:
         if batch._stop_requested.is_set():
             engine.cancel.set()
-        return _drive_engine(args, config, engine, lines, started)
+        return _drive_engine(args, config, engine, lines, started, total=total)
     finally:
         batch._active.remove(engine.cancel)
 
 
 def _drive_engine(
-    args: argparse.Namespace, config: Config, engine: Any, lines: Any, started: float
+    args: argparse.Namespace,
+    config: Config,
+    engine: Any,
+    lines: Any,
+    started: float,
+    *,
+    total: int | None = None,
 ) -> int:
-    if config.telemetry.metrics_port is not None:
+    if batch.metrics_endpoint(config) is not None:
         print(
-            "oafetch: --metrics-port is not served by --engine ray or --processes N (each worker "
-            "runs many shards); their metrics go to the OTLP endpoint (--otlp-endpoint)",
+            "oafetch: the live /metrics endpoint (--metrics-port, OTEL_METRICS_EXPORTER="
+            "prometheus) is not served by --engine ray or --processes N (each worker runs many "
+            "shards); their metrics go to the OTLP endpoint (--otlp-endpoint), or run with "
+            "--processes 1",
             file=sys.stderr,
         )
     interrupted = False
     try:
         results = engine.run(lines, dry_run=bool(args.dry_run), max_works=args.max)
-        _drive(results, engine.stats, quiet=getattr(args, "quiet", False), total=count_inputs(args))
+        quiet = getattr(args, "quiet", False)
+        _drive(results, engine.stats, quiet=quiet, total=total)
     except KeyboardInterrupt:
         interrupted = True
     finally:
@@ -89,8 +108,12 @@ def _drive_engine(
         engine.close()
     stats = engine.stats
     _summary_table(stats, elapsed, engine.collector.spending)
-    print(f"outputs in {config.out_dir}/ (manifest.jsonl, attempts.csv, summary.json)")
+    print(
+        f"outputs in {config.out_dir}/ (manifest.jsonl, attempts.csv, summary.json"
+        + (", telemetry.sqlite, spans.jsonl)" if config.telemetry.enabled else ")")
+    )
     if interrupted or getattr(engine, "interrupted", False):
         print("interrupted: run `oafetch run` again with the same --out to resume", file=sys.stderr)
         return 130
+    say_if_empty(args, stats)
     return 0

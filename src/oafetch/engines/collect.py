@@ -40,6 +40,8 @@ log = logging.getLogger("oafetch")
 
 #: Where each shard's telemetry store is kept (``oafetch telemetry merge`` combines them).
 TELEMETRY_SHARDS = SHARDS_DIR
+#: Bytes of a shard's ``spans.jsonl`` copied at a time into the run's.
+SPANS_BLOCK = 1 << 22
 
 
 class Collector:
@@ -86,6 +88,7 @@ class Collector:
         self._recorder = ResumedRecorder(
             config, run_id, staging_root(self.out_dir, run_id) / SHARD_NAME
         )
+        self._spans: int | None = None  # the run's spans.jsonl, opened at the first shard
         self._closed = False
 
     def pending(
@@ -226,9 +229,30 @@ class Collector:
         shards = self.out_dir / TELEMETRY_SHARDS
         shards.mkdir(exist_ok=True)
         os.replace(store, shards / f"{self.run_id}-{index:06d}.sqlite")
-        spans = staging / "spans.jsonl"
-        if spans.exists():
-            os.replace(spans, shards / f"{self.run_id}-{index:06d}.spans.jsonl")
+        self._append_spans(staging / outdir.SPANS)
+
+    def _append_spans(self, source: Path) -> None:
+        """Append a shard's ``spans.jsonl`` to the run's, in whole lines (as one process
+        writes it); telemetry never fails a run."""
+        if not source.is_file():
+            return
+        try:
+            if self._spans is None:
+                self._spans = outdir.open_fd(
+                    self.out_dir, outdir.SPANS, os.O_WRONLY | os.O_APPEND | os.O_CREAT
+                )
+            with source.open("rb") as fh:
+                rest = b""
+                while block := fh.read(SPANS_BLOCK):
+                    block = rest + block
+                    cut = block.rfind(b"\n") + 1
+                    if cut:
+                        outdir.append_whole(self._spans, block[:cut])
+                    rest = block[cut:]
+                if rest.strip():  # a last line without its newline
+                    outdir.append_whole(self._spans, rest + b"\n")
+        except OSError as exc:
+            log.warning("spans of %s not appended to %s: %s", source.parent, outdir.SPANS, exc)
 
     def _merge_telemetry(self) -> None:
         """One ``telemetry.sqlite`` from every shard's (telemetry never fails a run)."""
@@ -266,10 +290,14 @@ class Collector:
                 (json.dumps(summary, indent=2, sort_keys=True) + "\n").encode(),
                 fsync=self.config.download.fsync,
             )
-            self._recorder.close(self.out_dir / TELEMETRY_SHARDS)
+            if self._recorder.close(self.out_dir / TELEMETRY_SHARDS) is not None:
+                self._append_spans(self._recorder.staging / outdir.SPANS)
             shutil.rmtree(self.out_dir / STAGING_DIR, ignore_errors=True)
             self._merge_telemetry()
         finally:
+            if self._spans is not None:
+                os.close(self._spans)
+                self._spans = None
             self.state.close(manifest_complete=False)  # a no-op after the close above
             self._lock.release()
         return summary

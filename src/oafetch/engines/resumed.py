@@ -106,7 +106,8 @@ class ResumedRecorder:
         return self._run_span
 
     def close(self, shards_dir: Path) -> Path | None:
-        """End the run span, flush, and move the store into ``shards_dir``; its new path."""
+        """End the run span, flush, and move the store into ``shards_dir``; its new path
+        (``spans.jsonl`` stays in :attr:`staging` for the collector to append)."""
         if self._session is None or self._run_span is None:
             return None
         try:
@@ -124,7 +125,4 @@ class ResumedRecorder:
         shards_dir.mkdir(exist_ok=True)
         target = shards_dir / f"{self.run_id}-{SHARD_NAME}.sqlite"
         os.replace(store, target)
-        spans = self.staging / "spans.jsonl"
-        if spans.exists():
-            os.replace(spans, shards_dir / f"{self.run_id}-{SHARD_NAME}.spans.jsonl")
         return target

@@ -91,7 +91,7 @@ def run_shard(
     staging = staging_root(Path(out_dir), run_id) / f"{shard.index:06d}-{attempt}"
     staging.mkdir(parents=True, exist_ok=False)
     # many shards run at once on a machine: none binds the live /metrics port (OTLP still exports)
-    telemetry = config.telemetry.model_copy(update={"metrics_port": None})
+    telemetry = config.telemetry.model_copy(update={"metrics_port": None, "serve_metrics": False})
     shard_config = config.model_copy(
         update={"out_dir": staging, "telemetry": telemetry, "files_to": None}
     )

@@ -222,6 +222,8 @@ def read(config: TelemetryConfig, environ: Mapping[str, str] | None = None) -> O
     if prometheus_port is None and metrics and "prometheus" in metrics:
         prometheus_port = _port(env)
         prometheus_host = env.get("OTEL_EXPORTER_PROMETHEUS_HOST", "").strip() or prometheus_host
+    if not config.serve_metrics:
+        prometheus_port = None
     if disabled:
         return OtelSettings(sdk_disabled=True, sampling=sampling)
     generic_timeout = bool(env.get("OTEL_EXPORTER_OTLP_TIMEOUT"))
