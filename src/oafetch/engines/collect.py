@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import shutil
+import sqlite3
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,7 +33,8 @@ from oafetch.manifest import ATTEMPTS_HEADER, ManifestWriter
 from oafetch.objectstore import ObjectStore, PublishError
 from oafetch.results import DownloadResult
 from oafetch.runstats import RunStats
-from oafetch.telemetry.merge import SHARDS_DIR, merge_stores
+from oafetch.telemetry.merge import SHARDS_DIR, ShardAppender
+from oafetch.telemetry.store import StoreError
 from oafetch.urls import redact_url
 from oafetch.works import InputLine
 
@@ -89,6 +91,7 @@ class Collector:
             config, run_id, staging_root(self.out_dir, run_id) / SHARD_NAME
         )
         self._spans: int | None = None  # the run's spans.jsonl, opened at the first shard
+        self._store: ShardAppender | None = None  # the run's telemetry.sqlite, the same
         self._closed = False
 
     def pending(
@@ -224,12 +227,30 @@ class Collector:
 
     def _keep_telemetry(self, staging: Path, index: int) -> None:
         store = staging / "telemetry.sqlite"
-        if not store.exists():
-            return
-        shards = self.out_dir / TELEMETRY_SHARDS
-        shards.mkdir(exist_ok=True)
-        os.replace(store, shards / f"{self.run_id}-{index:06d}.sqlite")
+        if store.exists():
+            shards = self.out_dir / TELEMETRY_SHARDS
+            shards.mkdir(exist_ok=True)
+            kept = shards / f"{self.run_id}-{index:06d}.sqlite"
+            os.replace(store, kept)
+            self._append_store(kept)
         self._append_spans(staging / outdir.SPANS)
+
+    def _append_store(self, shard: Path) -> None:
+        """Append a shard's telemetry rows to the run's ``telemetry.sqlite`` (telemetry never
+        fails a run: a shard that cannot be appended stays for ``oafetch telemetry merge``)."""
+        try:
+            if self._store is None:
+                target = self.out_dir / "telemetry.sqlite"
+                outdir.check_sqlite(target)  # no link at the database or its journals
+                self._store = ShardAppender(target, out_dir=self.out_dir)
+            self._store.append(shard)
+        except (StoreError, OSError, sqlite3.Error) as exc:
+            log.warning(
+                "telemetry of %s not merged (`oafetch telemetry merge %s` retries): %s",
+                shard.name,
+                self.out_dir,
+                exc,
+            )
 
     def _append_spans(self, source: Path) -> None:
         """Append a shard's ``spans.jsonl`` to the run's, in whole lines (as one process
@@ -254,15 +275,15 @@ class Collector:
         except OSError as exc:
             log.warning("spans of %s not appended to %s: %s", source.parent, outdir.SPANS, exc)
 
-    def _merge_telemetry(self) -> None:
-        """One ``telemetry.sqlite`` from every shard's (telemetry never fails a run)."""
-        shards = sorted((self.out_dir / SHARDS_DIR).glob("*.sqlite"))
-        if not shards:
+    def _finish_telemetry(self) -> None:
+        """The run's ``run_summary`` row from its merged events (telemetry never fails a run)."""
+        if self._store is None:
             return
         try:
-            merge_stores(shards, self.out_dir / "telemetry.sqlite", out_dir=self.out_dir)
-        except Exception as exc:
-            log.warning("telemetry shards not merged (oafetch telemetry merge retries): %s", exc)
+            self._store.finish()
+        except (StoreError, OSError, sqlite3.Error) as exc:
+            self._store.close()
+            log.warning("telemetry summary not written (oafetch telemetry merge retries): %s", exc)
 
     def close(self, *, interrupted: bool = False) -> dict[str, Any]:
         """Write ``summary.json``, drop the staging directories, release the lock."""
@@ -290,10 +311,11 @@ class Collector:
                 (json.dumps(summary, indent=2, sort_keys=True) + "\n").encode(),
                 fsync=self.config.download.fsync,
             )
-            if self._recorder.close(self.out_dir / TELEMETRY_SHARDS) is not None:
+            if (resumed := self._recorder.close(self.out_dir / TELEMETRY_SHARDS)) is not None:
+                self._append_store(resumed)
                 self._append_spans(self._recorder.staging / outdir.SPANS)
             shutil.rmtree(self.out_dir / STAGING_DIR, ignore_errors=True)
-            self._merge_telemetry()
+            self._finish_telemetry()
         finally:
             if self._spans is not None:
                 os.close(self._spans)
