@@ -96,9 +96,30 @@ def main() -> None:
                         }
                         samples.append(sample)
                         print(json.dumps(sample), flush=True)
+                last = time.monotonic() - started
+            closed = time.monotonic() - started
+            print(
+                json.dumps(
+                    {
+                        "last_result_s": round(last),
+                        "closed_s": round(closed),  # summary, the run's telemetry summary row
+                        "telemetry_sqlite_mb": round(_mb(Path(out) / "telemetry.sqlite"), 1),
+                        "telemetry_shards_mb": round(_mb(Path(out) / "telemetry-shards"), 1),
+                        "spans_jsonl_mb": round(_mb(Path(out) / "spans.jsonl"), 1),
+                    }
+                ),
+                flush=True,
+            )
     finally:
         server.kill()
     print(json.dumps({"done": len(samples), "wall_s": round(time.monotonic() - started)}))
+
+
+def _mb(path: Path) -> float:
+    """Size of a file, or of every file under a directory, in MB."""
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) / 1e6
+    return path.stat().st_size / 1e6 if path.exists() else 0.0
 
 
 if __name__ == "__main__":

@@ -45,7 +45,9 @@ OAFETCH = [sys.executable, "-m", "oafetch.cli"]
 Command = Callable[[Path, Path], list[str]]
 
 
-def oafetch_command(*, fsync: bool, telemetry: bool, workers: int, processes: str) -> Command:
+def oafetch_command(
+    *, fsync: bool, telemetry: bool, workers: int, processes: str, shard_size: int | None = None
+) -> Command:
     def command(listing: Path, out: Path) -> list[str]:
         config = out.parent / f"oafetch-{fsync}-{telemetry}.toml"
         config.write_text(
@@ -67,6 +69,7 @@ def oafetch_command(*, fsync: bool, telemetry: bool, workers: int, processes: st
             processes,
             "--no-resume",
             "--quiet",
+            *(["--shard-size", str(shard_size)] if shard_size else []),
         ]
 
     return command
@@ -103,7 +106,7 @@ def _curl(listing: Path, out: Path) -> list[str]:
     return ["curl", "-s", "-Z", "--parallel-max", "16", "-K", str(config)]
 
 
-def clients(workers: int) -> dict[str, Command]:
+def clients(workers: int, shard_sizes: list[int] | None = None) -> dict[str, Command]:
     found: dict[str, Command] = {}
     for fsync in (True, False):
         for telemetry in (True, False):
@@ -118,6 +121,10 @@ def clients(workers: int) -> dict[str, Command]:
         name = f"oafetch default: auto ({'fsync' if fsync else 'no fsync'}, telemetry on)"
         found[name] = oafetch_command(
             fsync=fsync, telemetry=True, workers=workers, processes="auto"
+        )
+    for size in shard_sizes or ():
+        found[f"oafetch default: auto, shards of {size} (fsync, telemetry on)"] = oafetch_command(
+            fsync=True, telemetry=True, workers=workers, processes="auto", shard_size=size
         )
     found["httpx.Client pool, 16 threads (no verification)"] = lambda listing, out: [
         sys.executable,
@@ -146,7 +153,9 @@ def timed(command: list[str], cwd: Path) -> tuple[float, float]:
     """Wall seconds and CPU seconds (user + system of the command and what it waited for)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, cwd=cwd)
+    subprocess.run(
+        command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=cwd
+    )
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
@@ -161,6 +170,9 @@ def main() -> None:
     parser.add_argument("--size", choices=("pdf", "tiny"), default="pdf")
     parser.add_argument("--tmpfs", action="store_true", help="outputs on /dev/shm (CPU only)")
     parser.add_argument("--only", action="append", help="clients whose name holds this")
+    parser.add_argument(
+        "--shard-sizes", type=int, nargs="*", help="also time auto with these --shard-size"
+    )
     parser.add_argument("--data", type=Path)
     parser.add_argument("--httpx-pool", nargs=2, type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -175,7 +187,7 @@ def main() -> None:
     server = nginx_files.Nginx(data)
     chosen = {
         name: command
-        for name, command in clients(args.workers).items()
+        for name, command in clients(args.workers, args.shard_sizes).items()
         if not args.only or any(part in name for part in args.only)
     }
     walls: dict[str, list[float]] = {name: [] for name in chosen}

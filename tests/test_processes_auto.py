@@ -136,6 +136,8 @@ def test_a_long_batch_runs_on_every_core_by_default(server: Loopback, tmp_path: 
     cores = choose.machine_cores()
     assert f"oafetch: {cores} worker processes (one per core" in done.stderr
     assert _summary(out)["engine"] == "processes"
+    # the configuration's notes (no CORE key here) once for the run, not once per shard
+    assert done.stderr.count("resolver core skipped") == 1, done.stderr
     rows = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
     assert len(rows) == n and len({r["work_id"] for r in rows if r["ok"]}) == n
     # one spans.jsonl, as one process writes it: every work's trace in it, whole lines

@@ -99,15 +99,16 @@ def _summary_table(
     console.print(table)
 
 
-def check_resolvers(config: Config) -> None:
-    """Validate the ``[resolvers.*]`` tables before anything is created on disk.
+def check_resolvers(config: Config) -> list[str]:
+    """Validate the ``[resolvers.*]`` tables before anything is created on disk; return the
+    notes about sources that will not be asked (a missing key, say).
 
     Raises:
         ConfigError: an unknown source or an unknown key (with a suggestion).
     """
     from oafetch.resolvers.registry import build_resolvers
 
-    build_resolvers(config)
+    return build_resolvers(config)[1]
 
 
 def check_out_dir(path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import time
 from pathlib import Path
@@ -23,6 +24,14 @@ from oafetch.engines.choose import ProcessChoice
 from oafetch.engines.engine import DEFAULT_SHARD_SIZE
 from oafetch.errors import ConfigError
 
+log = logging.getLogger("oafetch")
+
+
+def _say_notes(config: Config) -> None:
+    """The configuration's notes, once for the run (its workers do not repeat them)."""
+    for note in check_resolvers(config):
+        log.warning("%s", note)
+
 
 def run_on_ray(args: argparse.Namespace, config: Config) -> int:
     """Run the batch the arguments describe on Ray; return the exit code."""
@@ -34,7 +43,7 @@ def run_on_ray(args: argparse.Namespace, config: Config) -> int:
         ) from None
     if args.list_only:
         raise ConfigError("--engine ray: --list-only runs on the local engine only")
-    check_resolvers(config)
+    _say_notes(config)
     lines = _lines(args, config)
     check_out_dir(Path(config.out_dir))
     started = time.time()
@@ -55,7 +64,7 @@ def run_on_processes(
 
     if args.list_only:
         raise ConfigError("--processes: --list-only runs in one process (--processes 1)")
-    check_resolvers(config)
+    _say_notes(config)
     lines = _lines(args, config)
     check_out_dir(Path(config.out_dir))
     if config.processes == "auto" and not getattr(args, "quiet", False):

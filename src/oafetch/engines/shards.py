@@ -86,6 +86,7 @@ def run_shard(
 ) -> ShardResult:
     """Run one shard in a fresh staging directory; return its outcomes and rows."""
     from oafetch.downloader import Downloader
+    from oafetch.resolvers.registry import build_resolvers
 
     attempt = secrets.token_hex(4)  # a retried shard never reuses a dead attempt's files
     staging = staging_root(Path(out_dir), run_id) / f"{shard.index:06d}-{attempt}"
@@ -95,9 +96,14 @@ def run_shard(
     shard_config = config.model_copy(
         update={"out_dir": staging, "telemetry": telemetry, "files_to": None}
     )
+    # built here, so the Downloader does not log the configuration's notes once per shard (the
+    # driver said them once for the run)
+    resolvers, _ = build_resolvers(shard_config)
     token = otel_context.attach(TraceContextTextMapPropagator().extract(dict(carrier)))
     try:
-        with Downloader(shard_config, resume=False, run_id=run_id, limiter=limiter) as dl:
+        with Downloader(
+            shard_config, resume=False, run_id=run_id, limiter=limiter, resolvers=resolvers
+        ) as dl:
             results = list(dl.run(shard.lines, dry_run=dry_run))
             spending = dl.spending()
     finally:
