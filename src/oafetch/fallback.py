@@ -25,7 +25,7 @@ from opentelemetry import context as otel_context
 from oafetch import fallback_policy, waiting
 from oafetch.config import Config
 from oafetch.download import BodyOutcome, RecordAttempt, download
-from oafetch.errors import FetchError
+from oafetch.errors import BreakerOpenError, FetchError
 from oafetch.fallback_state import (
     DIRECT,
     MAX_REMEMBERED_URLS,
@@ -471,16 +471,11 @@ class Fallback:
                 expected_md5=candidate.md5,
             )
         except FetchError as exc:
-            wait_s = exc.retry_after if exc.retry_after is not None else 0.0
-            can_wait = wait_s <= max(0.0, state.remaining())
-            if (
-                parking
-                and can_wait
-                and exc.reason in (Reason.RATE_BUDGET, Reason.THROTTLED)
-                and wait_s
-            ):
+            wait_s = state.parked_wait(exc) if parking else None
+            if wait_s is not None:
                 state.unclaim(candidate.url)
                 state.deferrals += 1
+                state.breaker_waits += isinstance(exc, BreakerOpenError)
                 if isinstance(exc, RateBudgetExceeded) and exc.reserved is not None:
                     # resume just ahead of the slot this work now holds, at the request that
                     # needs it (a redirect hop is not asked for again)

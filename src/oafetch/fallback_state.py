@@ -14,6 +14,7 @@ from typing import Any
 
 from oafetch.config import FallbackConfig
 from oafetch.download import BodyOutcome
+from oafetch.errors import BreakerOpenError, FetchError
 from oafetch.identity import IdentityVerdict
 from oafetch.resolvers.base import Candidate, WorkIds
 from oafetch.tokens import Outcome, Reason
@@ -93,6 +94,13 @@ DIRECT = "direct"
 
 # A parked work is resumed this long before its kept rate slot, so it is ready on time.
 RESUME_LEAD_S = 0.05
+
+# In a batch, a file whose host's breaker is open is parked until the breaker lets a probe
+# through, at most this many times per work and within its budget (``total_budget_s``): a host
+# that is down for a while loses no work for the run; a dead host's works end after that.
+MAX_BREAKER_WAITS = 3
+# How long such a work waits when the breaker's one probe is in flight (it closes or reopens).
+BREAKER_PROBE_WAIT_S = 2.0
 
 # Reasons that mean "not asked" rather than "failed".
 _SOFT = frozenset(
@@ -209,6 +217,7 @@ class _WorkState:
     tier_name: str = ""  # the tier running now
     next_tier: int = 0
     deferrals: int = 0
+    breaker_waits: int = 0  # times it was parked until a host's open breaker lets a probe by
     defer_after_s: float | None = None  # None: wait in place (single fetch), else park
     list_only: bool = False  # ask every source, download nothing
     # ``prefer``: the racing tiers' candidates in version order with their tier, tried one by
@@ -229,6 +238,19 @@ class _WorkState:
 
     def remaining(self) -> float:
         return self.deadline - time.monotonic()
+
+    def parked_wait(self, exc: FetchError) -> float | None:
+        """How long to park a file whose fetch failed with ``exc`` before asking again (batch
+        mode); None when it is not worth waiting for: the failure stands."""
+        if isinstance(exc, BreakerOpenError):
+            if self.breaker_waits >= MAX_BREAKER_WAITS:
+                return None
+            wait_s = max(exc.remaining_s, BREAKER_PROBE_WAIT_S)  # probe in flight: shortly
+        elif exc.reason in (Reason.RATE_BUDGET, Reason.THROTTLED) and exc.retry_after:
+            wait_s = exc.retry_after
+        else:
+            return None
+        return wait_s if wait_s <= max(0.0, self.remaining()) else None
 
     def claim(self, url: str) -> bool:
         """Reserve a candidate URL for download (once per work, within the attempt budget)."""

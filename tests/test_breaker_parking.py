@@ -1,0 +1,71 @@
+"""A batch's works whose file host has its circuit breaker open wait for the breaker to let a
+probe through (parked, no thread held) instead of failing for the run: the works of a host down
+for a while are all stored once it is back; a dead host's works end after a bounded wait."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from loopback import Handler, Loopback, pdf_bytes
+from oafetch import Downloader, Reason
+
+
+def _down_for_a_while(server: Loopback, n: int, seconds: float) -> None:
+    """``n`` files on a host that answers 503 to everything for its first ``seconds``."""
+    since: list[float] = []
+    lock = threading.Lock()
+    for i in range(n):
+        body = pdf_bytes(600 + i, seed=i)
+
+        def route(h: Handler, body: bytes = body) -> None:
+            with lock:
+                if not since:
+                    since.append(time.monotonic())
+                down = time.monotonic() - since[0] < seconds
+            if down:
+                h.reply(503, b"busy", "text/plain")
+            else:
+                h.reply(200, body, "application/pdf")
+
+        server.routes[f"/f{i}.pdf"] = route
+
+
+def _config(make_config: Any, **overrides: Any) -> Any:
+    settings: dict[str, Any] = {
+        "workers": 6,
+        "politeness": {"enabled": True, "defer_after_s": 0.2},
+        "rates": {"127.0.0.1": "1000/s"},
+        "retry": {"attempts": 2, "backoff_initial_s": 0.01, "jitter_s": 0, "backoff_max_s": 0.02},
+        "breaker": {"fail_max": 3, "reset_timeout_s": 1.0},
+    }
+    settings.update(overrides)
+    return make_config(**settings)
+
+
+def test_works_on_a_host_down_for_a_while_wait_for_its_breaker_and_are_all_stored(
+    server: Loopback, make_config: Any
+) -> None:
+    n = 12
+    _down_for_a_while(server, n, seconds=1.5)  # the breaker opens at once, its first probe fails
+    config = _config(make_config)
+    with Downloader(config) as dl:
+        results = list(dl.run([server.url(f"/f{i}.pdf") for i in range(n)]))
+    assert [(r.reason, r.message) for r in results if not r.ok] == []
+    assert len(results) == n
+    attempts = (config.out_dir / "attempts.csv").read_text()
+    assert "breaker-open" in attempts, "the breaker opened and refused some works for a while"
+
+
+def test_a_dead_hosts_works_end_after_a_bounded_wait(server: Loopback, make_config: Any) -> None:
+    for i in range(8):
+        server.routes[f"/d{i}.pdf"] = lambda h: h.reply(503, b"down", "text/plain")
+    started = time.monotonic()
+    with Downloader(_config(make_config)) as dl:
+        results = list(dl.run([server.url(f"/d{i}.pdf") for i in range(8)]))
+    elapsed = time.monotonic() - started
+    assert not any(r.ok for r in results)
+    assert {r.reason for r in results} <= {Reason.BREAKER_OPEN, Reason.HTTP_ERROR}
+    # each work waits for the breaker at most twice (1 s each here), never for its whole budget
+    assert elapsed < 60, elapsed
