@@ -66,7 +66,7 @@ FILES = [
     "summary.json",
     ".summary.json.tmp",
 ]
-DIRS = ["pdf", "html", "xml", "other"]
+DIRS = ["pdf", "html", "xml", "other", ".cluster", "telemetry-shards"]
 
 
 @pytest.fixture
@@ -132,6 +132,28 @@ def test_a_linked_content_folder_is_neither_written_nor_cleaned(
     assert snapshot(outside) == before, "no file written into, or deleted from, the link target"
     assert (outside / "ab" / ".y.pdf.link-12345678").exists()
     assert server.log == [], "refused before any request"
+
+
+@pytest.mark.parametrize("name", [".cluster", "telemetry-shards"])
+def test_worker_processes_never_stage_or_keep_shards_through_a_link(
+    server: Loopback, tmp_path: Path, outside: Path, capsys: pytest.CaptureFixture[str], name: str
+) -> None:
+    """Several worker processes stage each shard under ``.cluster/`` and keep its telemetry
+    store under ``telemetry-shards/``: a link planted there is refused before anything runs."""
+    before, names = snapshot(outside), sorted(p.name for p in outside.iterdir())
+    server.routes["/a.pdf"] = lambda h: h.reply(200, pdf_bytes(3000), "application/pdf")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / name).symlink_to(outside, target_is_directory=True)
+    (tmp_path / "oafetch.toml").write_text(TOML)
+    (tmp_path / "ids.txt").write_text(server.url("/a.pdf") + "\n")
+    argv = ["run", str(tmp_path / "ids.txt"), "--out", str(out), "--processes", "2"]
+    assert main([*argv, "--config", str(tmp_path / "oafetch.toml"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert f"{out / name}" in err and "symbolic link" in err, err
+    assert snapshot(outside) == before
+    assert sorted(p.name for p in outside.iterdir()) == names
+    assert server.log == []
 
 
 def test_a_non_regular_file_at_a_name_oafetch_writes_is_refused(

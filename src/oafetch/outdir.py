@@ -47,6 +47,10 @@ SUMMARY_TEMP = f".{SUMMARY}.tmp"
 
 QUARANTINE = "quarantine"  # files that are not the work they came for, with their evidence
 CONTENT_DIRS = ("pdf", "html", "xml", "other", QUARANTINE)
+# what the engines write there (oafetch.engines): shards' staging, shards' telemetry stores
+STAGING = ".cluster"
+TELEMETRY_SHARDS = "telemetry-shards"
+ENGINE_DIRS = (STAGING, TELEMETRY_SHARDS)
 FILES = (
     LOCK,
     MANIFEST,
@@ -109,7 +113,10 @@ def check_layout(root: Path) -> None:
     """
     found = [
         p
-        for name, is_dir in [*((d, True) for d in CONTENT_DIRS), *((f, False) for f in FILES)]
+        for name, is_dir in [
+            *((d, True) for d in (*CONTENT_DIRS, *ENGINE_DIRS)),
+            *((f, False) for f in FILES),
+        ]
         if (p := problem(root / name, directory=is_dir)) is not None
     ]
     if found:

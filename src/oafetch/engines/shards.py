@@ -23,13 +23,14 @@ from typing import Any
 from opentelemetry import context as otel_context
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+from oafetch import outdir
 from oafetch.config import Config
 from oafetch.http.ratelimit import RateLimiter
 from oafetch.results import DownloadResult
 from oafetch.works import InputLine
 
 #: Directory (inside the output directory) holding the shards' staging directories.
-STAGING_DIR = ".cluster"
+STAGING_DIR = outdir.STAGING
 
 
 @dataclass(frozen=True)

@@ -23,11 +23,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from oafetch import outdir
 from oafetch.telemetry import summary as summary_mod
 from oafetch.telemetry.store import StoreError, add_missing_columns, schema_sql
 
 #: Where a cluster run keeps its shards' stores, inside the output directory.
-SHARDS_DIR = "telemetry-shards"
+SHARDS_DIR = outdir.TELEMETRY_SHARDS
 
 _SUMMED = ("spans_dropped", "spend_calls", "spend_usd")
 
