@@ -104,7 +104,13 @@ def run(
             config, processes=args.nodes, resume=False, shard_size=args.shard_size
         ) as engine:
             results = list(engine.run(urls))
-        return results, time.monotonic() - started
+            last = time.monotonic() - started
+        closed = time.monotonic() - started
+        print(
+            f"engine started at monotonic {started:.3f}; "
+            f"last result {last:.1f} s, closed {closed:.1f} s"
+        )
+        return results, closed
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # every node on loopback
     import ray
     from ray.cluster_utils import Cluster

@@ -215,3 +215,17 @@ def test_quarantined_files_reach_the_output_directory(sandbox: Sandbox, tmp_path
         evidence = json.loads((out / relpath).with_suffix(".json").read_text())
         assert evidence
     _no_leftovers(out)
+
+
+def test_closing_the_engine_ends_its_limiter_server(tmp_path: Path) -> None:
+    """The driver's limiter server stops with the engine: its accept loop ends (it used to stay
+    blocked in ``accept``, and every run's close waited out a 5 s join for it)."""
+    from oafetch import Config
+
+    engine = ProcessEngine(
+        Config(out_dir=tmp_path / "out", mailto="tester@oafetch.test"), processes=1
+    )
+    thread = engine._server_thread
+    assert thread is not None and thread.is_alive()
+    engine.close()
+    assert not thread.is_alive()

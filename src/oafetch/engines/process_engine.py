@@ -17,11 +17,13 @@ runs the shards that had not come back again, in fresh staging directories (at m
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import os
 import secrets
 import signal
+import socket
 import tempfile
 import threading
 from collections.abc import Iterable, Iterator
@@ -62,6 +64,28 @@ def _connect_limiters(address: str, authkey: bytes, count: int) -> list[Any]:
             manager.connect()
             _worker_limiters = [manager.limiter(i) for i in range(count)]  # type: ignore[attr-defined]
         return _worker_limiters
+
+
+def _accept(server: Any) -> None:
+    """Hand each worker's connection to the manager server until ``server.stop_event``."""
+    while not server.stop_event.is_set():
+        try:
+            conn = server.listener.accept()
+        except Exception:  # a failed handshake (the wake-up below, a stray client): not ours
+            continue
+        if server.stop_event.is_set():
+            conn.close()
+            return
+        threading.Thread(target=server.handle_request, args=(conn,), daemon=True).start()
+
+
+def _wake(address: str | None) -> None:
+    """Connect once to the limiter socket, so that a blocked ``accept`` returns."""
+    if address is None:
+        return
+    with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX) as probe:
+        probe.settimeout(1.0)
+        probe.connect(address)
 
 
 def _ignore_interrupts() -> None:
@@ -149,10 +173,11 @@ class ProcessEngine(ShardEngine):
         manager.register("limiter", callable=lambda i: services[i])
         self._server = manager.get_server()
         self._address = str(self._server.address)
-        # the server's accept loop alone (its serve_forever also resets sys.stdout and exits)
+        # an accept loop of our own (the server's serve_forever resets sys.stdout and exits, its
+        # accepter never ends: closing the listener does not wake a blocked accept)
         self._server.stop_event = threading.Event()
         self._server_thread = threading.Thread(
-            target=self._server.accepter, name="oafetch-limiter", daemon=True
+            target=_accept, args=(self._server,), name="oafetch-limiter", daemon=True
         )
         self._server_thread.start()
 
@@ -253,9 +278,10 @@ class ProcessEngine(ShardEngine):
         finally:
             if self._server is not None:
                 self._server.stop_event.set()
-                self._server.listener.close()  # its accept loop ends
+                _wake(self._address)  # the accept loop returns, sees the stop, ends
                 if self._server_thread is not None:
                     self._server_thread.join(timeout=5)
+                self._server.listener.close()
             try:
                 for name in os.listdir(self._socket_dir):
                     os.unlink(os.path.join(self._socket_dir, name))
