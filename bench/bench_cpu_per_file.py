@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 PY = sys.executable
 
@@ -51,6 +52,23 @@ srv.daemon_threads = True
 print(srv.server_address[1], flush=True)
 srv.serve_forever()
 """
+
+
+def loopback_config(out: str) -> Any:
+    """The configuration of the in-process loopback batches (``bench_rss_*``): 8 workers,
+    politeness and cache off, full telemetry, fsync off."""
+    import oafetch
+
+    return oafetch.Config(
+        out_dir=out,
+        workers=8,
+        mailto="bench@oafetch.test",
+        politeness={"enabled": False},
+        download={"fsync": False, "min_pdf_bytes": 100},
+        telemetry={"enabled": True},
+        cache={"enabled": False},
+    )
+
 
 CHILD = r"""
 import json, resource, sys, time

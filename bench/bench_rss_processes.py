@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from bench_cpu_per_file import SERVER
+from bench_cpu_per_file import SERVER, loopback_config
 
 
 def rss_mb(pid: int) -> float:
@@ -55,7 +55,6 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="output directory (default: a temporary one)")
     args = parser.parse_args()
 
-    import oafetch
     from oafetch.engines.process_engine import ProcessEngine
 
     server = subprocess.Popen([sys.executable, "-c", SERVER], stdout=subprocess.PIPE, text=True)
@@ -71,15 +70,7 @@ def main() -> None:
     started = time.monotonic()
     try:
         with tempfile.TemporaryDirectory(dir=args.out) as out:
-            config = oafetch.Config(
-                out_dir=out,
-                workers=8,
-                mailto="bench@oafetch.test",
-                politeness={"enabled": False},
-                download={"fsync": False, "min_pdf_bytes": 100},
-                telemetry={"enabled": True},
-                cache={"enabled": False},
-            )
+            config = loopback_config(out)
             with ProcessEngine(
                 config, processes=args.processes, resume=False, shard_size=args.shard_size
             ) as engine:

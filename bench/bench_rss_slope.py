@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from bench_cpu_per_file import SERVER
+from bench_cpu_per_file import SERVER, loopback_config
 
 
 def rss_mb() -> float:
@@ -62,15 +62,7 @@ def main() -> None:
     samples: list[tuple[int, float]] = []
     try:
         with tempfile.TemporaryDirectory() as out:
-            config = oafetch.Config(
-                out_dir=out,
-                workers=8,
-                mailto="bench@oafetch.test",
-                politeness={"enabled": False},
-                download={"fsync": False, "min_pdf_bytes": 100},
-                telemetry={"enabled": True},
-                cache={"enabled": False},
-            )
+            config = loopback_config(out)
             with oafetch.Downloader(config, resume=True) as dl:
                 for done, _ in enumerate(dl.run(urls()), 1):
                     if done % args.every == 0:
