@@ -33,15 +33,13 @@ from oafetch.manifest import ATTEMPTS_HEADER, ManifestWriter
 from oafetch.objectstore import ObjectStore, PublishError
 from oafetch.results import DownloadResult
 from oafetch.runstats import RunStats
-from oafetch.telemetry.merge import SHARDS_DIR, ShardAppender
+from oafetch.telemetry.merge import ShardAppender
 from oafetch.telemetry.store import StoreError
 from oafetch.urls import redact_url
 from oafetch.works import InputLine
 
 log = logging.getLogger("oafetch")
 
-#: Where each shard's telemetry store is kept (``oafetch telemetry merge`` combines them).
-TELEMETRY_SHARDS = SHARDS_DIR
 #: Bytes of a shard's ``spans.jsonl`` copied at a time into the run's.
 SPANS_BLOCK = 1 << 22
 
@@ -228,7 +226,7 @@ class Collector:
     def _keep_telemetry(self, staging: Path, index: int) -> None:
         store = staging / "telemetry.sqlite"
         if store.exists():
-            shards = self.out_dir / TELEMETRY_SHARDS
+            shards = self.out_dir / outdir.TELEMETRY_SHARDS
             shards.mkdir(exist_ok=True)
             kept = shards / f"{self.run_id}-{index:06d}.sqlite"
             os.replace(store, kept)
@@ -311,7 +309,8 @@ class Collector:
                 (json.dumps(summary, indent=2, sort_keys=True) + "\n").encode(),
                 fsync=self.config.download.fsync,
             )
-            if (resumed := self._recorder.close(self.out_dir / TELEMETRY_SHARDS)) is not None:
+            resumed = self._recorder.close(self.out_dir / outdir.TELEMETRY_SHARDS)
+            if resumed is not None:
                 self._append_store(resumed)
                 self._append_spans(self._recorder.staging / outdir.SPANS)
             shutil.rmtree(self.out_dir / STAGING_DIR, ignore_errors=True)
