@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import os
 import platform
 import statistics
@@ -74,6 +75,11 @@ def _busy(log: list[dict[str, Any]], service: str, per_second: float) -> tuple[f
     return times[0] - every[0], times[-1] - times[0], idle, every[-1] - times[-1]
 
 
+def _per_service(sandbox: Sandbox) -> dict[str, float]:
+    """Each sandbox service's rate in requests per second."""
+    return {s: sandbox.rates[s].per_second for s in sandbox.services}
+
+
 def _scaled(rate: str, k: float) -> float:
     """Requests per second of ``rate`` (``"N/s"``) divided by ``k``."""
     return float(rate.removesuffix("/s")) / k
@@ -87,6 +93,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--rate-scale", type=float, default=1.0, help="divide every rate by K")
     parser.add_argument("--engine", choices=("ray", "local"), default="ray")
+    parser.add_argument("--log", type=Path, help="write the sandbox's request log here (JSON)")
     args = parser.parse_args()
     rates = {key: _scaled(rate, args.rate_scale) for key, rate in RATES.items()}
     cluster = Cluster(initialize_head=True, head_node_args={**NODE, "include_dashboard": False})
@@ -116,6 +123,10 @@ def main() -> None:
                         nodes = dict(engine.collector.nodes)
                 makespan = time.monotonic() - started
             log = sandbox.requests()
+            if args.log:
+                args.log.write_text(
+                    json.dumps({"rates": _per_service(sandbox), "log": log}, default=str)
+                )
             expected = {parse_work(w.identifier).work_id: w for w in sandbox.works}
             stored = Counter(r.work_id for r in results if r.ok)
             wrong = sum(

@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 from loopback import Handler, Loopback, pdf_bytes
-from oafetch import Downloader, Reason
+from oafetch import Downloader, Reason, fallback_state
 
 
 def _down_for_a_while(server: Loopback, n: int, seconds: float) -> None:
@@ -69,3 +69,40 @@ def test_a_dead_hosts_works_end_after_a_bounded_wait(server: Loopback, make_conf
     assert {r.reason for r in results} <= {Reason.BREAKER_OPEN, Reason.HTTP_ERROR}
     # each work waits for the breaker at most twice (1 s each here), never for its whole budget
     assert elapsed < 60, elapsed
+
+
+def test_works_wait_out_a_slow_probe_without_using_up_their_breaker_waits(
+    server: Loopback, make_config: Any, monkeypatch: Any
+) -> None:
+    """The breaker's one probe may be long in flight (behind the host's queue, or a slow
+    answer); the works meeting it wait for its verdict however often they meet it."""
+    monkeypatch.setattr(fallback_state, "BREAKER_PROBE_WAIT_S", 0.05)
+    n = 10
+    seen: dict[str, Any] = {"failures": 0, "opened": None, "probe": False}
+    lock = threading.Lock()
+    for i in range(n):
+        body = pdf_bytes(700 + i, seed=i)
+
+        def route(h: Handler, body: bytes = body) -> None:
+            with lock:
+                if seen["failures"] < 3:  # opens the breaker (fail_max 3)
+                    seen["failures"] += 1
+                    seen["opened"] = time.monotonic()
+                    failing, slow = True, False
+                else:  # the first request well after the breaker opened is its probe
+                    failing = False
+                    slow = not seen["probe"] and time.monotonic() - seen["opened"] > 0.2
+                    seen["probe"] = seen["probe"] or slow
+            if failing:
+                h.reply(503, b"busy", "text/plain")
+                return
+            if slow:  # in flight for some 30 of the others' probe waits
+                time.sleep(1.5)
+            h.reply(200, body, "application/pdf")
+
+        server.routes[f"/s{i}.pdf"] = route
+    config = _config(make_config, workers=3, breaker={"fail_max": 3, "reset_timeout_s": 0.3})
+    with Downloader(config) as dl:
+        results = list(dl.run([server.url(f"/s{i}.pdf") for i in range(n)]))
+    assert [(r.reason, r.message) for r in results if not r.ok] == []
+    assert seen["probe"], "the breaker opened and its probe was slow"

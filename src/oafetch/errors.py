@@ -95,7 +95,8 @@ class BreakerOpenError(FetchError):
     def __init__(self, host: str, remaining_s: float) -> None:
         super().__init__(
             Reason.BREAKER_OPEN,
-            f"circuit breaker for {host} is open (retry in {remaining_s:.0f}s)",
+            f"circuit breaker for {host} is open "
+            + (f"(retry in {remaining_s:.1f}s)" if remaining_s > 0 else "(its probe is in flight)"),
         )
         self.host = host
         self.remaining_s = remaining_s

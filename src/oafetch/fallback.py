@@ -451,7 +451,10 @@ class Fallback:
                 state.fail(exc.reason, str(exc))
                 return None
         budget = min(self.policy.max_rate_wait_s, max(0.0, state.remaining()))
-        parking = state.defer_after_s is not None and state.deferrals < self.max_deferrals
+        batch = state.defer_after_s is not None
+        # parked for a rate slot at most max_deferrals times; waits for a host's breaker have
+        # their own bounds (fallback_state.MAX_BREAKER_WAITS and the work's budget)
+        parking = batch and state.deferrals < self.max_deferrals
         if parking and state.defer_after_s is not None:
             budget = min(budget, state.defer_after_s)
         try:
@@ -471,11 +474,14 @@ class Fallback:
                 expected_md5=candidate.md5,
             )
         except FetchError as exc:
-            wait_s = state.parked_wait(exc) if parking else None
+            breaker = isinstance(exc, BreakerOpenError)
+            wait_s = state.parked_wait(exc) if parking or (batch and breaker) else None
             if wait_s is not None:
                 state.unclaim(candidate.url)
-                state.deferrals += 1
-                state.breaker_waits += isinstance(exc, BreakerOpenError)
+                if isinstance(exc, BreakerOpenError):
+                    state.breaker_waits += exc.remaining_s > 0
+                else:
+                    state.deferrals += 1
                 if isinstance(exc, RateBudgetExceeded) and exc.reserved is not None:
                     # resume just ahead of the slot this work now holds, at the request that
                     # needs it (a redirect hop is not asked for again)

@@ -100,6 +100,8 @@ RESUME_LEAD_S = 0.05
 # that is down for a while loses no work for the run; a dead host's works end after that.
 MAX_BREAKER_WAITS = 3
 # How long such a work waits when the breaker's one probe is in flight (it closes or reopens).
+# These waits are not counted: the probe may itself wait long for its rate slot behind the
+# host's queue, and its answer is still to come (only the work's budget bounds them).
 BREAKER_PROBE_WAIT_S = 2.0
 
 # Reasons that mean "not asked" rather than "failed".
@@ -218,6 +220,7 @@ class _WorkState:
     next_tier: int = 0
     deferrals: int = 0
     breaker_waits: int = 0  # times it was parked until a host's open breaker lets a probe by
+    # (not counting waits for the verdict of a probe in flight)
     defer_after_s: float | None = None  # None: wait in place (single fetch), else park
     list_only: bool = False  # ask every source, download nothing
     # ``prefer``: the racing tiers' candidates in version order with their tier, tried one by
@@ -243,7 +246,7 @@ class _WorkState:
         """How long to park a file whose fetch failed with ``exc`` before asking again (batch
         mode); None when it is not worth waiting for: the failure stands."""
         if isinstance(exc, BreakerOpenError):
-            if self.breaker_waits >= MAX_BREAKER_WAITS:
+            if exc.remaining_s > 0 and self.breaker_waits >= MAX_BREAKER_WAITS:
                 return None
             wait_s = max(exc.remaining_s, BREAKER_PROBE_WAIT_S)  # probe in flight: shortly
         elif exc.reason in (Reason.RATE_BUDGET, Reason.THROTTLED) and exc.retry_after:
