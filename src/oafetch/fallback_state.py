@@ -96,7 +96,7 @@ DIRECT = "direct"
 RESUME_LEAD_S = 0.05
 
 # In a batch, a file whose host's breaker is open is parked until the breaker lets a probe
-# through, at most this many times per work and within its budget (``total_budget_s``): a host
+# through, at most this many times per work (not taken from its ``total_budget_s``): a host
 # that is down for a while loses no work for the run; a dead host's works end after that.
 MAX_BREAKER_WAITS = 3
 # How long such a work waits when the breaker's one probe is in flight (it closes or reopens).
@@ -244,12 +244,19 @@ class _WorkState:
 
     def parked_wait(self, exc: FetchError) -> float | None:
         """How long to park a file whose fetch failed with ``exc`` before asking again (batch
-        mode); None when it is not worth waiting for: the failure stands."""
+        mode); None when it is not worth waiting for: the failure stands.
+
+        A wait for a host's breaker is not taken from the work's budget (its deadline moves
+        with it): the parked work holds nothing meanwhile, and a breaker's reset timeout
+        (60 s by default) would otherwise outlast the budget of any work that meets it late.
+        """
         if isinstance(exc, BreakerOpenError):
             if exc.remaining_s > 0 and self.breaker_waits >= MAX_BREAKER_WAITS:
                 return None
             wait_s = max(exc.remaining_s, BREAKER_PROBE_WAIT_S)  # probe in flight: shortly
-        elif exc.reason in (Reason.RATE_BUDGET, Reason.THROTTLED) and exc.retry_after:
+            self.deadline += wait_s
+            return wait_s
+        if exc.reason in (Reason.RATE_BUDGET, Reason.THROTTLED) and exc.retry_after:
             wait_s = exc.retry_after
         else:
             return None

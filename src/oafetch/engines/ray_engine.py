@@ -23,7 +23,7 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from oafetch.config import Config
 from oafetch.engines.engine import DEFAULT_SHARD_SIZE, ShardEngine
-from oafetch.engines.shards import Shard, ShardResult, run_shard
+from oafetch.engines.shards import ADMITTED, Shard, ShardResult, run_shard_stages
 from oafetch.engines.shared_limiter import LimiterService, SharedRateLimiter
 from oafetch.errors import ConfigError
 from oafetch.results import DownloadResult
@@ -36,6 +36,8 @@ DEFAULT_LIMITERS = 2
 LIMITER_CONCURRENCY = 64
 #: How often Ray re-runs a shard whose worker or node died.
 SHARD_RETRIES = 3
+#: CPUs a shard task holds: a CPU runs one shard taking works and the last works of another.
+SHARD_CPUS = 0.5
 
 
 def connect(address: str) -> bool:
@@ -71,9 +73,11 @@ def _run_shard_task(
     limiters: list[Any],
     carrier: dict[str, str],
     dry_run: bool,
-) -> ShardResult:
+) -> Iterator[str | ShardResult]:
+    """A Ray generator task: yields ``ADMITTED`` then the shard's result (always two objects,
+    as a retried generator must)."""
     limiter = SharedRateLimiter(config, limiters, _call) if limiters else None
-    return run_shard(
+    yield from run_shard_stages(
         shard,
         config,
         out_dir=out_dir,
@@ -132,43 +136,58 @@ class RayEngine(ShardEngine):
         max_works: int | None = None,
         max_in_flight: int | None = None,
     ) -> Iterator[DownloadResult]:
-        """Run the works on the cluster; yield each result as its shard is published."""
-        task = ray.remote(_run_shard_task).options(max_retries=SHARD_RETRIES, num_cpus=1)
+        """Run the works on the cluster; yield each result as its shard is published.
+
+        Each CPU takes new works from one shard at a time (``max_in_flight`` shards taking
+        works, at most, over the cluster); once a shard's last work is under way, the next
+        shard starts beside its last works (a task holds half a CPU), so the fallback chain
+        never drains at a shard's boundary.
+        """
+        task = ray.remote(_run_shard_task).options(
+            max_retries=SHARD_RETRIES,
+            num_cpus=SHARD_CPUS,
+            num_returns="streaming",
+            scheduling_strategy="SPREAD",
+        )
         config_ref = ray.put(self.config)
         cpus = ray.cluster_resources().get("CPU", 1)  # type: ignore[no-untyped-call]
-        limit = max_in_flight or max(2, 2 * int(cpus))
+        limit = max_in_flight or max(1, int(cpus))
         carrier, shards = self.shards(works, max_works)
-        running: list[Any] = []
+        running: dict[Any, bool] = {}  # shard task -> its works are all under way
         try:
             for shard in shards:
                 yield from self.collector.take_resumed()
-                while len(running) >= limit:
-                    yield from self._publish_next(running)
-                running.append(
-                    task.remote(
-                        shard,
-                        config_ref,
-                        str(self.out_dir),
-                        self.run_id,
-                        self.limiters,
-                        carrier,
-                        dry_run,
-                    )
+                while sum(not admitted for admitted in running.values()) >= limit:
+                    yield from self._advance(running)
+                stages = task.remote(
+                    shard,
+                    config_ref,
+                    str(self.out_dir),
+                    self.run_id,
+                    self.limiters,
+                    carrier,
+                    dry_run,
                 )
+                running[stages] = False
             yield from self.collector.take_resumed()
             while running:
-                yield from self._publish_next(running)
+                yield from self._advance(running)
         except BaseException:
             self.interrupted = True
-            for ref in running:
-                ray.cancel(ref, force=True)
+            for stages in running:
+                ray.cancel(stages, force=True)
             raise
 
-    def _publish_next(self, running: list[Any]) -> Iterator[DownloadResult]:
-        done, _ = ray.wait(running, num_returns=1)
-        for ref in done:
-            running.remove(ref)
-            yield from self.collector.publish(ray.get(ref))
+    def _advance(self, running: dict[Any, bool]) -> Iterator[DownloadResult]:
+        """Take the next stage some shard task reached: mark it admitted, or publish it."""
+        ready: list[Any] = ray.wait(list(running), num_returns=1)[0]
+        for stages in ready:
+            stage: Any = ray.get(next(stages))
+            if stage == ADMITTED:
+                running[stages] = True
+                continue
+            del running[stages]
+            yield from self.collector.publish(stage)
 
     def close(self) -> dict[str, Any]:
         """Write ``summary.json``, release the output directory, stop the limiter actors."""

@@ -74,6 +74,10 @@ def staging_root(out_dir: Path, run_id: str) -> Path:
     return out_dir / STAGING_DIR / run_id
 
 
+#: What :func:`run_shard_stages` yields once every work of its shard is under way.
+ADMITTED = "admitted"
+
+
 def run_shard(
     shard: Shard,
     config: Config,
@@ -86,6 +90,38 @@ def run_shard(
     node: str | None = None,
 ) -> ShardResult:
     """Run one shard in a fresh staging directory; return its outcomes and rows."""
+    stages = run_shard_stages(
+        shard,
+        config,
+        out_dir=out_dir,
+        run_id=run_id,
+        limiter=limiter,
+        carrier=carrier,
+        dry_run=dry_run,
+        node=node,
+    )
+    return next(stage for stage in stages if isinstance(stage, ShardResult))
+
+
+def run_shard_stages(
+    shard: Shard,
+    config: Config,
+    *,
+    out_dir: str,
+    run_id: str,
+    limiter: RateLimiter | None,
+    carrier: Mapping[str, str],
+    dry_run: bool = False,
+    node: str | None = None,
+) -> Iterator[str | ShardResult]:
+    """:func:`run_shard` in two stages: yields :data:`ADMITTED` as soon as the shard's last
+    work is under way, then its :class:`ShardResult`.
+
+    Between the two, the shard only finishes its last works — mostly waiting at the busiest
+    hosts — so an engine may start the next shard on the same worker then: its works cross
+    the earlier tiers while these end, and a slow host's queue never runs dry at a shard's
+    boundary (every shard would otherwise refill the whole fallback chain from empty).
+    """
     from oafetch.downloader import Downloader
     from oafetch.resolvers.registry import build_resolvers
 
@@ -105,7 +141,15 @@ def run_shard(
         with Downloader(
             shard_config, resume=False, run_id=run_id, limiter=limiter, resolvers=resolvers
         ) as dl:
-            results = list(dl.run(shard.lines, dry_run=dry_run))
+            admitted = _Admission(shard.lines)
+            results = []
+            for result in dl.run(admitted, dry_run=dry_run):
+                results.append(result)
+                if admitted.done and not admitted.said:
+                    admitted.said = True
+                    yield ADMITTED
+            if not admitted.said:
+                yield ADMITTED
             spending = dl.spending()
     finally:
         otel_context.detach(token)
@@ -116,7 +160,7 @@ def run_shard(
 
         store = ObjectStore(config.files_to, config.files_options)
         rows, unpublished = store.publish_rows(staging, rows)
-    return ShardResult(
+    yield ShardResult(
         index=shard.index,
         staging=str(staging),
         node=node or f"{socket.gethostname()}:{os.getpid()}",
@@ -126,6 +170,25 @@ def run_shard(
         spending=spending,
         unpublished=unpublished,
     )
+
+
+class _Admission:
+    """The shard's input lines; ``done`` once the scheduler has taken the last one."""
+
+    def __init__(self, lines: Iterable[InputLine]) -> None:
+        self._lines = iter(lines)
+        self.done = False
+        self.said = False
+
+    def __iter__(self) -> Iterator[InputLine]:
+        return self
+
+    def __next__(self) -> InputLine:
+        try:
+            return next(self._lines)
+        except StopIteration:
+            self.done = True
+            raise
 
 
 def _json_lines(path: Path) -> Iterator[dict[str, Any]]:

@@ -25,12 +25,29 @@ from oafetch.tokens import Reason
 
 Clock = Callable[[], float]
 
-# Added to the spacing of actual sends, to absorb the jitter between the gate (the request's
-# first socket write) and the server's clock: thread scheduling on both sides, measured at up
-# to ~10 ms on a loaded 2-core machine. Longer windows get at least 1 % of their period.
+# The server may see two sends closer together than the gate (the request's first socket
+# write) let them go: the jitter between the gate and the server's clock, thread scheduling on
+# both sides, measured at up to ~11 ms on a loaded 2-core machine (docs/BENCHMARKS.md). What
+# the server counts is held against it:
+# * no window holds more than its count: each window gets a margin of 5 ms + at least 1 % of
+#   its period (at least GATE_JITTER_S for a window of a second or more), once per window;
+# * no two sends closer than 97 % of the interval (GATE_GAP_TOLERANCE): the spacing gets the
+#   jitter that tolerance does not absorb, at least GATE_MARGIN_MIN_S and never more than
+#   5 ms + 3 % of the interval (the windows' margin keeps the counts at high rates, where the
+#   whole jitter would slow a host by more than a tenth).
+GATE_JITTER_S = 0.012
+GATE_GAP_TOLERANCE = 0.03
+GATE_MARGIN_MIN_S = 0.002
 GATE_MARGIN_S = 0.005
 GATE_MARGIN_FRACTION = 0.03
 GATE_WINDOW_FRACTION = 0.01
+
+
+def spacing_margin(spacing_s: float) -> float:
+    """The margin the gate adds to a host's spacing of ``spacing_s`` between actual sends."""
+    needed = max(GATE_MARGIN_MIN_S, GATE_JITTER_S - GATE_GAP_TOLERANCE * spacing_s)
+    return min(needed, GATE_MARGIN_S + GATE_MARGIN_FRACTION * spacing_s)
+
 
 # The longest a Retry-After may pause a host (the retry policy caps what one work waits).
 MAX_PAUSE_S = 3600.0
@@ -177,8 +194,7 @@ class RateLimiter:
             now = self._clock()
             remaining = 0.0
             if spacing > 0:
-                margin = GATE_MARGIN_S + GATE_MARGIN_FRACTION * spacing
-                remaining = state.last_sent + spacing + margin - now
+                remaining = state.last_sent + spacing + spacing_margin(spacing) - now
             for window, sent in zip(state.policy.windows, state.sent_logs, strict=True):
                 if len(sent) >= window.count:
                     period = window.period_s
