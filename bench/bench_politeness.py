@@ -68,6 +68,15 @@ def main() -> None:
     finally:
         stats = finish()
     violations = sum(v for _, v in stats)
+    for h, (times, v) in enumerate(stats):
+        if v:
+            times = sorted(times)
+            n = max(1, round(rates[h]))
+            tightest = min((b - a for a, b in zip(times, times[n:], strict=False)), default=0.0)
+            print(
+                f"host {h} ({rates[h]:g}/s): {v} over its window; tightest {n + 1} requests "
+                f"span {tightest * 1000:.1f} ms"
+            )
     slow_times = sorted(stats[0][0])
     every = sorted(t for times, _ in stats for t in times)
     if slow_times and every:

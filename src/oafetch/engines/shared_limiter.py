@@ -23,9 +23,12 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from oafetch.config import Config
-from oafetch.http.ratelimit import RateBudgetExceeded, RateLimiter
+from oafetch.http.ratelimit import GATE_JITTER_S, RateBudgetExceeded, RateLimiter
 from oafetch.rates import DEFAULT_RATE_GROUPS
 from oafetch.urls import host_of
+
+#: A remote gate's answer older than this when it arrives is stale (round trips: ~1 ms).
+GATE_STALE_S = 0.01
 
 #: ``call(service, method_name, *args)`` → the method's return value (blocking).
 Call = Callable[[Any, str, tuple[Any, ...]], Any]
@@ -35,11 +38,12 @@ class LimiterService:
     """The rate limiter of every host whose key hashes to this service, and the robots.txt
     answers of those hosts (fetched once for the whole run, not once per shard)."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, *, jitter_s: float = GATE_JITTER_S) -> None:
         self._limiter = RateLimiter(
             config.rate_policy,
             groups={**DEFAULT_RATE_GROUPS},
             enabled=config.politeness.enabled,
+            jitter_s=jitter_s,
         )
         self._robots_config = config.robots
         self._robots: dict[str, tuple[int | None, str, float]] = {}  # url -> answer, expiry
@@ -95,7 +99,14 @@ def service_index(key: str, count: int) -> int:
 
 
 class SharedRateLimiter(RateLimiter):
-    """A worker's view of the cluster's limiter services (same interface as RateLimiter)."""
+    """A worker's view of the cluster's limiter services (same interface as RateLimiter).
+
+    A gate answer slower than ``GATE_STALE_S`` is asked again (see the HTTP transport): the
+    service recorded the send when it answered, and a send that leaves much later would reach
+    the host closer to the next one than the service allowed.
+    """
+
+    gate_stale_s = GATE_STALE_S
 
     def __init__(
         self,

@@ -43,10 +43,16 @@ GATE_MARGIN_FRACTION = 0.03
 GATE_WINDOW_FRACTION = 0.01
 
 
-def spacing_margin(spacing_s: float) -> float:
+def spacing_margin(spacing_s: float, jitter_s: float = GATE_JITTER_S) -> float:
     """The margin the gate adds to a host's spacing of ``spacing_s`` between actual sends."""
-    needed = max(GATE_MARGIN_MIN_S, GATE_JITTER_S - GATE_GAP_TOLERANCE * spacing_s)
+    needed = max(GATE_MARGIN_MIN_S, jitter_s - GATE_GAP_TOLERANCE * spacing_s)
     return min(needed, GATE_MARGIN_S + GATE_MARGIN_FRACTION * spacing_s)
+
+
+def window_margin(period_s: float, count: int, jitter_s: float = GATE_JITTER_S) -> float:
+    """The margin the gate adds to a window of ``count`` sends per ``period_s``."""
+    spread = max(GATE_MARGIN_FRACTION * period_s / count, GATE_WINDOW_FRACTION * period_s)
+    return max(GATE_MARGIN_S + spread, jitter_s if period_s >= 1 else 0.0)
 
 
 # The longest a Retry-After may pause a host (the retry policy caps what one work waits).
@@ -111,12 +117,19 @@ def _state_for(policy: RatePolicy) -> _HostState:
 class RateLimiter:
     """Reservation-based limiter shared by every thread of a run.
 
+    ``gate_stale_s``: a gate answer that took longer than this to come back is asked again
+    (infinite here: this gate answers in-process; a remote one sets it).
+
     Args:
         policy_for: the policy for a rate key (host name or group name).
         groups: host → group name, for hosts that share one budget.
         enabled: ``False`` makes every reservation immediate (benchmarks, local mirrors).
         clock: monotonic clock (injectable for tests).
+        jitter_s: how much closer than the gate let them go two sends may reach the server
+            (the gate's margins cover it); more where the gate answers over a network.
     """
+
+    gate_stale_s = float("inf")
 
     def __init__(
         self,
@@ -125,8 +138,10 @@ class RateLimiter:
         groups: Mapping[str, str] | None = None,
         enabled: bool = True,
         clock: Clock = time.monotonic,
+        jitter_s: float = GATE_JITTER_S,
     ) -> None:
         self._policy_for = policy_for
+        self._jitter_s = jitter_s
         self._groups = dict(groups or {})
         self._enabled = enabled
         self._clock = clock
@@ -194,14 +209,12 @@ class RateLimiter:
             now = self._clock()
             remaining = 0.0
             if spacing > 0:
-                remaining = state.last_sent + spacing + spacing_margin(spacing) - now
+                margin = spacing_margin(spacing, self._jitter_s)
+                remaining = state.last_sent + spacing + margin - now
             for window, sent in zip(state.policy.windows, state.sent_logs, strict=True):
                 if len(sent) >= window.count:
-                    period = window.period_s
-                    margin = GATE_MARGIN_S + max(
-                        GATE_MARGIN_FRACTION * period / window.count, GATE_WINDOW_FRACTION * period
-                    )
-                    remaining = max(remaining, sent[0] + period + margin - now)
+                    margin = window_margin(window.period_s, int(window.count), self._jitter_s)
+                    remaining = max(remaining, sent[0] + window.period_s + margin - now)
             if remaining > 0:
                 return remaining
             state.last_sent = now

@@ -25,6 +25,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -261,7 +262,16 @@ class SendGateTransport(httpx.BaseTransport):
 
     def _gate(self, request: httpx.Request) -> None:
         host = request.url.host
-        while (late := self._limiter.gate(host)) > 0:
+        while True:
+            asked = time.monotonic()
+            late = self._limiter.gate(host)
+            if late <= 0:
+                if time.monotonic() - asked <= self._limiter.gate_stale_s:
+                    return
+                # the answer came back late (a remote gate): the send it allowed would reach
+                # the host later than the gate recorded it, so closer to the next one; ask
+                # again (the host is charged one slot more, never a send too close)
+                continue
             if self._cancel.wait(late):
                 raise FetchError(Reason.CANCELLED, "run interrupted while waiting for a rate slot")
             meta = meta_of(request)
