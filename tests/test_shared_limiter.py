@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any
 
+import httpx
 import pytest
 
 from oafetch import Config
 from oafetch.engines.shared_limiter import LimiterService, SharedRateLimiter, service_index
-from oafetch.http.ratelimit import RateBudgetExceeded
+from oafetch.http.ratelimit import RateBudgetExceeded, RateLimiter
+from oafetch.http.transports import SendGateTransport
+from oafetch.rates import parse_rate
 
 
 def _direct(service: Any, method: str, args: tuple[Any, ...]) -> Any:
@@ -55,3 +60,30 @@ def test_each_rate_key_has_one_owner() -> None:
     owners = {service_index(f"host{i}.test", 4) for i in range(50)}
     assert owners == {0, 1, 2, 3}
     assert service_index("api.crossref.org", 4) == service_index("api.crossref.org", 4)
+
+
+class _SlowFirstGate(RateLimiter):
+    """A gate whose first answer comes back late (a stalled RPC), then answers at once."""
+
+    def __init__(self, stale_s: float) -> None:
+        super().__init__(lambda _: parse_rate("100/s"))
+        self.gate_stale_s = stale_s
+        self.calls = 0
+
+    def gate(self, host: str) -> float:
+        self.calls += 1
+        if self.calls == 1:
+            time.sleep(0.2)
+        return 0.0
+
+
+def test_a_late_remote_gate_answer_is_asked_again_before_sending() -> None:
+    """The service recorded the send when it answered; a send leaving much later would reach
+    the host closer to the next one than allowed, so the transport asks the gate again."""
+    inner = httpx.MockTransport(lambda request: httpx.Response(200))
+    remote, local = _SlowFirstGate(0.05), _SlowFirstGate(float("inf"))
+    for limiter in (remote, local):
+        transport = SendGateTransport(inner, limiter, threading.Event())
+        assert transport.handle_request(httpx.Request("GET", "http://a.test/x")).status_code == 200
+    assert remote.calls >= 2  # asked again (more, on a machine slow enough to stall again)
+    assert local.calls == 1  # an in-process gate answers fresh: never asked twice

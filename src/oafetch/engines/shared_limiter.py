@@ -27,8 +27,9 @@ from oafetch.http.ratelimit import GATE_JITTER_S, RateBudgetExceeded, RateLimite
 from oafetch.rates import DEFAULT_RATE_GROUPS
 from oafetch.urls import host_of
 
-#: A remote gate's answer older than this when it arrives is stale (round trips: ~1 ms).
-GATE_STALE_S = 0.01
+#: A remote gate's answer older than this when it arrives is stale (round trips: ~1 ms; a
+#: stall this long is past what the gate's margins absorb, and re-asking costs the host a slot).
+GATE_STALE_S = 0.05
 
 #: ``call(service, method_name, *args)`` → the method's return value (blocking).
 Call = Callable[[Any, str, tuple[Any, ...]], Any]
