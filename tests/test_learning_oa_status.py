@@ -186,12 +186,14 @@ def test_a_run_that_learnt_the_oa_split_asks_for_the_right_copy_first(tmp_path: 
     conn.close()
     said = {w: oa for w, _, _, _, oa in rows if oa}
     assert set(said.values()) >= {"green", "closed"}
-    # the works Unpaywall called closed: HAL among the first three asked (a source the prefix
-    # still trusts may come between), and it delivered
+    # the works Unpaywall called closed: a source of their HAL copy among the first three asked
+    # (a source the prefix still trusts may come between), and it delivered. HAL and OpenAIRE
+    # both list that copy, and which of them delivered it in the first run (so taught the
+    # order) is a race between the two
     closed = {w for w, oa in said.items() if oa == "closed"}
     early = {
         w
         for w, s, out, rank, _ in rows
-        if w in closed and s == "hal" and rank <= 3 and out == "success"
+        if w in closed and s in {"hal", "openaire"} and rank <= 3 and out == "success"
     }
     assert len(early) >= 0.7 * len(closed), [r for r in rows if r[0] in closed - early]
