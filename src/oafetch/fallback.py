@@ -453,7 +453,7 @@ class Fallback:
         budget = min(self.policy.max_rate_wait_s, max(0.0, state.remaining()))
         batch = state.defer_after_s is not None
         # parked for a rate slot at most max_deferrals times; waits for a host's breaker have
-        # their own bounds (fallback_state.MAX_BREAKER_WAITS and the work's budget)
+        # their own bound (fallback_state.MAX_BREAKER_WAITS)
         parking = batch and state.deferrals < self.max_deferrals
         if parking and state.defer_after_s is not None:
             budget = min(budget, state.defer_after_s)
@@ -474,8 +474,8 @@ class Fallback:
                 expected_md5=candidate.md5,
             )
         except FetchError as exc:
-            breaker = isinstance(exc, BreakerOpenError)
-            wait_s = state.parked_wait(exc) if parking or (batch and breaker) else None
+            breaker = batch and isinstance(exc, BreakerOpenError)
+            wait_s = state.parked_wait(exc) if parking or breaker else None
             if wait_s is not None:
                 state.unclaim(candidate.url)
                 if isinstance(exc, BreakerOpenError):

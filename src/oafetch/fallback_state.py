@@ -101,7 +101,8 @@ RESUME_LEAD_S = 0.05
 MAX_BREAKER_WAITS = 3
 # How long such a work waits when the breaker's one probe is in flight (it closes or reopens).
 # These waits are not counted: the probe may itself wait long for its rate slot behind the
-# host's queue, and its answer is still to come (only the work's budget bounds them).
+# host's queue, and its answer is still to come (it closes the breaker, or reopens it and the
+# next wait counts).
 BREAKER_PROBE_WAIT_S = 2.0
 
 # Reasons that mean "not asked" rather than "failed".

@@ -141,14 +141,15 @@ def run_shard_stages(
         with Downloader(
             shard_config, resume=False, run_id=run_id, limiter=limiter, resolvers=resolvers
         ) as dl:
-            admitted = _Admission(shard.lines)
+            admission = _Admission(shard.lines)
             results = []
-            for result in dl.run(admitted, dry_run=dry_run):
+            said = False
+            for result in dl.run(admission, dry_run=dry_run):
                 results.append(result)
-                if admitted.done and not admitted.said:
-                    admitted.said = True
+                if admission.done and not said:
+                    said = True
                     yield ADMITTED
-            if not admitted.said:
+            if not said:
                 yield ADMITTED
             spending = dl.spending()
     finally:
@@ -178,7 +179,6 @@ class _Admission:
     def __init__(self, lines: Iterable[InputLine]) -> None:
         self._lines = iter(lines)
         self.done = False
-        self.said = False
 
     def __iter__(self) -> Iterator[InputLine]:
         return self
