@@ -9,8 +9,10 @@ from typing import Any
 import httpx
 import pytest
 
+from loopback import Loopback
 from oafetch import Config
 from oafetch.engines.shared_limiter import LimiterService, SharedRateLimiter, service_index
+from oafetch.http.deadline import socket_transport
 from oafetch.http.ratelimit import RateBudgetExceeded, RateLimiter
 from oafetch.http.transports import SendGateTransport
 from oafetch.rates import parse_rate
@@ -87,3 +89,62 @@ def test_a_late_remote_gate_answer_is_asked_again_before_sending() -> None:
         assert transport.handle_request(httpx.Request("GET", "http://a.test/x")).status_code == 200
     assert remote.calls >= 2  # asked again (more, on a machine slow enough to stall again)
     assert local.calls == 1  # an in-process gate answers fresh: never asked twice
+
+
+class _StallingGate(RateLimiter):
+    """An in-process gate on a clock the test moves: once it has said "send", the sender
+    stalls (the clock jumps 10 s, and real time passes) before the request's first write."""
+
+    def __init__(self, jitter_s: float) -> None:
+        self.now = 0.0
+        super().__init__(lambda _: parse_rate("2/s"), clock=lambda: self.now, jitter_s=jitter_s)
+        self.told: list[str] = []
+
+    def gate(self, host: str) -> float:
+        wait = super().gate(host)
+        if wait <= 0:
+            self.now = 10.0
+            time.sleep(0.05)
+        return wait
+
+    def sent_late(self, host: str) -> None:
+        self.told.append(host)
+        super().sent_late(host)
+
+
+def test_a_send_that_left_late_holds_the_hosts_next_sends_to_when_it_left(
+    server: Loopback,
+) -> None:
+    """The gate recorded a send when it answered; the request left 10 s later (on the gate's
+    clock). Told so after the first write, the gate spaces the next send from then: without
+    it, a send at 10 s would go at once, right after the stalled one."""
+    server.route("/x")(lambda handler: handler.reply(200, b"ok"))
+    cancel = threading.Event()
+    stalled, patient = _StallingGate(jitter_s=0.012), _StallingGate(jitter_s=5.0)
+    for limiter in (stalled, patient):
+        inner = socket_transport(cancel, verify=False, limits=httpx.Limits())
+        transport = SendGateTransport(inner, limiter, cancel, at_socket=True)
+        response = transport.handle_request(httpx.Request("GET", server.url("/x")))
+        response.read()
+        assert response.status_code == 200
+        transport.close()
+    assert stalled.told == ["127.0.0.1"]
+    assert stalled.gate("127.0.0.1") >= 0.5  # the next send: a full interval after 10 s
+    assert patient.told == []  # a stall within the gate's jitter budget is not told
+    assert patient.gate("127.0.0.1") == 0.0
+
+
+def test_a_late_send_is_told_to_the_service_that_owns_the_host(config: Config) -> None:
+    services = [LimiterService(config), LimiterService(config)]
+    told: list[tuple[Any, str]] = []
+
+    def tell(service: Any, method: str, args: tuple[Any, ...]) -> None:
+        told.append((service, method))
+        _direct(service, method, args)
+
+    worker = SharedRateLimiter(config, services, _direct, tell=tell)
+    assert worker.gate("a.test") == 0.0
+    worker.sent_late("a.test")
+    owner = services[service_index(worker.key_for("a.test"), 2)]
+    assert told == [(owner, "sent_late")]
+    assert worker.gate("a.test") > 0.4  # held from when the service heard of it

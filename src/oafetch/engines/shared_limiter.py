@@ -33,6 +33,8 @@ GATE_STALE_S = 0.05
 
 #: ``call(service, method_name, *args)`` → the method's return value (blocking).
 Call = Callable[[Any, str, tuple[Any, ...]], Any]
+#: ``tell(service, method_name, *args)``: the same call where no answer is awaited.
+Tell = Callable[[Any, str, tuple[Any, ...]], None]
 
 
 class LimiterService:
@@ -78,6 +80,9 @@ class LimiterService:
     def gate(self, host: str) -> float:
         return self._limiter.gate(host)
 
+    def sent_late(self, host: str) -> None:
+        self._limiter.sent_late(host)
+
     def next_free_in(self, host: str) -> float:
         return self._limiter.next_free_in(host)
 
@@ -104,7 +109,9 @@ class SharedRateLimiter(RateLimiter):
 
     A gate answer slower than ``GATE_STALE_S`` is asked again (see the HTTP transport): the
     service recorded the send when it answered, and a send that leaves much later would reach
-    the host closer to the next one than the service allowed.
+    the host closer to the next one than the service allowed. A send that left later than
+    ``jitter_s`` after its question is told to the service (``tell``: nothing awaited), which
+    then holds the host's next sends to the moment it hears of it.
     """
 
     gate_stale_s = GATE_STALE_S
@@ -115,6 +122,8 @@ class SharedRateLimiter(RateLimiter):
         services: Sequence[Any],
         call: Call,
         *,
+        tell: Tell | None = None,
+        jitter_s: float = GATE_JITTER_S,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__(
@@ -122,9 +131,11 @@ class SharedRateLimiter(RateLimiter):
             groups={**DEFAULT_RATE_GROUPS},
             enabled=config.politeness.enabled,
             clock=clock,
+            jitter_s=jitter_s,
         )
         self._services = list(services)
         self._call = call
+        self._tell = tell or call
         self._local_clock = clock
 
     def _owner(self, host: str) -> Any:
@@ -144,6 +155,10 @@ class SharedRateLimiter(RateLimiter):
 
     def gate(self, host: str) -> float:
         return float(self._ask(host, "gate")) if self._enabled else 0.0
+
+    def sent_late(self, host: str) -> None:
+        if self._enabled:
+            self._tell(self._owner(host), "sent_late", (host,))
 
     def next_free_in(self, host: str) -> float:
         return float(self._ask(host, "next_free_in")) if self._enabled else 0.0

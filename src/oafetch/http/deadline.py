@@ -46,24 +46,27 @@ SLICE_S = 0.25
 _deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar(
     "oafetch_io_deadline", default=None
 )
-# Run once, right before the first byte of the current request is written (the send gate).
-_before_send: contextvars.ContextVar[Callable[[], None] | None] = contextvars.ContextVar(
+# Run once, right before the first byte of the current request is written (the send gate); it
+# may return a callable to run once that first write is done.
+SendHook = Callable[[], Callable[[], None] | None]
+_before_send: contextvars.ContextVar[SendHook | None] = contextvars.ContextVar(
     "oafetch_before_send", default=None
 )
 
 
 @contextmanager
-def before_send(hook: Callable[[], None]) -> Iterator[list[bool]]:
-    """Run ``hook`` just before the block's request writes its first byte to a socket.
+def before_send(hook: SendHook) -> Iterator[list[bool]]:
+    """Run ``hook`` just before the block's request writes its first byte to a socket; the
+    callable it returns, if any, runs right after that write (the bytes are with the kernel).
 
     Yields a list that holds ``True`` once the hook ran (it does not run when the request
     never reaches a socket of a :class:`DeadlineBackend`, e.g. under a mock transport).
     """
     ran: list[bool] = []
 
-    def once() -> None:
+    def once() -> Callable[[], None] | None:
         ran.append(True)
-        hook()
+        return hook()
 
     token = _before_send.set(once)
     try:
@@ -125,12 +128,15 @@ class DeadlineStream(httpcore.NetworkStream):
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
         hook = _before_send.get()
+        sent = None
         if hook is not None:  # the request's first write: the send gate decides now
             _before_send.set(None)
-            hook()
+            sent = hook()
         if self._cancel.is_set():
             raise FetchError(Reason.CANCELLED, "run interrupted before the request was sent")
         self._inner.write(buffer, _bounded(timeout, httpcore.WriteTimeout, "write"))
+        if sent is not None:
+            sent()
 
     def close(self) -> None:
         self._inner.close()

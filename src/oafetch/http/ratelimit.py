@@ -148,6 +148,11 @@ class RateLimiter:
         self._lock = threading.Lock()
         self._hosts: dict[str, _HostState] = {}
 
+    @property
+    def jitter_s(self) -> float:
+        """How late after the gate's question a send may leave before the gate must hear of it."""
+        return self._jitter_s
+
     def key_for(self, host: str) -> str:
         """The rate key of ``host``: its group if it shares a budget, else the host itself."""
         return self._groups.get(host, host)
@@ -221,6 +226,20 @@ class RateLimiter:
             for sent in state.sent_logs:
                 sent.append(now)
             return 0.0
+
+    def sent_late(self, host: str) -> None:
+        """A send the gate allowed left later than its margins absorb (the sender stalled
+        between the answer and its first write): hold the next sends to ``host`` to now, as if
+        it had left now (later than it did: never closer to the next one than the policy)."""
+        if not self._enabled:
+            return
+        with self._lock:
+            state = self._state(self.key_for(host))
+            now = self._clock()
+            state.last_sent = max(state.last_sent, now)
+            for sent in state.sent_logs:
+                if sent:
+                    sent[-1] = max(sent[-1], now)
 
     def next_free_in(self, host: str) -> float:
         """Seconds until ``host`` could start a request, without reserving (0 when free now)."""

@@ -260,14 +260,15 @@ class SendGateTransport(httpx.BaseTransport):
         self._cancel = cancel
         self._at_socket = at_socket
 
-    def _gate(self, request: httpx.Request) -> None:
+    def _gate(self, request: httpx.Request) -> Callable[[], None]:
+        """Waits until the host's gate lets the request go; returns what to run once it left."""
         host = request.url.host
         while True:
             asked = time.monotonic()
             late = self._limiter.gate(host)
             if late <= 0:
                 if time.monotonic() - asked <= self._limiter.gate_stale_s:
-                    return
+                    return lambda: self._left(host, asked)
                 # the answer came back late (a remote gate): the send it allowed would reach
                 # the host later than the gate recorded it, so closer to the next one; ask
                 # again (the host is charged one slot more, never a send too close)
@@ -277,9 +278,15 @@ class SendGateTransport(httpx.BaseTransport):
             meta = meta_of(request)
             meta["rate_delay_ms"] = meta.get("rate_delay_ms", 0.0) + late * 1000
 
+    def _left(self, host: str, asked: float) -> None:
+        """The request's bytes left: if that was later after the gate's question than its
+        margins absorb (the thread stalled), the gate holds the next sends to now."""
+        if time.monotonic() - asked > self._limiter.jitter_s:
+            self._limiter.sent_late(host)
+
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         if not self._at_socket:
-            self._gate(request)
+            self._gate(request)  # no socket hook: when the bytes left is not known here
             return self._inner.handle_request(request)
         from oafetch.http.deadline import before_send
 
