@@ -22,6 +22,7 @@ import itertools
 import json
 import os
 import platform
+import shutil
 import statistics
 import tempfile
 import time
@@ -52,6 +53,66 @@ RATES = {
 NODE = {"num_cpus": 1, "node_ip_address": "127.0.0.1", "object_store_memory": 80 * 1024 * 1024}
 
 
+class SandboxProcess:
+    """The sandbox web served by a process of its own (``--sandbox-process``).
+
+    In the driver's process, the sandbox's request handlers share one interpreter lock with
+    the driver's own work (results, shard telemetry appended to the store): a handler held up
+    there stamps a request later than it arrived, and two requests a full interval apart on
+    the wire can look closer to the server's clock. On its own, the servers see what a remote
+    host would. Offers what the benchmark reads of a :class:`Sandbox`.
+    """
+
+    def __init__(self, works: int, rates: dict[str, float], crawl_delay: float) -> None:
+        import multiprocessing
+
+        context = multiprocessing.get_context("spawn")
+        self._conn, child = context.Pipe()
+        self._process = context.Process(
+            target=_serve_sandbox, args=(child, works, rates, crawl_delay), daemon=True
+        )
+        self._process.start()
+        self.base_urls, self._policies, self.rates, self.services, self.works = self._conn.recv()
+
+    def rate_policies(self) -> dict[str, str]:
+        return dict(self._policies)
+
+    def clear_log(self) -> None:
+        self._conn.send("clear")
+        self._conn.recv()
+
+    def requests(self) -> list[dict[str, Any]]:
+        self._conn.send("log")
+        return list(self._conn.recv())
+
+    def __enter__(self) -> SandboxProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._conn.send("stop")
+        self._process.join(30)
+
+
+def _serve_sandbox(conn: Any, works: int, rates: dict[str, float], crawl_delay: float) -> None:
+    corpus = Corpus(seed=7, n_works=works)
+    with Sandbox(corpus=corpus, rates=rates, arxiv_crawl_delay=crawl_delay) as sandbox:
+        conn.send(
+            (
+                sandbox.base_urls,
+                sandbox.rate_policies(),
+                sandbox.rates,
+                list(sandbox.services),
+                sandbox.works,
+            )
+        )
+        while (command := conn.recv()) != "stop":
+            if command == "clear":
+                sandbox.clear_log()
+                conn.send(None)
+            elif command == "log":
+                conn.send(sandbox.requests())
+
+
 def reservation_cost(config: object, calls: int = 2000) -> list[float]:
     """Seconds per limiter round trip (driver → actor → driver), one call at a time."""
     actor = ray.remote(LimiterService).options(num_cpus=0, max_concurrency=64).remote(config)
@@ -75,7 +136,7 @@ def _busy(log: list[dict[str, Any]], service: str, per_second: float) -> tuple[f
     return times[0] - every[0], times[-1] - times[0], idle, every[-1] - times[-1]
 
 
-def _per_service(sandbox: Sandbox) -> dict[str, float]:
+def _per_service(sandbox: Any) -> dict[str, float]:
     """Each sandbox service's rate in requests per second."""
     return {s: sandbox.rates[s].per_second for s in sandbox.services}
 
@@ -94,6 +155,12 @@ def main() -> None:
     parser.add_argument("--rate-scale", type=float, default=1.0, help="divide every rate by K")
     parser.add_argument("--engine", choices=("ray", "local"), default="ray")
     parser.add_argument("--log", type=Path, help="write the sandbox's request log here (JSON)")
+    parser.add_argument("--keep", type=Path, help="copy the run's output directory here")
+    parser.add_argument(
+        "--sandbox-process",
+        action="store_true",
+        help="serve the sandbox from a process of its own (not the driver's)",
+    )
     args = parser.parse_args()
     rates = {key: _scaled(rate, args.rate_scale) for key, rate in RATES.items()}
     cluster = Cluster(initialize_head=True, head_node_args={**NODE, "include_dashboard": False})
@@ -102,9 +169,17 @@ def main() -> None:
             cluster.add_node(**NODE)
         ray.init(address=cluster.address, log_to_driver=False)
         cluster.wait_for_nodes()
-        corpus = Corpus(seed=7, n_works=args.works)
         crawl_delay = 0.2 * args.rate_scale
-        with Sandbox(corpus=corpus, rates=rates, arxiv_crawl_delay=crawl_delay) as sandbox:
+        web: Any = (
+            SandboxProcess(args.works, rates, crawl_delay)
+            if args.sandbox_process
+            else Sandbox(
+                corpus=Corpus(seed=7, n_works=args.works),
+                rates=rates,
+                arxiv_crawl_delay=crawl_delay,
+            )
+        )
+        with web as sandbox:
             ids = [w.identifier for w in sandbox.works]
             with tempfile.TemporaryDirectory() as tmp:
                 config = demo_config(
@@ -122,6 +197,8 @@ def main() -> None:
                         results = list(engine.run(ids))
                         nodes = dict(engine.collector.nodes)
                 makespan = time.monotonic() - started
+                if args.keep:
+                    shutil.copytree(Path(tmp) / "out", args.keep, dirs_exist_ok=True)
             log = sandbox.requests()
             if args.log:
                 args.log.write_text(

@@ -144,6 +144,54 @@ def test_breaker_opens_after_fail_max_and_half_opens_for_one_probe() -> None:
     assert transitions == [("closed", "open"), ("open", "half-open"), ("half-open", "closed")]
 
 
+def test_a_request_that_never_reached_the_host_neither_heals_nor_trips_its_breaker() -> None:
+    """A rate slot too far or a cancelled run is no answer of the host: it must not reset the
+    failure count, close a half-open breaker unseen, or reopen it for another reset timeout;
+    the probe it held is free for the next request."""
+    import time
+
+    import httpx
+
+    from oafetch.http.transports import BreakerTransport
+
+    answers: list[Exception | int] = []
+
+    def host(request: httpx.Request) -> httpx.Response:
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return httpx.Response(answer)
+
+    breakers = Breakers(BreakerConfig(fail_max=3, reset_timeout_s=0.05))
+    transport = BreakerTransport(httpx.MockTransport(host), breakers)
+
+    def send(answer: Exception | int) -> None:
+        answers.append(answer)
+        try:
+            transport.handle_request(httpx.Request("GET", "http://h.test/x"))
+        except (FetchError, httpx.TransportError):
+            pass
+
+    send(503)
+    send(503)
+    send(RateBudgetExceeded("h.test", 30.0, 5.0))  # not a success: the count stays at 2
+    send(FetchError(Reason.CANCELLED, "run interrupted"))
+    assert breakers.state("h.test") == "closed"
+    send(503)
+    assert breakers.state("h.test") == "open"
+    time.sleep(0.06)
+    send(RateBudgetExceeded("h.test", 30.0, 5.0))  # the probe was never sent
+    assert breakers.state("h.test") == "open"
+    send(FetchError(Reason.CANCELLED, "run interrupted"))
+    assert breakers.before("h.test") == "half-open"  # the probe is free again
+    breakers.release("h.test")
+    send(httpx.ConnectError("refused"))  # a real failure of the probe: open again
+    assert breakers.state("h.test") == "open"
+    time.sleep(0.06)
+    send(200)
+    assert breakers.state("h.test") == "closed"
+
+
 def test_breaker_ignores_404s() -> None:
     breakers = Breakers(BreakerConfig(fail_max=2))
     for _ in range(5):

@@ -14,7 +14,6 @@ import secrets
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +33,7 @@ from oafetch.identity_gate import identity_fields
 from oafetch.learning import learner as learning
 from oafetch.lock import DirLock
 from oafetch.manifest import AttemptRow, AttemptsWriter, ManifestWriter, PriorOutcome
+from oafetch.oldest_first import OldestFirstPool
 from oafetch.resolvers.base import Resolver
 from oafetch.resolvers.registry import build_resolvers, check_tiers, resolver_classes
 from oafetch.results import DownloadResult
@@ -175,8 +175,8 @@ class Downloader:
             self.manifest = ManifestWriter(self.out_dir / "manifest.jsonl", index=self.state)
             self.attempts = AttemptsWriter(self.out_dir / "attempts.csv", self.run_id)
             self.stats = RunStats(self.run_id)
-            self._pool = ThreadPoolExecutor(
-                max_workers=max(4, self.config.workers * 2), thread_name_prefix="oafetch-source"
+            self._pool = OldestFirstPool(
+                max(4, self.config.workers * 2), thread_name_prefix="oafetch-source"
             )
             self.fallback = Fallback(
                 resolvers,

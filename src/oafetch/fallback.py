@@ -13,11 +13,12 @@ fetches nothing, so charges nothing). Every source tried is an ``oafetch.attempt
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Executor, Future, wait
+from concurrent.futures import Future, wait
 from dataclasses import replace
 
 from opentelemetry import context as otel_context
@@ -44,6 +45,7 @@ from oafetch.http.ratelimit import RateBudgetExceeded
 from oafetch.http.tdmrep import TdmReserved
 from oafetch.identity_gate import identify
 from oafetch.learning import Learner
+from oafetch.oldest_first import OldestFirstPool
 from oafetch.resolvers.base import Candidate, Resolver, WorkIds
 from oafetch.resolvers.landing_page import followable_links
 from oafetch.storage import Storage
@@ -64,7 +66,7 @@ class Fallback:
     Args:
         resolvers: enabled resolvers by name.
         http / storage / config: the run's client, output files and configuration.
-        pool: executor for the sources of parallel tiers (shared by all works).
+        pool: runs the sources of parallel tiers (shared by all works; the oldest work's first).
         record: receives an ``attempts.csv`` row per download attempt.
     """
 
@@ -75,7 +77,7 @@ class Fallback:
         http: HttpClient,
         storage: Storage,
         config: Config,
-        pool: Executor,
+        pool: OldestFirstPool,
         record: RecordAttempt | None = None,
         tiers: Sequence[Tier] | None = None,
         learner: Learner | None = None,
@@ -93,6 +95,7 @@ class Fallback:
         self._fetched: OrderedDict[str, BodyOutcome] = OrderedDict()
         self._fetched_lock = threading.Lock()
         self.max_deferrals = config.politeness.max_deferrals
+        self._arrivals = itertools.count()  # each work's order for the source pool
         # Decides the order of sources per work (configured tiers, or learned from telemetry).
         self.learner = learner or Learner(config.fallback.resolver_order)
 
@@ -119,6 +122,7 @@ class Fallback:
         )
         state.defer_after_s = defer_after_s
         state.list_only = list_only
+        state.order = next(self._arrivals)
         return self._continue(state, dry_run or list_only)
 
     def resume(self, progress: WorkProgress, *, dry_run: bool = False) -> Resolution:
@@ -232,7 +236,7 @@ class Fallback:
             finally:
                 otel_context.detach(token)
 
-        futures: list[Future[None]] = [self.pool.submit(task, r) for r in sources]
+        futures: list[Future[None]] = [self.pool.submit(state.order, task, r) for r in sources]
         timeout = min(self.policy.per_source_timeout_s, max(0.0, state.remaining()))
         with waiting.idle():  # the sources work; this thread only waits for them
             _, pending = wait(futures, timeout=timeout)

@@ -206,6 +206,7 @@ class _WorkState:
     ids: WorkIds
     deadline: float
     max_attempts: int
+    order: int = 0  # its arrival among the run's works: the source pool serves the oldest first
     lock: threading.Lock = field(default_factory=threading.Lock)
     stop: threading.Event = field(default_factory=threading.Event)
     seen: set[str] = field(default_factory=set)

@@ -4,7 +4,8 @@ pybreaker's ``call()`` holds the breaker's lock for the whole call, which would 
 request to a host. So the adapter only *asks* the breaker before a request (``before``: fail
 fast when open, let exactly one half-open probe through) and *tells* it the result afterwards
 (``record``), which is when pybreaker moves between states and calls its listeners. 5xx answers
-and transport failures count; 404s and other 4xx are successes as far as the host's health goes.
+and transport failures count; 404s and other 4xx are successes as far as the host's health goes;
+a request that never reached the host counts neither way (``release``).
 """
 
 from __future__ import annotations
@@ -124,6 +125,12 @@ class Breakers:
                 raise BreakerOpenError(host, 0.0)
             self._probing.add(host)
         return HALF_OPEN
+
+    def release(self, host: str) -> None:
+        """The request ``before`` let through never reached the host (its rate slot was too
+        far, the run was cancelled): nothing to count, but a probe it held is free again."""
+        with self._lock:
+            self._probing.discard(host)
 
     def record(self, host: str, *, failure: bool) -> None:
         """Tell the breaker how the request went (after ``before``)."""

@@ -151,11 +151,15 @@ class BreakerTransport(httpx.BaseTransport):
         meta["breaker_state"] = self._breakers.before(host)
         try:
             response = self._inner.handle_request(request)
-        except (httpx.TransportError, FetchError) as exc:
-            if isinstance(exc, RateBudgetExceeded):  # nothing was sent
-                self._breakers.record(host, failure=False)
-            else:
-                self._breakers.record(host, failure=True)
+        except httpx.TransportError:
+            self._breakers.record(host, failure=True)
+            raise
+        except BaseException:
+            # oafetch's own refusals before the send (a rate slot too far, robots.txt, a
+            # cancelled run) and anything else that is not the host's answer: no evidence
+            # either way (a half-open probe that was never sent must not close the breaker,
+            # nor a cancelled one open it for another reset timeout)
+            self._breakers.release(host)
             raise
         challenge = response.headers.get("cf-mitigated", "").lower() == "challenge"
         self._breakers.record(host, failure=is_failure(response.status_code, challenge))
