@@ -27,7 +27,9 @@ import statistics
 import tempfile
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # keep every node on loopback
@@ -53,6 +55,15 @@ RATES = {
 NODE = {"num_cpus": 1, "node_ip_address": "127.0.0.1", "object_store_memory": 80 * 1024 * 1024}
 
 
+@dataclass(frozen=True)
+class _Rate:
+    per_second: float
+    text: str
+
+    def __str__(self) -> str:
+        return self.text
+
+
 class SandboxProcess:
     """The sandbox web served by a process of its own (``--sandbox-process``).
 
@@ -72,6 +83,8 @@ class SandboxProcess:
             target=_serve_sandbox, args=(child, works, rates, crawl_delay), daemon=True
         )
         self._process.start()
+        if not self._conn.poll(120):
+            raise SystemExit("the sandbox's process did not start (see its traceback above)")
         self.base_urls, self._policies, self.rates, self.services, self.works = self._conn.recv()
 
     def rate_policies(self) -> dict[str, str]:
@@ -96,14 +109,11 @@ class SandboxProcess:
 def _serve_sandbox(conn: Any, works: int, rates: dict[str, float], crawl_delay: float) -> None:
     corpus = Corpus(seed=7, n_works=works)
     with Sandbox(corpus=corpus, rates=rates, arxiv_crawl_delay=crawl_delay) as sandbox:
+        rates = {s: _Rate(r.per_second, str(r)) for s, r in sandbox.rates.items()}
+        fields = ("identifier", "behaviour", "variant", "expected_obtainable", "expected_sha256")
+        works = [SimpleNamespace(**{f: getattr(w, f) for f in fields}) for w in sandbox.works]
         conn.send(
-            (
-                sandbox.base_urls,
-                sandbox.rate_policies(),
-                sandbox.rates,
-                list(sandbox.services),
-                sandbox.works,
-            )
+            (sandbox.base_urls, sandbox.rate_policies(), rates, list(sandbox.services), works)
         )
         while (command := conn.recv()) != "stop":
             if command == "clear":

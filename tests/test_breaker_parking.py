@@ -106,3 +106,29 @@ def test_works_wait_out_a_slow_probe_without_using_up_their_breaker_waits(
         results = list(dl.run([server.url(f"/s{i}.pdf") for i in range(n)]))
     assert [(r.reason, r.message) for r in results if not r.ok] == []
     assert seen["probe"], "the breaker opened and its probe was slow"
+
+
+def test_a_works_candidates_on_one_host_share_one_breaker_wait() -> None:
+    """A work often has several candidates on one host (the PDF and landing page each source
+    lists): meeting that host's open breaker with all of them is one wait, not one per link
+    (4 links used to spend the work's 3 waits at once and lose it for the run)."""
+    from oafetch.errors import BreakerOpenError
+    from oafetch.resolvers.base import WorkIds
+    from oafetch.works import parse_work
+
+    work = parse_work("doi:10.5555/breaker-wait")
+    start = time.monotonic()
+    state = fallback_state._WorkState(work, WorkIds.of(work), start + 100, 10)
+    for _ in range(4):  # four links on the host, refused together
+        assert state.parked_wait(BreakerOpenError("pub.test", 44.0)) == 44.0
+    assert state.breaker_waits == 1
+    assert 143 < state.deadline - start < 146  # moved once, by the one wait
+    # its probe failed: the breaker reopened, a new opening is a second wait
+    state.breaker_probes["pub.test"] -= 60
+    assert state.parked_wait(BreakerOpenError("pub.test", 60.0)) == 60.0
+    assert state.breaker_waits == 2
+    state.breaker_probes["pub.test"] -= 60
+    assert state.parked_wait(BreakerOpenError("pub.test", 60.0)) == 60.0
+    state.breaker_probes["pub.test"] -= 60
+    assert state.parked_wait(BreakerOpenError("pub.test", 60.0)) is None  # a 4th opening: ends
+    assert state.parked_wait(BreakerOpenError("pub.test", 0.0)) is not None  # a probe in flight

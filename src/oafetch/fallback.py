@@ -482,9 +482,7 @@ class Fallback:
             wait_s = state.parked_wait(exc) if parking or breaker else None
             if wait_s is not None:
                 state.unclaim(candidate.url)
-                if isinstance(exc, BreakerOpenError):
-                    state.breaker_waits += exc.remaining_s > 0
-                else:
+                if not isinstance(exc, BreakerOpenError):  # breaker waits: counted there
                     state.deferrals += 1
                 if isinstance(exc, RateBudgetExceeded) and exc.reserved is not None:
                     # resume just ahead of the slot this work now holds, at the request that

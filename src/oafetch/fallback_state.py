@@ -104,6 +104,8 @@ MAX_BREAKER_WAITS = 3
 # host's queue, and its answer is still to come (it closes the breaker, or reopens it and the
 # next wait counts).
 BREAKER_PROBE_WAIT_S = 2.0
+# Two breaker-open refusals whose probe times differ by less than this are the same opening.
+SAME_OPENING_S = 1.0
 
 # Reasons that mean "not asked" rather than "failed".
 _SOFT = frozenset(
@@ -223,6 +225,8 @@ class _WorkState:
     deferrals: int = 0
     breaker_waits: int = 0  # times it was parked until a host's open breaker lets a probe by
     # (not counting waits for the verdict of a probe in flight)
+    breaker_probes: dict[str, float] = field(default_factory=dict)  # host -> counted probe time
+    breaker_parked_until: float = float("-inf")  # its breaker waits moved the deadline to here
     defer_after_s: float | None = None  # None: wait in place (single fetch), else park
     list_only: bool = False  # ask every source, download nothing
     # ``prefer``: the racing tiers' candidates in version order with their tier, tried one by
@@ -253,10 +257,22 @@ class _WorkState:
         (60 s by default) would otherwise outlast the budget of any work that meets it late.
         """
         if isinstance(exc, BreakerOpenError):
-            if exc.remaining_s > 0 and self.breaker_waits >= MAX_BREAKER_WAITS:
-                return None
+            now = time.monotonic()
+            if exc.remaining_s > 0:
+                # one wait per opening of the host's breaker, however many of the work's
+                # candidates (PDF, landing page, each source's link) are on that host
+                probe_at = now + exc.remaining_s
+                counted = self.breaker_probes.get(exc.host)
+                if counted is None or abs(probe_at - counted) > SAME_OPENING_S:
+                    if self.breaker_waits >= MAX_BREAKER_WAITS:
+                        return None
+                    self.breaker_waits += 1
+                    self.breaker_probes[exc.host] = probe_at
             wait_s = max(exc.remaining_s, BREAKER_PROBE_WAIT_S)  # probe in flight: shortly
-            self.deadline += wait_s
+            # the deadline moves by the time parked, once for waits that overlap
+            until = now + wait_s
+            self.deadline += max(0.0, until - max(now, self.breaker_parked_until))
+            self.breaker_parked_until = max(self.breaker_parked_until, until)
             return wait_s
         if exc.reason in (Reason.RATE_BUDGET, Reason.THROTTLED) and exc.retry_after:
             wait_s = exc.retry_after
