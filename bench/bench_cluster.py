@@ -7,7 +7,7 @@ rate), stored and wrong-bytes counts, the politeness lower bound (max over hosts
 requests it served ÷ its rate) and the cost of one limiter call (a reservation round trip).
 
     .venv/bin/python bench/bench_cluster.py [--works 2000] [--nodes 3] [--shard-size 50]
-        [--rate-scale K] [--engine ray|local]
+        [--rate-scale K] [--engine ray|local] [--log FILE] [--keep DIR] [--sandbox-in-driver]
 
 ``--rate-scale K`` divides every host's and API's rate by K: on a small machine the batch at
 the tests' rates is bound by the CPU, at K = 4 it is bound by politeness, which is what the
@@ -65,7 +65,8 @@ class _Rate:
 
 
 class SandboxProcess:
-    """The sandbox web served by a process of its own (``--sandbox-process``).
+    """The sandbox web served by a process of its own (the default; ``--sandbox-in-driver``
+    serves it from the driver's process).
 
     In the driver's process, the sandbox's request handlers share one interpreter lock with
     the driver's own work (results, shard telemetry appended to the store): a handler held up
@@ -167,9 +168,10 @@ def main() -> None:
     parser.add_argument("--log", type=Path, help="write the sandbox's request log here (JSON)")
     parser.add_argument("--keep", type=Path, help="copy the run's output directory here")
     parser.add_argument(
-        "--sandbox-process",
+        "--sandbox-in-driver",
         action="store_true",
-        help="serve the sandbox from a process of its own (not the driver's)",
+        help="serve the sandbox from the driver's process (earlier figures; its handlers then "
+        "wait for the driver's work, and stamp requests late)",
     )
     args = parser.parse_args()
     rates = {key: _scaled(rate, args.rate_scale) for key, rate in RATES.items()}
@@ -181,13 +183,13 @@ def main() -> None:
         cluster.wait_for_nodes()
         crawl_delay = 0.2 * args.rate_scale
         web: Any = (
-            SandboxProcess(args.works, rates, crawl_delay)
-            if args.sandbox_process
-            else Sandbox(
+            Sandbox(
                 corpus=Corpus(seed=7, n_works=args.works),
                 rates=rates,
                 arxiv_crawl_delay=crawl_delay,
             )
+            if args.sandbox_in_driver
+            else SandboxProcess(args.works, rates, crawl_delay)
         )
         with web as sandbox:
             ids = [w.identifier for w in sandbox.works]

@@ -72,7 +72,7 @@ class _SlowFirstGate(RateLimiter):
         self.gate_stale_s = stale_s
         self.calls = 0
 
-    def gate(self, host: str) -> float:
+    def gate(self, host: str, *, again: bool = False) -> float:
         self.calls += 1
         if self.calls == 1:
             time.sleep(0.2)
@@ -100,8 +100,8 @@ class _StallingGate(RateLimiter):
         super().__init__(lambda _: parse_rate("2/s"), clock=lambda: self.now, jitter_s=jitter_s)
         self.told: list[str] = []
 
-    def gate(self, host: str) -> float:
-        wait = super().gate(host)
+    def gate(self, host: str, *, again: bool = False) -> float:
+        wait = super().gate(host, again=again)
         if wait <= 0:
             self.now = 10.0
             time.sleep(0.05)
@@ -148,3 +148,22 @@ def test_a_late_send_is_told_to_the_service_that_owns_the_host(config: Config) -
     owner = services[service_index(worker.key_for("a.test"), 2)]
     assert told == [(owner, "sent_late")]
     assert worker.gate("a.test") > 0.4  # held from when the service heard of it
+
+
+def test_senders_waiting_for_a_busy_host_get_turns_one_interval_apart() -> None:
+    """Three senders arriving while a 5/s host's slot is taken: each gets its own turn (not
+    all the same wait, to wake together and crowd the gate at every slot); asking again only
+    checks the actual sends; the turns still never let two sends closer than the gate does."""
+    now = [0.0]
+    limiter = RateLimiter(lambda _: parse_rate("5/s"), clock=lambda: now[0])
+    assert limiter.gate("h") == 0.0
+    now[0] = 0.01
+    step = 0.2 + 0.006  # the interval and its margin at 5/s
+    turns = [limiter.gate("h") for _ in range(3)]
+    assert turns == pytest.approx([step - 0.01, 2 * step - 0.01, 3 * step - 0.01])
+    assert limiter.gate("h", again=True) == pytest.approx(step - 0.01)  # no new turn taken
+    now[0] = 0.01 + turns[0]
+    assert limiter.gate("h", again=True) == 0.0  # the first turn: sent
+    now[0] = 0.01 + turns[1] - 0.05  # the second woke early: the actual sends decide
+    assert limiter.gate("h", again=True) == pytest.approx(0.05)
+    assert limiter.gate("other") == 0.0  # another host: its own turns

@@ -77,8 +77,8 @@ class LimiterService:
             kept = None if exc.reserved is None else self._limiter.take(exc.reserved)
             return exc.wait_s, max_wait_s, kept
 
-    def gate(self, host: str) -> float:
-        return self._limiter.gate(host)
+    def gate(self, host: str, again: bool = False) -> float:
+        return self._limiter.gate(host, again=again)
 
     def sent_late(self, host: str) -> None:
         self._limiter.sent_late(host)
@@ -153,8 +153,8 @@ class SharedRateLimiter(RateLimiter):
         reserved = None if slot_in is None else self._local_clock() + float(slot_in)
         raise RateBudgetExceeded(host, float(wait), float(budget), reserved)
 
-    def gate(self, host: str) -> float:
-        return float(self._ask(host, "gate")) if self._enabled else 0.0
+    def gate(self, host: str, *, again: bool = False) -> float:
+        return float(self._ask(host, "gate", again)) if self._enabled else 0.0
 
     def sent_late(self, host: str) -> None:
         if self._enabled:

@@ -89,6 +89,7 @@ class _HostState:
     floor_s: float = 0.0
     last_start: float = float("-inf")
     last_sent: float = float("-inf")
+    next_turn: float = float("-inf")  # the earliest turn the gate may hand a new waiting sender
     paused_until: float = float("-inf")  # a host's Retry-After applies to every request to it
     logs: list[deque[float]] = field(default_factory=list)
     sent_logs: list[deque[float]] = field(default_factory=list)  # actual sends, per window
@@ -194,7 +195,7 @@ class RateLimiter:
         """Seconds until a slot reserved earlier (``RateBudgetExceeded.reserved``) starts."""
         return max(0.0, reserved - self._clock())
 
-    def gate(self, host: str) -> float:
+    def gate(self, host: str, *, again: bool = False) -> float:
         """The final check right before sending: seconds still to wait, or 0 (send now).
 
         A reserved slot may be taken late (the thread woke up late, or waited for a worker
@@ -203,6 +204,12 @@ class RateLimiter:
         for the jitter between here and the server's clock, and keeps every window of the
         policy (``5/s, 12/3s``: never a 13th send within 3 s), not only the shortest. It
         returns the remaining wait, and records the send when it returns 0.
+
+        A sender told to wait on its first question gets a turn of its own: the waits handed
+        out are spaced one interval apart in the order asked, so the senders queued for a busy
+        host wake one per slot, not all at each slot (all asking, and the one that gets it
+        answered behind the crowd: a few ms lost at every slot). Its next questions
+        (``again``) only check the actual sends, as every question does before it sends.
         """
         if not self._enabled:
             return 0.0
@@ -213,15 +220,19 @@ class RateLimiter:
                 return 0.0
             now = self._clock()
             remaining = 0.0
+            step = spacing + spacing_margin(spacing, self._jitter_s) if spacing > 0 else 0.0
             if spacing > 0:
-                margin = spacing_margin(spacing, self._jitter_s)
-                remaining = state.last_sent + spacing + margin - now
+                remaining = state.last_sent + step - now
             for window, sent in zip(state.policy.windows, state.sent_logs, strict=True):
                 if len(sent) >= window.count:
                     margin = window_margin(window.period_s, int(window.count), self._jitter_s)
                     remaining = max(remaining, sent[0] + window.period_s + margin - now)
             if remaining > 0:
-                return remaining
+                if again or step <= 0:
+                    return remaining
+                turn = max(now + remaining, state.next_turn)
+                state.next_turn = turn + step
+                return turn - now
             state.last_sent = now
             for sent in state.sent_logs:
                 sent.append(now)

@@ -267,9 +267,11 @@ class SendGateTransport(httpx.BaseTransport):
     def _gate(self, request: httpx.Request) -> Callable[[], None]:
         """Waits until the host's gate lets the request go; returns what to run once it left."""
         host = request.url.host
+        again = False
         while True:
             asked = time.monotonic()
-            late = self._limiter.gate(host)
+            late = self._limiter.gate(host, again=again)
+            again = True
             if late <= 0:
                 if time.monotonic() - asked <= self._limiter.gate_stale_s:
                     return lambda: self._left(host, asked)
