@@ -167,3 +167,19 @@ def test_senders_waiting_for_a_busy_host_get_turns_one_interval_apart() -> None:
     now[0] = 0.01 + turns[1] - 0.05  # the second woke early: the actual sends decide
     assert limiter.gate("h", again=True) == pytest.approx(0.05)
     assert limiter.gate("other") == 0.0  # another host: its own turns
+
+
+def test_a_send_due_shortly_is_booked_and_the_next_is_spaced_from_its_due_moment() -> None:
+    """Asked 10 ms before its slot, the gate books the send at the slot (the sender sends then
+    without asking again); the next send is spaced from that moment, however late the first
+    sender woke. Asked 50 ms before, nothing is booked: the sender asks again later."""
+    now = [0.0]
+    limiter = RateLimiter(lambda _: parse_rate("5/s"), clock=lambda: now[0])
+    step = 0.2 + 0.006
+    assert limiter.gate("h") == 0.0
+    now[0] = step - 0.05
+    assert limiter.gate("h", again=True) == pytest.approx(0.05)  # not booked
+    now[0] = step - 0.01
+    assert limiter.gate("h", again=True) == pytest.approx(0.01)  # booked at the slot
+    now[0] = step + 0.008  # the sender woke 8 ms late; the next asks right away
+    assert limiter.gate("h", again=True) == pytest.approx(step - 0.008)

@@ -36,6 +36,9 @@ Clock = Callable[[], float]
 #   5 ms + 3 % of the interval (the windows' margin keeps the counts at high rates, where the
 #   whole jitter would slow a host by more than a tenth).
 GATE_JITTER_S = 0.012
+# A send due within this is booked by the gate (see ``RateLimiter.gate``); a sender told to wait
+# longer asks again this much before its wait ends, so its second question books it.
+GATE_BOOK_AHEAD_S = 0.02
 GATE_GAP_TOLERANCE = 0.03
 GATE_MARGIN_MIN_S = 0.002
 GATE_MARGIN_S = 0.005
@@ -119,7 +122,8 @@ class RateLimiter:
     """Reservation-based limiter shared by every thread of a run.
 
     ``gate_stale_s``: a gate answer that took longer than this to come back is asked again
-    (infinite here: this gate answers in-process; a remote one sets it).
+    (infinite here: this gate answers in-process; a remote one sets it). ``book_ahead_s``: a
+    gate answer up to this long is a booked send (see ``gate``).
 
     Args:
         policy_for: the policy for a rate key (host name or group name).
@@ -131,6 +135,7 @@ class RateLimiter:
     """
 
     gate_stale_s = float("inf")
+    book_ahead_s = GATE_BOOK_AHEAD_S
 
     def __init__(
         self,
@@ -205,6 +210,14 @@ class RateLimiter:
         policy (``5/s, 12/3s``: never a 13th send within 3 s), not only the shortest. It
         returns the remaining wait, and records the send when it returns 0.
 
+        A send due within ``book_ahead_s`` is booked: recorded at the moment it is due, the
+        wait returned, and the sender sends once it has waited, without asking again. (Were
+        it told to ask again then, the next send would be spaced from when that second
+        question arrived: every thread's wake-up lateness and round trip added to the host's
+        interval, at every slot. A send that leaves later than the jitter budget after its due
+        moment is told back, ``sent_late``.) A longer wait is not booked: the sender asks
+        again shortly before it ends.
+
         A sender told to wait on its first question gets a turn of its own: the waits handed
         out are spaced one interval apart in the order asked, so the senders queued for a busy
         host wake one per slot, not all at each slot (all asking, and the one that gets it
@@ -227,16 +240,17 @@ class RateLimiter:
                 if len(sent) >= window.count:
                     margin = window_margin(window.period_s, int(window.count), self._jitter_s)
                     remaining = max(remaining, sent[0] + window.period_s + margin - now)
-            if remaining > 0:
+            if remaining > self.book_ahead_s:
                 if again or step <= 0:
                     return remaining
                 turn = max(now + remaining, state.next_turn)
                 state.next_turn = turn + step
                 return turn - now
-            state.last_sent = now
+            due = now + max(0.0, remaining)
+            state.last_sent = due
             for sent in state.sent_logs:
-                sent.append(now)
-            return 0.0
+                sent.append(due)
+            return due - now
 
     def sent_late(self, host: str) -> None:
         """A send the gate allowed left later than its margins absorb (the sender stalled

@@ -267,27 +267,35 @@ class SendGateTransport(httpx.BaseTransport):
     def _gate(self, request: httpx.Request) -> Callable[[], None]:
         """Waits until the host's gate lets the request go; returns what to run once it left."""
         host = request.url.host
+        limiter = self._limiter
         again = False
         while True:
             asked = time.monotonic()
-            late = self._limiter.gate(host, again=again)
+            wait = limiter.gate(host, again=again)
             again = True
-            if late <= 0:
-                if time.monotonic() - asked <= self._limiter.gate_stale_s:
-                    return lambda: self._left(host, asked)
-                # the answer came back late (a remote gate): the send it allowed would reach
-                # the host later than the gate recorded it, so closer to the next one; ask
-                # again (the host is charged one slot more, never a send too close)
-                continue
-            if self._cancel.wait(late):
-                raise FetchError(Reason.CANCELLED, "run interrupted while waiting for a rate slot")
-            meta = meta_of(request)
-            meta["rate_delay_ms"] = meta.get("rate_delay_ms", 0.0) + late * 1000
+            if wait <= limiter.book_ahead_s:  # booked: due in ``wait``
+                if time.monotonic() - asked > limiter.gate_stale_s:
+                    # the answer came back late (a remote gate): the send it booked would
+                    # reach the host later than the gate recorded it, so closer to the next
+                    # one; ask again (the host is charged one slot more, never a send too close)
+                    continue
+                self._sleep(request, wait)
+                return lambda: self._left(host, asked + wait)
+            # not due yet: ask again shortly before the wait ends, to be booked then
+            self._sleep(request, wait - limiter.book_ahead_s / 2)
 
-    def _left(self, host: str, asked: float) -> None:
-        """The request's bytes left: if that was later after the gate's question than its
-        margins absorb (the thread stalled), the gate holds the next sends to now."""
-        if time.monotonic() - asked > self._limiter.jitter_s:
+    def _sleep(self, request: httpx.Request, seconds: float) -> None:
+        if seconds <= 0:
+            return
+        if self._cancel.wait(seconds):
+            raise FetchError(Reason.CANCELLED, "run interrupted while waiting for a rate slot")
+        meta = meta_of(request)
+        meta["rate_delay_ms"] = meta.get("rate_delay_ms", 0.0) + seconds * 1000
+
+    def _left(self, host: str, due: float) -> None:
+        """The request's bytes left: if that was later after the moment the gate booked than
+        its margins absorb (the thread stalled), the gate holds the next sends to now."""
+        if time.monotonic() - due > self._limiter.jitter_s:
             self._limiter.sent_late(host)
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
