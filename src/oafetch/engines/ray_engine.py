@@ -26,7 +26,6 @@ from oafetch.engines.engine import DEFAULT_SHARD_SIZE, ShardEngine
 from oafetch.engines.shards import ADMITTED, Shard, ShardResult, run_shard_stages
 from oafetch.engines.shared_limiter import LimiterService, SharedRateLimiter
 from oafetch.errors import ConfigError
-from oafetch.http.ratelimit import GATE_JITTER_S
 from oafetch.results import DownloadResult
 
 log = logging.getLogger("oafetch")
@@ -39,11 +38,6 @@ LIMITER_CONCURRENCY = 64
 SHARD_RETRIES = 3
 #: CPUs a shard task holds: a CPU runs one shard taking works and the last works of another.
 SHARD_CPUS = 0.5
-#: The jitter budget of the actors' gates: the in-process one. A worker's send that leaves later
-#: than that after its question (an RPC back, a stalled worker) is told to the owning actor,
-#: which holds the host's next sends to then; with neither, a loaded 3-node cluster once put 6
-#: requests within 868 ms into a 5/s host's strict window (bench_politeness).
-RAY_GATE_JITTER_S = GATE_JITTER_S
 
 
 def connect(address: str) -> bool:
@@ -86,11 +80,7 @@ def _run_shard_task(
 ) -> Iterator[str | ShardResult]:
     """A Ray generator task: yields ``ADMITTED`` then the shard's result (always two objects,
     as a retried generator must)."""
-    limiter = (
-        SharedRateLimiter(config, limiters, _call, tell=_tell, jitter_s=RAY_GATE_JITTER_S)
-        if limiters
-        else None
-    )
+    limiter = SharedRateLimiter(config, limiters, _call, tell=_tell) if limiters else None
     yield from run_shard_stages(
         shard,
         config,
@@ -140,9 +130,7 @@ class RayEngine(ShardEngine):
         actor = ray.remote(LimiterService).options(
             num_cpus=0, max_concurrency=LIMITER_CONCURRENCY, scheduling_strategy=here
         )
-        self.limiters: list[Any] = [
-            actor.remote(config, jitter_s=RAY_GATE_JITTER_S) for _ in range(limiters)
-        ]
+        self.limiters: list[Any] = [actor.remote(config) for _ in range(limiters)]
 
     def run(
         self,

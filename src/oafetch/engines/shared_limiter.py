@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from oafetch.config import Config
-from oafetch.http.ratelimit import GATE_JITTER_S, RateBudgetExceeded, RateLimiter
+from oafetch.http.ratelimit import RateBudgetExceeded, RateLimiter
 from oafetch.rates import DEFAULT_RATE_GROUPS
 from oafetch.urls import host_of
 
@@ -41,12 +41,11 @@ class LimiterService:
     """The rate limiter of every host whose key hashes to this service, and the robots.txt
     answers of those hosts (fetched once for the whole run, not once per shard)."""
 
-    def __init__(self, config: Config, *, jitter_s: float = GATE_JITTER_S) -> None:
+    def __init__(self, config: Config) -> None:
         self._limiter = RateLimiter(
             config.rate_policy,
             groups={**DEFAULT_RATE_GROUPS},
             enabled=config.politeness.enabled,
-            jitter_s=jitter_s,
         )
         self._robots_config = config.robots
         self._robots: dict[str, tuple[int | None, str, float]] = {}  # url -> answer, expiry
@@ -109,9 +108,10 @@ class SharedRateLimiter(RateLimiter):
 
     A gate answer slower than ``GATE_STALE_S`` is asked again (see the HTTP transport): the
     service recorded the send when it answered, and a send that leaves much later would reach
-    the host closer to the next one than the service allowed. A send that left later than
-    ``jitter_s`` after its question is told to the service (``tell``: nothing awaited), which
-    then holds the host's next sends to the moment it hears of it.
+    the host closer to the next one than the service allowed. A send that left later than the
+    gate's jitter budget after its due moment is told to the service (``tell``: nothing
+    awaited), which then holds the host's next sends to the moment it hears of it. Services and
+    workers use the same budget as one process: the late-send tells cover what a network adds.
     """
 
     gate_stale_s = GATE_STALE_S
@@ -123,7 +123,6 @@ class SharedRateLimiter(RateLimiter):
         call: Call,
         *,
         tell: Tell | None = None,
-        jitter_s: float = GATE_JITTER_S,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__(
@@ -131,7 +130,6 @@ class SharedRateLimiter(RateLimiter):
             groups={**DEFAULT_RATE_GROUPS},
             enabled=config.politeness.enabled,
             clock=clock,
-            jitter_s=jitter_s,
         )
         self._services = list(services)
         self._call = call

@@ -131,7 +131,8 @@ class RateLimiter:
         enabled: ``False`` makes every reservation immediate (benchmarks, local mirrors).
         clock: monotonic clock (injectable for tests).
         jitter_s: how much closer than the gate let them go two sends may reach the server
-            (the gate's margins cover it); more where the gate answers over a network.
+            (the gate's margins cover it), and how late after its due moment a send may leave
+            before the gate must hear of it (``sent_late``).
     """
 
     gate_stale_s = float("inf")
@@ -156,7 +157,7 @@ class RateLimiter:
 
     @property
     def jitter_s(self) -> float:
-        """How late after the gate's question a send may leave before the gate must hear of it."""
+        """How late after its due moment a send may leave before the gate must hear of it."""
         return self._jitter_s
 
     def key_for(self, host: str) -> str:
@@ -201,14 +202,13 @@ class RateLimiter:
         return max(0.0, reserved - self._clock())
 
     def gate(self, host: str, *, again: bool = False) -> float:
-        """The final check right before sending: seconds still to wait, or 0 (send now).
+        """The final check right before sending: the seconds until the send is due.
 
         A reserved slot may be taken late (the thread woke up late, or waited for a worker
         slot); the next reservation may then be on time, and the two would reach the server
         closer together than the policy allows. The gate spaces *actual* sends, with a margin
         for the jitter between here and the server's clock, and keeps every window of the
-        policy (``5/s, 12/3s``: never a 13th send within 3 s), not only the shortest. It
-        returns the remaining wait, and records the send when it returns 0.
+        policy (``5/s, 12/3s``: never a 13th send within 3 s), not only the shortest.
 
         A send due within ``book_ahead_s`` is booked: recorded at the moment it is due, the
         wait returned, and the sender sends once it has waited, without asking again. (Were
@@ -253,9 +253,9 @@ class RateLimiter:
             return due - now
 
     def sent_late(self, host: str) -> None:
-        """A send the gate allowed left later than its margins absorb (the sender stalled
-        between the answer and its first write): hold the next sends to ``host`` to now, as if
-        it had left now (later than it did: never closer to the next one than the policy)."""
+        """A send the gate booked left later than its margins absorb (the sender woke late, or
+        stalled before its first write): hold the next sends to ``host`` to now, as if it had
+        left now (later than it did: never closer to the next one than the policy)."""
         if not self._enabled:
             return
         with self._lock:
