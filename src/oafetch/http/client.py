@@ -191,7 +191,7 @@ class HttpClient:
         self.robots = RobotsCache(config.robots, self._fetch_robots, cancel=self.cancel)
         self._below_robots = stage
         # tdm = true: TDM reservations (header, the origin's tdmrep.json), after robots.txt
-        self.tdmrep = TdmRepCache(config.robots, self._fetch_robots)
+        self.tdmrep = TdmRepCache(config.robots, self._fetch_robots, cancel=self.cancel)
         if config.download.tdm:
             stage = TdmTransport(stage, self.tdmrep)
         stage = RobotsTransport(stage, self.robots, self.limiter)

@@ -6,10 +6,8 @@
 * ``Crawl-delay`` (not in RFC 9309, but widespread) is reported so the limiter can slow the host.
 
 Applied by the client to landing and artifact fetches only, never to documented API endpoints.
-One thread fetches an origin's robots.txt while the others wait for it. The fetcher may give
-its worker slot back while it waits for a rate slot, so the others must not wait for it holding
-theirs: a thread waiting for an origin's lock gives its worker slot back first (and the wait
-ends when the run is cancelled). See "Locks and slots" in docs/ARCHITECTURE.md.
+One thread fetches an origin's robots.txt while the others wait for it without their worker
+slots (``origin_cache.py``).
 """
 
 from __future__ import annotations
@@ -22,13 +20,10 @@ from urllib.parse import urlsplit
 
 from protego import Protego
 
-from oafetch import waiting
 from oafetch.config import RobotsConfig
-from oafetch.errors import FetchError
-from oafetch.tokens import Reason
+from oafetch.http.origin_cache import OriginCache
 
 MAX_ROBOTS_BYTES = 512 * 1024
-_POLL_S = 0.25  # how often a thread waiting for another's robots.txt fetch looks at cancel
 PRODUCT_TOKEN = "oafetch"
 
 # fetch(robots_url) -> (status, text); status None when the origin could not be reached.
@@ -62,12 +57,9 @@ class RobotsCache:
         cancel: threading.Event | None = None,
     ) -> None:
         self._config = config
-        self._cancel = cancel or threading.Event()
         self._fetch = fetch
         self._clock = clock
-        self._lock = threading.Lock()
-        self._entries: dict[str, _Entry] = {}
-        self._origin_locks: dict[str, threading.Lock] = {}
+        self._entries = OriginCache(self._load, what="robots.txt", clock=clock, cancel=cancel)
 
     @staticmethod
     def origin(url: str) -> str:
@@ -79,46 +71,13 @@ class RobotsCache:
         if not self._config.enabled:
             return RobotsVerdict(True, None, "allow-all")
         origin = self.origin(url)
-        entry = self._entry(origin)
+        entry = self._entries.get(origin)
         if entry.mode == "unreachable":
             return RobotsVerdict(False, None, "unreachable")
         if entry.parser is None:
             return RobotsVerdict(True, None, "allow-all")
         allowed = entry.parser.can_fetch(url, PRODUCT_TOKEN)
         return RobotsVerdict(bool(allowed), entry.crawl_delay_s, "parsed")
-
-    def _entry(self, origin: str) -> _Entry:
-        now = self._clock()
-        with self._lock:
-            entry = self._entries.get(origin)
-            if entry is not None and entry.expires > now:
-                return entry
-            origin_lock = self._origin_locks.setdefault(origin, threading.Lock())
-        self._acquire(origin_lock)
-        try:
-            with self._lock:  # another thread may have fetched it while we waited
-                entry = self._entries.get(origin)
-                if entry is not None and entry.expires > self._clock():
-                    return entry
-            entry = self._load(origin)
-            with self._lock:
-                self._entries[origin] = entry
-            return entry
-        finally:
-            origin_lock.release()
-
-    def _acquire(self, origin_lock: threading.Lock) -> None:
-        """Take ``origin_lock``; while another thread holds it, wait without a worker slot.
-
-        Raises:
-            FetchError: the run was cancelled while waiting (``cancelled``).
-        """
-        if origin_lock.acquire(blocking=False):
-            return
-        with waiting.idle():
-            while not origin_lock.acquire(timeout=_POLL_S):
-                if self._cancel.is_set():
-                    raise FetchError(Reason.CANCELLED, "run interrupted waiting for robots.txt")
 
     def _load(self, origin: str) -> _Entry:
         now = self._clock()

@@ -32,7 +32,8 @@ import httpx
 
 from oafetch.config import RobotsConfig
 from oafetch.errors import FetchError
-from oafetch.http.robots import MAX_ROBOTS_BYTES, RobotsFetcher
+from oafetch.http.origin_cache import OriginCache
+from oafetch.http.robots import MAX_ROBOTS_BYTES, RobotsCache, RobotsFetcher
 from oafetch.http.transports import meta_of
 from oafetch.tokens import Reason, Role
 from oafetch.urls import redact_url
@@ -175,35 +176,16 @@ class TdmRepCache:
         fetch: RobotsFetcher,
         *,
         clock: Callable[[], float] = time.monotonic,
+        cancel: threading.Event | None = None,
     ) -> None:
         self._config = config
         self._fetch = fetch
         self._clock = clock
-        self._lock = threading.Lock()
-        self._entries: dict[str, _Entry] = {}
-        self._origin_locks: dict[str, threading.Lock] = {}
+        self._entries = OriginCache(self._load, what="tdmrep.json", clock=clock, cancel=cancel)
         self.fetches = 0  # how many times a tdmrep.json was asked for
 
     def declaration(self, url: str) -> Declaration:
-        parts = urlsplit(url)
-        origin = f"{parts.scheme.lower()}://{parts.netloc.lower()}"
-        return match(self._rules(origin), url)
-
-    def _rules(self, origin: str) -> list[Rule]:
-        with self._lock:
-            entry = self._entries.get(origin)
-            if entry is not None and entry.expires > self._clock():
-                return entry.rules
-            origin_lock = self._origin_locks.setdefault(origin, threading.Lock())
-        with origin_lock:
-            with self._lock:  # another thread may have fetched it meanwhile
-                entry = self._entries.get(origin)
-                if entry is not None and entry.expires > self._clock():
-                    return entry.rules
-            entry = self._load(origin)
-            with self._lock:
-                self._entries[origin] = entry
-            return entry.rules
+        return match(self._entries.get(RobotsCache.origin(url)).rules, url)
 
     def _load(self, origin: str) -> _Entry:
         self.fetches += 1
