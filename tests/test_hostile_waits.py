@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import threading
-from pathlib import Path
 from typing import Any
 
 from loopback import Loopback, pdf_bytes
@@ -44,57 +43,46 @@ def _run_in_thread(dl: Downloader, ids: list[str]) -> tuple[threading.Thread, li
     return thread, results
 
 
-def test_robots_behind_a_rate_slot_with_api_and_files_on_one_host_does_not_deadlock(
-    server: Loopback, make_config: Any, tmp_path: Path
-) -> None:
+def _run_on_one_host(server: Loopback, make_config: Any, **config: Any) -> list[Any]:
+    """Six works of :func:`_same_host_api_and_files` with two workers at 4/s; fails on a hang."""
     dois = _same_host_api_and_files(server, 6)
-    config = make_config(
-        workers=2,
-        politeness={"enabled": True, "defer_after_s": 5.0},
-        rates={"127.0.0.1": "4/s"},
-        robots={"enabled": True},
-        resolvers={"unpaywall": {"enabled": True, "base_url": server.base, "email": "t@x.test"}},
-        fallback={"tiers": [{"name": "oa", "sources": ["unpaywall"]}]},
+    dl = Downloader(
+        make_config(
+            workers=2,
+            politeness={"enabled": True, "defer_after_s": 5.0},
+            rates={"127.0.0.1": "4/s"},
+            robots={"enabled": True},
+            resolvers={
+                "unpaywall": {"enabled": True, "base_url": server.base, "email": "t@x.test"}
+            },
+            fallback={"tiers": [{"name": "oa", "sources": ["unpaywall"]}]},
+            **config,
+        ),
+        resume=False,
     )
-    dl = Downloader(config, resume=False)
-    try:
-        thread, results = _run_in_thread(dl, dois)
-        thread.join(HANG_S)
-        hung = thread.is_alive()
-    finally:
-        if not hung:
-            dl.close()
-    assert not hung, "workers blocked on the robots lock while its fetcher waited for a slot"
+    thread, results = _run_in_thread(dl, dois)
+    thread.join(HANG_S)
+    assert not thread.is_alive(), "workers blocked on an origin's lock holding their slots"
+    dl.close()
+    return results
+
+
+def test_robots_behind_a_rate_slot_with_api_and_files_on_one_host_does_not_deadlock(
+    server: Loopback, make_config: Any
+) -> None:
+    results = _run_on_one_host(server, make_config)
     assert [r.outcome for r in results].count(Outcome.SUCCESS) == 6
     assert len(server.hits("/robots.txt")) == 1, "one fetch of robots.txt, the rest waited"
 
 
 def test_tdmrep_behind_a_rate_slot_with_api_and_files_on_one_host_does_not_deadlock(
-    server: Loopback, make_config: Any, tmp_path: Path
+    server: Loopback, make_config: Any
 ) -> None:
     """The origin's tdmrep.json is fetched by one thread behind a rate slot while the others
     wait for it: they must wait without their worker slots, as they do for robots.txt."""
-    dois = _same_host_api_and_files(server, 6)
     server.routes["/.well-known/tdmrep.json"] = lambda h: h.reply(
         200, b'[{"location": "/private/", "tdm-reservation": 1}]', "application/json"
     )
-    config = make_config(
-        workers=2,
-        politeness={"enabled": True, "defer_after_s": 5.0},
-        rates={"127.0.0.1": "4/s"},
-        robots={"enabled": True},
-        download={"tdm": True},
-        resolvers={"unpaywall": {"enabled": True, "base_url": server.base, "email": "t@x.test"}},
-        fallback={"tiers": [{"name": "oa", "sources": ["unpaywall"]}]},
-    )
-    dl = Downloader(config, resume=False)
-    try:
-        thread, results = _run_in_thread(dl, dois)
-        thread.join(HANG_S)
-        hung = thread.is_alive()
-    finally:
-        if not hung:
-            dl.close()
-    assert not hung, "workers blocked on the tdmrep.json lock while its fetcher waited for a slot"
+    results = _run_on_one_host(server, make_config, download={"tdm": True})
     assert [r.outcome for r in results].count(Outcome.SUCCESS) == 6
     assert len(server.hits("/.well-known/tdmrep.json")) == 1, "one fetch, the rest waited"
