@@ -182,13 +182,12 @@ class TdmRepCache:
         self._fetch = fetch
         self._clock = clock
         self._entries = OriginCache(self._load, what="tdmrep.json", clock=clock, cancel=cancel)
-        self.fetches = 0  # how many times a tdmrep.json was asked for
 
     def declaration(self, url: str) -> Declaration:
+        """What the origin's ``tdmrep.json`` declares for ``url`` (fetched on first need)."""
         return match(self._entries.get(RobotsCache.origin(url)).rules, url)
 
     def _load(self, origin: str) -> _Entry:
-        self.fetches += 1
         try:
             status, text = self._fetch(origin + WELL_KNOWN)
         except Exception:
