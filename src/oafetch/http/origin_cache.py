@@ -14,12 +14,19 @@ import threading
 import time
 from collections.abc import Callable
 from typing import Generic, Protocol, TypeVar
+from urllib.parse import urlsplit
 
 from oafetch import waiting
 from oafetch.errors import FetchError
 from oafetch.tokens import Reason
 
 _POLL_S = 0.25  # how often a thread waiting for another's fetch looks at the cancel event
+
+
+def origin_of(url: str) -> str:
+    """``scheme://host[:port]`` of ``url``, lower-cased: the key of its origin's files."""
+    parts = urlsplit(url)
+    return f"{parts.scheme.lower()}://{parts.netloc.lower()}"
 
 
 class Expiring(Protocol):

@@ -16,12 +16,11 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 from protego import Protego
 
 from oafetch.config import RobotsConfig
-from oafetch.http.origin_cache import OriginCache
+from oafetch.http.origin_cache import OriginCache, origin_of
 
 MAX_ROBOTS_BYTES = 512 * 1024
 PRODUCT_TOKEN = "oafetch"
@@ -61,17 +60,11 @@ class RobotsCache:
         self._clock = clock
         self._entries = OriginCache(self._load, what="robots.txt", clock=clock, cancel=cancel)
 
-    @staticmethod
-    def origin(url: str) -> str:
-        parts = urlsplit(url)
-        return f"{parts.scheme.lower()}://{parts.netloc.lower()}"
-
     def check(self, url: str) -> RobotsVerdict:
         """The verdict for ``url`` (fetches the origin's robots.txt if not cached)."""
         if not self._config.enabled:
             return RobotsVerdict(True, None, "allow-all")
-        origin = self.origin(url)
-        entry = self._entries.get(origin)
+        entry = self._entries.get(origin_of(url))
         if entry.mode == "unreachable":
             return RobotsVerdict(False, None, "unreachable")
         if entry.parser is None:

@@ -32,8 +32,8 @@ import httpx
 
 from oafetch.config import RobotsConfig
 from oafetch.errors import FetchError
-from oafetch.http.origin_cache import OriginCache
-from oafetch.http.robots import MAX_ROBOTS_BYTES, RobotsCache, RobotsFetcher
+from oafetch.http.origin_cache import OriginCache, origin_of
+from oafetch.http.robots import MAX_ROBOTS_BYTES, RobotsFetcher
 from oafetch.http.transports import meta_of
 from oafetch.tokens import Reason, Role
 from oafetch.urls import redact_url
@@ -185,7 +185,7 @@ class TdmRepCache:
 
     def declaration(self, url: str) -> Declaration:
         """What the origin's ``tdmrep.json`` declares for ``url`` (fetched on first need)."""
-        return match(self._entries.get(RobotsCache.origin(url)).rules, url)
+        return match(self._entries.get(origin_of(url)).rules, url)
 
     def _load(self, origin: str) -> _Entry:
         try:
